@@ -1,0 +1,69 @@
+# The two commands a newcomer needs: `make run` and `make test` (see README).
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+PORT   ?= 8000
+PG_TEST_URL ?= postgres://postgres@127.0.0.1:5432/test
+PYTEST_ARGS ?=
+
+.PHONY: install dev-install browser run migrate test lint typecheck test-sqlite test-postgres lock clean bench
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+$(VENV)/.installed: $(BIN)/python pyproject.toml sdk/pyproject.toml constraints.txt
+	$(BIN)/pip install --quiet -c constraints.txt -e ./sdk -e .
+	touch $@
+
+$(VENV)/.dev-installed: $(VENV)/.installed
+	$(BIN)/pip install --quiet -c constraints.txt -e ./sdk -e ".[dev]"
+	touch $@
+
+install: $(VENV)/.installed
+dev-install: $(VENV)/.dev-installed
+
+# Playwright drives Debian's Chromium; no browser is ever downloaded.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+		echo "Installing Debian's chromium for the admin browser tests"; \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null; }
+
+migrate: install
+	DEBUG=$${DEBUG:-1} $(BIN)/python manage.py migrate --noinput
+
+# Serves on SQLite by default with gunicorn; honours PORT, DATABASE_URL, REDIS_URL, JWT_SECRET.
+run: install
+	DEBUG=$${DEBUG:-1} $(BIN)/python manage.py migrate --noinput
+	DEBUG=$${DEBUG:-1} $(BIN)/python manage.py seed --if-empty
+	DEBUG=$${DEBUG:-1} $(BIN)/python manage.py collectstatic --noinput --verbosity 0
+	DEBUG=$${DEBUG:-1} PORT=$(PORT) $(BIN)/gunicorn -c gunicorn.conf.py flagsvc.wsgi
+
+lint: dev-install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
+
+typecheck: dev-install
+	DEBUG=1 $(BIN)/mypy flagsvc tenancy flags segments audit evaluation sdk/flagsvc_sdk
+
+test-sqlite: dev-install browser
+	DEBUG=0 JWT_SECRET=test-only-jwt-secret-of-at-least-32-bytes SECRET_KEY=test-only-secret-key DATABASE_URL= $(BIN)/pytest $(PYTEST_ARGS)
+
+test-postgres: dev-install browser
+	@$(BIN)/python scripts/require_postgres.py "$(PG_TEST_URL)"
+	DEBUG=0 JWT_SECRET=test-only-jwt-secret-of-at-least-32-bytes SECRET_KEY=test-only-secret-key DATABASE_URL=$(PG_TEST_URL) $(BIN)/pytest -p no:cacheprovider $(PYTEST_ARGS) tests
+
+test: lint typecheck test-sqlite test-postgres
+
+bench: dev-install
+	$(BIN)/python benchmarks/run_all.py
+
+# Re-pin every dependency after changing pyproject.toml (commit constraints.txt).
+lock: $(BIN)/python
+	$(BIN)/pip install --quiet -e ./sdk -e ".[dev]"
+	$(BIN)/pip freeze --exclude-editable | grep -v '^-e' > constraints.txt
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache staticfiles

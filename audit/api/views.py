@@ -1,0 +1,84 @@
+"""`GET /v1/audit` (api.md, Audit). There is no route that edits or deletes an entry."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from django.utils.dateparse import parse_date, parse_datetime
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import serializers
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from audit.models import AuditAction
+from audit.selectors import audit_document, audit_list
+from flagsvc.errors import Invalid
+from flagsvc.pagination import LimitOffsetPage
+from tenancy.api.base import TenantAPIView
+from tenancy.api.helpers import choice_param, text_param
+
+ENTITIES = ("flag", "segment")
+
+
+class AuditEntrySerializer(serializers.Serializer[Any]):
+    id = serializers.IntegerField()
+    ts = serializers.DateTimeField()
+    actor = serializers.CharField()
+    entity = serializers.CharField()
+    entity_key = serializers.CharField()
+    action = serializers.ChoiceField(AuditAction.values)
+    version = serializers.IntegerField(allow_null=True)
+    before = serializers.JSONField(allow_null=True)
+    after = serializers.JSONField(allow_null=True)
+    diff = serializers.JSONField()
+    request_id = serializers.CharField(allow_null=True)
+
+
+def _time_param(request: Request, name: str) -> datetime | None:
+    raw = request.query_params.get(name)
+    if not raw:
+        return None
+    value = parse_datetime(raw.replace(" ", "+"))
+    if value is None:
+        day = parse_date(raw)
+        value = datetime(day.year, day.month, day.day) if day else None
+    if value is None:
+        raise Invalid({name: ["Use an ISO 8601 timestamp, e.g. 2026-11-22T10:00:00Z."]})
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+class AuditListView(TenantAPIView):
+    scope = "audit:read"
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("entity", str, enum=list(ENTITIES)),
+            OpenApiParameter("entity_key", str),
+            OpenApiParameter("flag_key", str, description="alias of entity_key for entity=flag"),
+            OpenApiParameter("actor", str, description="client:<client_id> or user:<username>"),
+            OpenApiParameter("action", str, enum=list(AuditAction.values)),
+            OpenApiParameter("since", str, description="ISO 8601, inclusive"),
+            OpenApiParameter("until", str, description="ISO 8601, exclusive"),
+        ],
+        responses={200: AuditEntrySerializer(many=True)},
+    )
+    def get(self, request: Request) -> Response:
+        entity = choice_param(request, "entity", ENTITIES)
+        entity_key = text_param(request, "entity_key")
+        flag_key = text_param(request, "flag_key")
+        if flag_key:
+            entity = entity or "flag"
+            entity_key = flag_key
+        qs = audit_list(
+            tenant=self.tenant,
+            entity=entity,
+            entity_key=entity_key,
+            actor=text_param(request, "actor"),
+            action=choice_param(request, "action", tuple(AuditAction.values)),
+            since=_time_param(request, "since"),
+            until=_time_param(request, "until"),
+        )
+        paginator = LimitOffsetPage()
+        page = paginator.paginate_queryset(qs, request, view=self) or []
+        return paginator.get_paginated_response([audit_document(entry) for entry in page])

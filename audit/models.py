@@ -1,0 +1,139 @@
+"""The append-only audit log, the change-event outbox, and the base class of every audited model."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, NoReturn
+
+from django.db import models, transaction
+
+from tenancy.models import Tenant
+from tenancy.scoping import TenantScopedManager
+
+
+class BulkWriteRefused(TypeError):
+    """Bulk queryset writes skip model signals, so they would skip the audit log."""
+
+
+class AuditedQuerySet(models.QuerySet[Any]):
+    def update(self, **kwargs: Any) -> NoReturn:
+        raise BulkWriteRefused(
+            f"{self.model.__name__}: bulk update() would skip the audit log; use the write services."
+        )
+
+    def delete(self) -> NoReturn:
+        raise BulkWriteRefused(
+            f"{self.model.__name__}: bulk delete() would skip the audit log; use the write services."
+        )
+
+    delete.queryset_only = True  # type: ignore[attr-defined]
+
+
+class AuditedModel(models.Model):
+    """A tenant-owned entity whose every save and delete writes one audit entry in the same transaction.
+
+    Subclasses name their `audit_entity` and render the API document in `to_document()`. A save of
+    an existing row is a new version: `version` goes up by one on every save, whatever the caller.
+    """
+
+    audit_entity: ClassVar[str]
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.PROTECT)
+    key = models.CharField(max_length=128)
+    version = models.PositiveIntegerField(default=1, editable=False)
+
+    class Meta:
+        abstract = True
+
+    def to_document(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        if not self._state.adding:
+            self.version += 1
+        with transaction.atomic():
+            super().save(*args, **kwargs)
+
+    def delete(self, *args: Any, **kwargs: Any) -> tuple[int, dict[str, int]]:
+        with transaction.atomic():
+            return super().delete(*args, **kwargs)
+
+
+class AuditAction(models.TextChoices):
+    CREATE = "create"
+    UPDATE = "update"
+    ARCHIVE = "archive"
+    RESTORE = "restore"
+    ROLLBACK = "rollback"
+    DELETE = "delete"
+
+
+class AuditEntryQuerySet(models.QuerySet[Any]):
+    def update(self, **kwargs: Any) -> NoReturn:
+        raise BulkWriteRefused("Audit entries are append-only.")
+
+    def delete(self) -> NoReturn:
+        raise BulkWriteRefused("Audit entries are append-only.")
+
+
+class AuditEntry(models.Model):
+    """One change to one entity. Rows are never updated or deleted (a PostgreSQL trigger enforces it).
+
+    `seq`, `prev_hash` and `entry_hash` chain each tenant's entries so that an edit behind the app's
+    back is detectable (`manage.py verify_audit`).
+    """
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.PROTECT, related_name="+")
+    seq = models.PositiveBigIntegerField()
+    ts = models.DateTimeField()
+    actor = models.CharField(max_length=200)
+    entity = models.CharField(max_length=32)
+    entity_key = models.CharField(max_length=128)
+    action = models.CharField(max_length=16, choices=AuditAction.choices)
+    version = models.PositiveIntegerField(null=True)
+    before = models.JSONField(null=True)
+    after = models.JSONField(null=True)
+    diff = models.JSONField(default=dict)
+    request_id = models.CharField(max_length=128, null=True, blank=True)
+    prev_hash = models.CharField(max_length=64)
+    entry_hash = models.CharField(max_length=64)
+
+    objects = TenantScopedManager(AuditEntryQuerySet)
+    all_tenants = models.Manager()
+
+    class Meta:
+        verbose_name_plural = "audit entries"
+        ordering = ["-ts", "-seq"]
+        constraints = [models.UniqueConstraint(fields=["tenant", "seq"], name="audit_tenant_seq_unique")]
+        indexes = [
+            models.Index(fields=["tenant", "ts"], name="audit_tenant_ts_idx"),
+            models.Index(fields=["tenant", "entity", "entity_key"], name="audit_tenant_entity_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.actor} {self.action} {self.entity} {self.entity_key} v{self.version}"
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        if not self._state.adding:
+            raise BulkWriteRefused("Audit entries are append-only.")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args: Any, **kwargs: Any) -> NoReturn:
+        raise BulkWriteRefused("Audit entries are append-only.")
+
+
+class ChangeEvent(models.Model):
+    """The outbox of change events, written with the audit entry; published by a later worker."""
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.PROTECT, related_name="+")
+    ts = models.DateTimeField()
+    entity = models.CharField(max_length=32)
+    entity_key = models.CharField(max_length=128)
+    action = models.CharField(max_length=16, choices=AuditAction.choices)
+    version = models.PositiveIntegerField(null=True)
+    audit_entry = models.OneToOneField(AuditEntry, on_delete=models.PROTECT, related_name="+")
+
+    objects = TenantScopedManager()
+    all_tenants = models.Manager()
+
+    class Meta:
+        indexes = [models.Index(fields=["tenant", "id"], name="event_tenant_id_idx")]

@@ -1,0 +1,104 @@
+"""Every save or delete of an audited model writes one audit entry and one change event.
+
+These receivers run inside the transaction of the change (AuditedModel.save/delete open one), so
+the entity, its audit entry and its event commit or roll back together, whatever the write path.
+The actor and request id come from `flagsvc.context`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db.models.signals import post_delete, post_save, pre_save
+from django.dispatch import receiver
+from django.utils import timezone
+
+from audit.chain import GENESIS, entry_content, entry_hash
+from audit.diff import document_diff
+from audit.models import AuditAction, AuditedModel, AuditEntry, ChangeEvent
+from flagsvc import context
+from tenancy.models import Tenant
+
+ACTION_HINT = "_audit_action"
+BEFORE = "_audit_before"
+
+
+def set_audit_action(instance: AuditedModel, action: str) -> None:
+    """Services name actions that cannot be inferred from the row alone (rollback)."""
+    setattr(instance, ACTION_HINT, action)
+
+
+@receiver(pre_save, dispatch_uid="audit_remember_before")
+def remember_before(sender: type[Any], instance: Any, **kwargs: Any) -> None:
+    if not isinstance(instance, AuditedModel) or instance._state.adding:
+        return
+    if BEFORE not in instance.__dict__:
+        stored = type(instance)._base_manager.filter(pk=instance.pk).first()
+        instance.__dict__[BEFORE] = stored.to_document() if stored is not None else None
+
+
+@receiver(post_save, dispatch_uid="audit_write_on_save")
+def write_on_save(sender: type[Any], instance: Any, created: bool, **kwargs: Any) -> None:
+    if not isinstance(instance, AuditedModel) or kwargs.get("raw"):
+        return
+    before = None if created else instance.__dict__.pop(BEFORE, None)
+    after = instance.to_document()
+    action = instance.__dict__.pop(ACTION_HINT, None) or _infer_action(created, before, after)
+    _append(instance, action, before, after)
+
+
+@receiver(post_delete, dispatch_uid="audit_write_on_delete")
+def write_on_delete(sender: type[Any], instance: Any, **kwargs: Any) -> None:
+    if not isinstance(instance, AuditedModel):
+        return
+    _append(instance, AuditAction.DELETE, instance.to_document(), None)
+
+
+def _infer_action(created: bool, before: dict[str, Any] | None, after: dict[str, Any]) -> str:
+    if created:
+        return AuditAction.CREATE
+    was_archived = bool(before and before.get("archived_at"))
+    is_archived = bool(after.get("archived_at"))
+    if is_archived and not was_archived:
+        return AuditAction.ARCHIVE
+    if was_archived and not is_archived:
+        return AuditAction.RESTORE
+    return AuditAction.UPDATE
+
+
+def _append(instance: AuditedModel, action: str, before: dict[str, Any] | None, after: dict[str, Any] | None) -> None:
+    # The tenant row lock serialises the chain: one appender at a time per tenant.
+    Tenant.objects.select_for_update().filter(pk=instance.tenant_id).values_list("pk", flat=True).first()
+    last = (
+        AuditEntry.objects.for_tenant(instance.tenant_id)
+        .order_by("-seq")
+        .values_list("seq", "entry_hash")
+        .first()
+    )
+    seq, prev_hash = (last[0] + 1, last[1]) if last else (1, GENESIS)
+    entry = AuditEntry(
+        tenant_id=instance.tenant_id,
+        seq=seq,
+        ts=timezone.now(),
+        actor=context.actor(),
+        entity=instance.audit_entity,
+        entity_key=instance.key,
+        action=action,
+        version=instance.version,
+        before=before,
+        after=after,
+        diff=document_diff(before, after),
+        request_id=context.request_id(),
+        prev_hash=prev_hash,
+    )
+    entry.entry_hash = entry_hash(prev_hash, entry_content(entry))
+    entry.save()
+    ChangeEvent.objects.for_tenant(instance.tenant_id).create(
+        tenant_id=instance.tenant_id,
+        ts=entry.ts,
+        entity=entry.entity,
+        entity_key=entry.entity_key,
+        action=action,
+        version=entry.version,
+        audit_entry=entry,
+    )

@@ -1,0 +1,85 @@
+"""`/v1/evaluate`, `/v1/evaluate/bulk`, `/v1/evaluate/preview` (api.md, Evaluation)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from evaluation import services
+from tenancy.api.base import TenantAPIView
+from tenancy.api.helpers import json_object
+
+
+class UserSerializer(serializers.Serializer[Any]):
+    id = serializers.CharField()
+    attributes = serializers.DictField(required=False)
+
+
+class EvaluateRequestSerializer(serializers.Serializer[Any]):
+    flag_key = serializers.CharField()
+    user = UserSerializer()
+
+
+class EvaluationSerializer(serializers.Serializer[Any]):
+    flag_key = serializers.CharField()
+    variant = serializers.CharField(allow_null=True)
+    value = serializers.JSONField(allow_null=True)
+    reason = serializers.ChoiceField(
+        ["OFF", "PREREQUISITE_FAILED", "TARGET_MATCH", "RULE_MATCH", "DEFAULT", "PERCENTAGE_ROLLOUT", "ERROR"]
+    )
+    rule_id = serializers.CharField(allow_null=True)
+    details = serializers.DictField()
+
+
+class BulkRequestSerializer(serializers.Serializer[Any]):
+    user = UserSerializer()
+    flag_keys = serializers.ListField(child=serializers.CharField(), required=False)
+
+
+class BulkResponseSerializer(serializers.Serializer[Any]):
+    flags = serializers.DictField(child=EvaluationSerializer())
+    ruleset_version = serializers.CharField()
+
+
+class PreviewRequestSerializer(serializers.Serializer[Any]):
+    flag_key = serializers.CharField(required=False)
+    user = UserSerializer(required=False)
+    users = UserSerializer(many=True, required=False, help_text="up to 1,000")
+    flag = serializers.JSONField(required=False, help_text="an unsaved flag definition to dry-run")
+
+
+class PreviewResponseSerializer(serializers.Serializer[Any]):
+    results = serializers.ListField(child=serializers.DictField())
+    summary = serializers.DictField()
+
+
+class EvaluateView(TenantAPIView):
+    scope = "evaluate"
+
+    @extend_schema(request=EvaluateRequestSerializer, responses={200: EvaluationSerializer})
+    def post(self, request: Request) -> Response:
+        body = json_object(request)
+        return Response(services.evaluate_one(tenant=self.tenant, flag_key=body.get("flag_key"), user=body.get("user")))
+
+
+class EvaluateBulkView(TenantAPIView):
+    scope = "evaluate"
+
+    @extend_schema(request=BulkRequestSerializer, responses={200: BulkResponseSerializer})
+    def post(self, request: Request) -> Response:
+        body = json_object(request)
+        return Response(
+            services.evaluate_bulk(tenant=self.tenant, user=body.get("user"), flag_keys=body.get("flag_keys"))
+        )
+
+
+class EvaluatePreviewView(TenantAPIView):
+    scope = "flags:read"
+
+    @extend_schema(request=PreviewRequestSerializer, responses={200: PreviewResponseSerializer})
+    def post(self, request: Request) -> Response:
+        return Response(services.preview(tenant=self.tenant, body=json_object(request)))

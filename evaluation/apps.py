@@ -1,0 +1,9 @@
+from django.apps import AppConfig
+
+
+class EvaluationConfig(AppConfig):
+    name = "evaluation"
+    verbose_name = "Evaluation"
+
+    def ready(self) -> None:
+        from evaluation import receivers  # noqa: F401

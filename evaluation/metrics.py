@@ -1,0 +1,24 @@
+"""Our own Prometheus series. No label may grow without bound: no user ids, flag keys or raw paths."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+EVALUATIONS = Counter("flagsvc_evaluations_total", "Flag evaluations by reason", ["reason"])
+EVALUATION_LATENCY = Histogram(
+    "flagsvc_evaluation_seconds",
+    "Time spent in the engine per evaluation request (excluding HTTP)",
+    ["route"],
+    buckets=(0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05),
+)
+CACHE_HITS = Counter("flagsvc_ruleset_cache_hits_total", "Evaluations answered from a compiled ruleset in memory")
+CACHE_MISSES = Counter("flagsvc_ruleset_cache_misses_total", "Ruleset lookups that had to compile")
+CACHE_STALE_SERVES = Counter(
+    "flagsvc_ruleset_cache_stale_total", "Lookups served from the last compiled ruleset because the store was down"
+)
+COMPILE_SECONDS = Histogram(
+    "flagsvc_ruleset_compile_seconds",
+    "Time to load and compile one tenant's ruleset",
+    buckets=(0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+LIVE_FLAGS = Gauge("flagsvc_live_flags", "Live (non-archived) flags in the last compiled ruleset", ["tenant"])

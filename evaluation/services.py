@@ -1,0 +1,134 @@
+"""Evaluation use cases: one flag, many flags, and the preview with traces and a change summary."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any
+
+from flagsvc_sdk.engine import (
+    CompiledRuleset,
+    ValidationFailed,
+    evaluate,
+    evaluate_many,
+    validate_flag,
+    validate_user,
+)
+
+from evaluation import metrics
+from evaluation.cache import RULESETS
+from flags.selectors import flag_get, live_flag_contents
+from flagsvc.errors import FlagNotFound, Invalid
+from segments.selectors import segment_keys
+from tenancy.models import Tenant
+
+MAX_PREVIEW_USERS = 1000
+MAX_BULK_KEYS = 1000
+
+
+def _user(raw: Any, path: str = "user") -> dict[str, Any]:
+    try:
+        return validate_user(raw)
+    except ValidationFailed as exc:
+        raise Invalid({path + key.removeprefix("user"): msgs for key, msgs in exc.fields.items()}) from None
+
+
+def evaluate_one(*, tenant: Tenant, flag_key: Any, user: Any) -> dict[str, Any]:
+    if not isinstance(flag_key, str) or not flag_key:
+        raise Invalid({"flag_key": ["Name the flag to evaluate."]})
+    valid_user = _user(user)
+    ruleset = RULESETS.get(tenant)
+    started = time.perf_counter()
+    result = evaluate(ruleset, flag_key, valid_user)
+    metrics.EVALUATION_LATENCY.labels(route="evaluate").observe(time.perf_counter() - started)
+    if result.error_code == "FLAG_NOT_FOUND":
+        raise FlagNotFound(f"No live flag {flag_key!r} in this tenant.", details={"flag_key": flag_key})
+    metrics.EVALUATIONS.labels(reason=result.reason).inc()
+    return result.to_dict()
+
+
+def evaluate_bulk(*, tenant: Tenant, user: Any, flag_keys: Any = None) -> dict[str, Any]:
+    if flag_keys is not None:
+        if not isinstance(flag_keys, list) or not all(isinstance(k, str) for k in flag_keys):
+            raise Invalid({"flag_keys": ["A list of flag keys (strings)."]})
+        if len(flag_keys) > MAX_BULK_KEYS:
+            raise Invalid({"flag_keys": [f"At most {MAX_BULK_KEYS} keys per request."]})
+    valid_user = _user(user)
+    ruleset = RULESETS.get(tenant)
+    started = time.perf_counter()
+    results = evaluate_many(ruleset, valid_user, flag_keys)
+    metrics.EVALUATION_LATENCY.labels(route="bulk").observe(time.perf_counter() - started)
+    flags: dict[str, Any] = {}
+    for key, result in results.items():
+        metrics.EVALUATIONS.labels(reason=result.reason).inc()
+        body = result.to_dict()
+        body.pop("flag_key", None)
+        flags[key] = body
+    return {"flags": flags, "ruleset_version": ruleset.version}
+
+
+@dataclass(frozen=True)
+class PreviewRequest:
+    flag_key: str
+    users: list[dict[str, Any]]
+    draft: dict[str, Any] | None
+
+
+def _preview_request(body: dict[str, Any]) -> PreviewRequest:
+    draft = body.get("flag")
+    if draft is not None and not isinstance(draft, dict):
+        raise Invalid({"flag": ["An unsaved flag definition (a JSON object), or leave it out."]})
+    flag_key = body.get("flag_key") or (draft or {}).get("key")
+    if not isinstance(flag_key, str) or not flag_key:
+        raise Invalid({"flag_key": ["Name the flag (flag_key), or send an unsaved definition in `flag`."]})
+    raw_users: list[Any] = []
+    if body.get("user") is not None:
+        raw_users.append(body["user"])
+    if body.get("users") is not None:
+        if not isinstance(body["users"], list):
+            raise Invalid({"users": ["A list of users."]})
+        raw_users.extend(body["users"])
+    if not raw_users:
+        raise Invalid({"user": ["Send a user, or a list of users (up to 1,000)."]})
+    if len(raw_users) > MAX_PREVIEW_USERS:
+        raise Invalid({"users": [f"At most {MAX_PREVIEW_USERS} users per preview; got {len(raw_users)}."]})
+    has_single = body.get("user") is not None
+    users = [
+        _user(raw, "user" if has_single and i == 0 else f"users[{i - (1 if has_single else 0)}]")
+        for i, raw in enumerate(raw_users)
+    ]
+    return PreviewRequest(flag_key=flag_key, users=users, draft=draft)
+
+
+def preview(*, tenant: Tenant, body: dict[str, Any]) -> dict[str, Any]:
+    """Traces for each user; with a draft, counts of variants and how many users it would move."""
+    request = _preview_request(body)
+    stored_ruleset = RULESETS.get(tenant)
+    stored = flag_get(tenant=tenant, key=request.flag_key)
+    ruleset: CompiledRuleset = stored_ruleset
+    if request.draft is not None:
+        draft = {k: v for k, v in request.draft.items() if k not in ("version", "created_at", "updated_at", "archived_at")}
+        draft.setdefault("key", request.flag_key)
+        if draft["key"] != request.flag_key:
+            raise Invalid({"flag.key": ["Must equal flag_key."]})
+        live = {k: v for k, v in live_flag_contents(tenant=tenant).items() if k != request.flag_key}
+        valid = validate_flag(draft, segment_keys=segment_keys(tenant=tenant), live_flags=live)
+        ruleset = stored_ruleset.with_flag({**valid, "version": (stored.version + 1) if stored else 1})
+    elif stored is None:
+        raise FlagNotFound(f"No live flag {request.flag_key!r} in this tenant.")
+    results = []
+    variants: Counter[str] = Counter()
+    changed = 0
+    compare = request.draft is not None and stored is not None
+    for user in request.users:
+        result = evaluate(ruleset, request.flag_key, user, trace=True)
+        document = {"user_id": user["id"], **result.to_dict()}
+        results.append(document)
+        variants[str(result.variant)] += 1
+        if compare and evaluate(stored_ruleset, request.flag_key, user).variant != result.variant:
+            changed += 1
+    summary: dict[str, Any] = {"variants": dict(variants)}
+    if compare:
+        summary["changed"] = changed
+    return {"results": results, "summary": summary}

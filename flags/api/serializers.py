@@ -1,0 +1,53 @@
+"""Serializers that document the flag shapes in the OpenAPI schema.
+
+Domain validation is the engine's (`flagsvc_sdk.engine.validate_flag`), so these describe, they do
+not decide: the server and the SDK share one definition of a valid flag.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rest_framework import serializers
+
+
+class VariantSerializer(serializers.Serializer[Any]):
+    key = serializers.CharField()
+    value = serializers.JSONField()
+    weight = serializers.FloatField(required=False)
+
+
+class FlagSerializer(serializers.Serializer[Any]):
+    key = serializers.RegexField(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+    name = serializers.CharField(required=False)
+    description = serializers.CharField(required=False)
+    type = serializers.ChoiceField(["boolean", "string", "number", "json"], required=False)
+    state = serializers.ChoiceField(["on", "off"], required=False)
+    variants = VariantSerializer(many=True, required=False)
+    off_variant = serializers.CharField(required=False)
+    targets = serializers.JSONField(required=False)
+    rules = serializers.JSONField(required=False, help_text="ordered rules, see rules.md")
+    default = serializers.JSONField(required=False, allow_null=True)
+    prerequisites = serializers.JSONField(required=False)
+    bucket_by = serializers.CharField(required=False)
+    tags = serializers.ListField(child=serializers.CharField(), required=False)
+    version = serializers.IntegerField(read_only=True)
+    created_at = serializers.DateTimeField(read_only=True)
+    updated_at = serializers.DateTimeField(read_only=True)
+    archived_at = serializers.DateTimeField(read_only=True, allow_null=True)
+
+
+class FlagVersionSerializer(serializers.Serializer[Any]):
+    version = serializers.IntegerField()
+    created_at = serializers.DateTimeField()
+    actor = serializers.CharField()
+    flag = FlagSerializer()
+
+
+class RollbackSerializer(serializers.Serializer[Any]):
+    version = serializers.IntegerField(min_value=1)
+
+
+class ErrorSerializer(serializers.Serializer[Any]):
+    error = serializers.JSONField(help_text='{"code", "message", "details"}')
+    request_id = serializers.CharField()

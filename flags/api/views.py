@@ -1,0 +1,160 @@
+"""`/v1/flags` (api.md, Flags). Thin: parse → service or selector → document."""
+
+from __future__ import annotations
+
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import status
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from flags import selectors, services
+from flags.api.serializers import FlagSerializer, FlagVersionSerializer, RollbackSerializer
+from flags.models import Flag, FlagState, FlagType, FlagVersion
+from flagsvc.errors import FlagNotFound, Invalid
+from flagsvc.timefmt import iso
+from flagsvc.pagination import LimitOffsetPage
+from tenancy.api.base import TenantAPIView
+from tenancy.api.helpers import (
+    WriteRateThrottle,
+    bool_param,
+    choice_param,
+    etag,
+    expected_version,
+    idempotent,
+    json_object,
+    parse_version,
+    text_param,
+)
+
+
+def _flag_response(flag: Flag, status_code: int = status.HTTP_200_OK) -> Response:
+    return Response(flag.to_document(), status=status_code, headers={"ETag": etag(flag.version)})
+
+
+class FlagCollectionView(TenantAPIView):
+    read_scope = "flags:read"
+    write_scope = "flags:write"
+    throttle_classes = (WriteRateThrottle,)
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("state", str, enum=["on", "off"]),
+            OpenApiParameter("tag", str),
+            OpenApiParameter("type", str, enum=list(FlagType.values)),
+            OpenApiParameter("key_prefix", str),
+            OpenApiParameter("q", str, description="key, name or description contains"),
+            OpenApiParameter("include_archived", bool),
+            OpenApiParameter("limit", int),
+            OpenApiParameter("offset", int),
+        ],
+        responses={200: FlagSerializer(many=True)},
+    )
+    def get(self, request: Request) -> Response:
+        qs = selectors.flag_list(
+            tenant=self.tenant,
+            state=choice_param(request, "state", tuple(FlagState.values)),
+            tag=text_param(request, "tag"),
+            type=choice_param(request, "type", tuple(FlagType.values)),
+            key_prefix=text_param(request, "key_prefix"),
+            q=text_param(request, "q"),
+            include_archived=bool_param(request, "include_archived"),
+        )
+        paginator = LimitOffsetPage()
+        page = paginator.paginate_queryset(qs, request, view=self) or []
+        return paginator.get_paginated_response([flag.to_document() for flag in page])
+
+    @extend_schema(request=FlagSerializer, responses={201: FlagSerializer, 200: FlagSerializer})
+    def post(self, request: Request) -> Response:
+        def create() -> Response:
+            flag, created = services.flag_create(tenant=self.tenant, actor=self.actor, data=json_object(request))
+            response = _flag_response(flag, status.HTTP_201_CREATED if created else status.HTTP_200_OK)
+            response["Location"] = f"/v1/flags/{flag.key}"
+            return response
+
+        return idempotent(request, self.tenant, self.principal, create)
+
+
+class FlagDetailView(TenantAPIView):
+    read_scope = "flags:read"
+    write_scope = "flags:write"
+    throttle_classes = (WriteRateThrottle,)
+
+    @extend_schema(parameters=[OpenApiParameter("include_archived", bool)], responses={200: FlagSerializer})
+    def get(self, request: Request, key: str) -> Response:
+        flag = selectors.flag_get(tenant=self.tenant, key=key, include_archived=bool_param(request, "include_archived"))
+        if flag is None:
+            raise FlagNotFound(f"No flag {key!r} in this tenant.")
+        if request.META.get("HTTP_IF_NONE_MATCH", "").strip() == etag(flag.version):
+            return Response(status=status.HTTP_304_NOT_MODIFIED, headers={"ETag": etag(flag.version)})
+        return _flag_response(flag)
+
+    @extend_schema(request=FlagSerializer, responses={200: FlagSerializer})
+    def put(self, request: Request, key: str) -> Response:
+        return self._update(request, key, partial=False)
+
+    @extend_schema(request=FlagSerializer, responses={200: FlagSerializer})
+    def patch(self, request: Request, key: str) -> Response:
+        return self._update(request, key, partial=True)
+
+    def _update(self, request: Request, key: str, *, partial: bool) -> Response:
+        body = json_object(request)
+        flag = services.flag_update(
+            tenant=self.tenant,
+            key=key,
+            data=body,
+            actor=self.actor,
+            expected_version=expected_version(request, body),
+            partial=partial,
+        )
+        return _flag_response(flag)
+
+    @extend_schema(responses={204: None})
+    def delete(self, request: Request, key: str) -> Response:
+        services.flag_archive(
+            tenant=self.tenant, key=key, actor=self.actor, expected_version=expected_version(request)
+        )
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class FlagRestoreView(TenantAPIView):
+    scope = "flags:write"
+    throttle_classes = (WriteRateThrottle,)
+
+    @extend_schema(request=None, responses={200: FlagSerializer})
+    def post(self, request: Request, key: str) -> Response:
+        return _flag_response(services.flag_restore(tenant=self.tenant, key=key, actor=self.actor))
+
+
+class FlagVersionsView(TenantAPIView):
+    scope = "flags:read"
+
+    @extend_schema(responses={200: FlagVersionSerializer(many=True)})
+    def get(self, request: Request, key: str) -> Response:
+        flag = selectors.flag_get(tenant=self.tenant, key=key, include_archived=bool_param(request, "include_archived"))
+        if flag is None:
+            raise FlagNotFound(f"No flag {key!r} in this tenant.")
+        paginator = LimitOffsetPage()
+        page = paginator.paginate_queryset(selectors.flag_versions(tenant=self.tenant, flag=flag), request, view=self)
+        return paginator.get_paginated_response([_version_document(v) for v in page or []])
+
+
+def _version_document(version: FlagVersion) -> dict[str, object]:
+    return {
+        "version": version.version,
+        "created_at": iso(version.created_at),
+        "actor": version.actor,
+        "flag": version.document,
+    }
+
+
+class FlagRollbackView(TenantAPIView):
+    scope = "flags:write"
+    throttle_classes = (WriteRateThrottle,)
+
+    @extend_schema(request=RollbackSerializer, responses={200: FlagSerializer})
+    def post(self, request: Request, key: str) -> Response:
+        body = json_object(request)
+        if "version" not in body:
+            raise Invalid({"version": ["Name the version to roll back to: {\"version\": N}."]})
+        version = parse_version(body["version"], "version")
+        return _flag_response(services.flag_rollback(tenant=self.tenant, key=key, version=version, actor=self.actor))

@@ -1,0 +1,119 @@
+"""Flags and their stored versions. The document shapes are those of api.md, Flags."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db import models
+
+from audit.models import AuditedModel, AuditedQuerySet
+from tenancy.models import Tenant
+from flagsvc.timefmt import iso
+from tenancy.scoping import TenantScopedManager
+
+# The fields a caller may set; everything else in a flag document is bookkeeping.
+FLAG_CONTENT_FIELDS: tuple[str, ...] = (
+    "key",
+    "name",
+    "description",
+    "type",
+    "state",
+    "variants",
+    "off_variant",
+    "targets",
+    "rules",
+    "default",
+    "prerequisites",
+    "bucket_by",
+    "tags",
+)
+FLAG_READ_ONLY_FIELDS: tuple[str, ...] = ("version", "created_at", "updated_at", "archived_at")
+
+
+class FlagType(models.TextChoices):
+    BOOLEAN = "boolean"
+    STRING = "string"
+    NUMBER = "number"
+    JSON = "json"
+
+
+class FlagState(models.TextChoices):
+    ON = "on"
+    OFF = "off"
+
+
+class Flag(AuditedModel):
+    audit_entity = "flag"
+
+    name = models.CharField(max_length=200, blank=True)
+    description = models.TextField(blank=True)
+    type = models.CharField(max_length=16, choices=FlagType.choices, default=FlagType.BOOLEAN)
+    state = models.CharField(max_length=8, choices=FlagState.choices, default=FlagState.OFF)
+    variants = models.JSONField(default=list)
+    off_variant = models.CharField(max_length=128)
+    targets = models.JSONField(default=dict)
+    rules = models.JSONField(default=list)
+    default = models.JSONField(null=True, blank=True)
+    prerequisites = models.JSONField(default=list)
+    bucket_by = models.CharField(max_length=128, default="id")
+    tags = models.JSONField(default=list)
+    tags_index = models.TextField(default="", editable=False, help_text="newline-framed tags for filtering")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    archived_at = models.DateTimeField(null=True, blank=True)
+    updated_by = models.CharField(max_length=200, blank=True, editable=False)
+
+    objects = TenantScopedManager(AuditedQuerySet)
+    all_tenants = models.Manager.from_queryset(AuditedQuerySet)()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["tenant", "key"], name="flag_tenant_key_unique")]
+        indexes = [models.Index(fields=["tenant", "state"], name="flag_tenant_state_idx")]
+        ordering = ["key"]
+
+    def __str__(self) -> str:
+        return self.key
+
+    @property
+    def is_archived(self) -> bool:
+        return self.archived_at is not None
+
+    def content(self) -> dict[str, Any]:
+        return {field: getattr(self, field) for field in FLAG_CONTENT_FIELDS}
+
+    def apply_content(self, content: dict[str, Any]) -> None:
+        for field in FLAG_CONTENT_FIELDS:
+            if field in content:
+                setattr(self, field, content[field])
+        self.tags_index = "".join(f"\n{tag}" for tag in self.tags) + "\n" if self.tags else ""
+
+    def to_document(self) -> dict[str, Any]:
+        return {
+            **self.content(),
+            "version": self.version,
+            "created_at": iso(self.created_at),
+            "updated_at": iso(self.updated_at),
+            "archived_at": iso(self.archived_at),
+        }
+
+
+class FlagVersion(models.Model):
+    """The document of a flag as it was at one version (one row per version, written with it)."""
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.PROTECT, related_name="+")
+    flag = models.ForeignKey(Flag, on_delete=models.CASCADE, related_name="versions")
+    version = models.PositiveIntegerField()
+    document = models.JSONField()
+    actor = models.CharField(max_length=200)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = TenantScopedManager()
+    all_tenants = models.Manager()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["flag", "version"], name="flag_version_unique")]
+        indexes = [models.Index(fields=["tenant", "flag", "-version"], name="flagversion_tenant_flag_idx")]
+        ordering = ["-version"]
+
+    def __str__(self) -> str:
+        return f"{self.flag_id} v{self.version}"

@@ -1,0 +1,86 @@
+"""Reads of flags. Every function names its tenant."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db.models import Q, QuerySet
+
+from flags.models import Flag, FlagVersion
+from tenancy.models import Tenant
+
+
+def flag_queryset(*, tenant: Tenant | int, include_archived: bool = False) -> QuerySet[Flag]:
+    qs: QuerySet[Flag] = Flag.objects.for_tenant(tenant).all()
+    if not include_archived:
+        qs = qs.filter(archived_at__isnull=True)
+    return qs.order_by("key")
+
+
+def flag_get(*, tenant: Tenant | int, key: str, include_archived: bool = False) -> Flag | None:
+    return flag_queryset(tenant=tenant, include_archived=include_archived).filter(key=key).first()
+
+
+def flag_list(
+    *,
+    tenant: Tenant | int,
+    state: str | None = None,
+    tag: str | None = None,
+    type: str | None = None,  # noqa: A002
+    key_prefix: str | None = None,
+    q: str | None = None,
+    include_archived: bool = False,
+) -> QuerySet[Flag]:
+    qs = flag_queryset(tenant=tenant, include_archived=include_archived)
+    if state:
+        qs = qs.filter(state=state)
+    if type:
+        qs = qs.filter(type=type)
+    if tag:
+        qs = qs.filter(tags_index__contains=f"\n{tag}\n")
+    if key_prefix:
+        qs = qs.filter(key__startswith=key_prefix)
+    if q:
+        qs = qs.filter(Q(key__icontains=q) | Q(name__icontains=q) | Q(description__icontains=q))
+    return qs
+
+
+def live_flag_contents(*, tenant: Tenant | int) -> dict[str, dict[str, Any]]:
+    """Key → content of every live flag: what validation needs to check prerequisites and cycles."""
+    return {flag.key: flag.content() for flag in flag_queryset(tenant=tenant)}
+
+
+def live_flags_for_evaluation(*, tenant: Tenant | int) -> list[Flag]:
+    return list(flag_queryset(tenant=tenant))
+
+
+def flags_using_segment(*, tenant: Tenant | int, segment_key: str) -> list[str]:
+    """Keys of the live flags whose rules refer to the segment (a segment may not go while in use)."""
+    return [
+        flag.key
+        for flag in flag_queryset(tenant=tenant).only("key", "rules")
+        if segment_key in _segments_in(flag.rules)
+    ]
+
+
+def flag_versions(*, tenant: Tenant | int, flag: Flag) -> QuerySet[FlagVersion]:
+    return FlagVersion.objects.for_tenant(tenant).filter(flag=flag).order_by("-version")
+
+
+def flag_version_get(*, tenant: Tenant | int, flag: Flag, version: int) -> FlagVersion | None:
+    return flag_versions(tenant=tenant, flag=flag).filter(version=version).first()
+
+
+def _segments_in(value: Any) -> set[str]:
+    found: set[str] = set()
+    stack = [value]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            segment = node.get("segment")
+            if isinstance(segment, str):
+                found.add(segment)
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+    return found

@@ -1,0 +1,157 @@
+"""Writes of flags: one function per use case (style.md). The API, the admin and the commands call these.
+
+Each runs in one transaction: validate with the engine (the same definition of a valid flag as the
+SDK), lock the row, check the expected version, save. Saving bumps `version`; the receivers store the
+FlagVersion, the audit entry and the change event in the same transaction, and invalidate the
+tenant's compiled ruleset after commit.
+"""
+
+from __future__ import annotations
+
+from contextlib import AbstractContextManager, nullcontext
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+from flagsvc_sdk.engine import validate_flag
+
+from audit.models import AuditAction
+from audit.receivers import set_audit_action
+from flags import selectors
+from flags.models import FLAG_CONTENT_FIELDS, FLAG_READ_ONLY_FIELDS, Flag
+from flagsvc.context import acting_as
+from flagsvc.errors import Conflict, FlagNotFound, Invalid, NotFound, PreconditionFailed
+from segments.selectors import segment_keys
+from tenancy.models import Tenant
+
+IMMUTABLE_FIELDS = ("key", "type")
+
+
+def _acting(actor: str | None) -> AbstractContextManager[None]:
+    return acting_as(actor) if actor else nullcontext()
+
+
+def _validated(tenant: Tenant, content: dict[str, Any]) -> dict[str, Any]:
+    own_key = content.get("key")
+    live_flags = {k: v for k, v in selectors.live_flag_contents(tenant=tenant).items() if k != own_key}
+    return validate_flag(content, segment_keys=segment_keys(tenant=tenant), live_flags=live_flags)
+
+
+def _content_of(data: dict[str, Any]) -> dict[str, Any]:
+    """The caller's document without the read-only fields the API documents but ignores."""
+    return {k: v for k, v in data.items() if k not in FLAG_READ_ONLY_FIELDS}
+
+
+def _check_version(flag: Flag, expected_version: int | None) -> None:
+    if expected_version is not None and expected_version != flag.version:
+        raise PreconditionFailed(
+            f"The flag is at version {flag.version}, not {expected_version}; reload it and retry.",
+            details={"current_version": flag.version},
+        )
+
+
+def _locked(tenant: Tenant, key: str, *, include_archived: bool = False) -> Flag:
+    qs = selectors.flag_queryset(tenant=tenant, include_archived=include_archived)
+    flag = qs.select_for_update().filter(key=key).first()
+    if flag is None:
+        raise FlagNotFound(f"No flag {key!r} in this tenant.")
+    return flag
+
+
+def flag_create(*, tenant: Tenant, actor: str | None = None, data: dict[str, Any]) -> tuple[Flag, bool]:
+    """Create a flag; the same key with the same body again returns the existing one (created=False)."""
+    content = _validated(tenant, _content_of(data))
+    with _acting(actor), transaction.atomic():
+        flag = Flag(tenant=tenant)
+        flag.apply_content(content)
+        try:
+            with transaction.atomic():
+                flag.save()
+            return flag, True
+        except IntegrityError:
+            existing = selectors.flag_get(tenant=tenant, key=content["key"], include_archived=True)
+            if existing is None:
+                raise
+    if existing.is_archived:
+        raise Conflict(
+            f"The key {content['key']!r} belongs to an archived flag; restore it or choose another key.",
+            details={"key": content["key"], "archived": True},
+        )
+    if existing.content() != content:
+        raise Conflict(
+            f"A flag with key {content['key']!r} already exists with a different definition.",
+            details={"key": content["key"], "version": existing.version},
+        )
+    return existing, False
+
+
+def flag_update(
+    *,
+    tenant: Tenant,
+    key: str,
+    data: dict[str, Any],
+    actor: str | None = None,
+    expected_version: int | None = None,
+    partial: bool = False,
+) -> Flag:
+    """Full replace (PUT) or partial change (PATCH) of the mutable fields."""
+    body = _content_of(data)
+    with _acting(actor), transaction.atomic():
+        flag = _locked(tenant, key)
+        _check_version(flag, expected_version)
+        errors = {
+            field: [f"`{field}` cannot change (it is {getattr(flag, field)!r})."]
+            for field in IMMUTABLE_FIELDS
+            if field in body and body[field] != getattr(flag, field)
+        }
+        if errors:
+            raise Invalid(errors)
+        base = flag.content() if partial else {"key": flag.key, "type": flag.type}
+        merged = {**base, **body, "key": flag.key, "type": flag.type}
+        content = _validated(tenant, merged)
+        if content == flag.content():
+            return flag
+        flag.apply_content(content)
+        flag.save()
+        return flag
+
+
+def flag_archive(*, tenant: Tenant, key: str, actor: str | None = None, expected_version: int | None = None) -> Flag:
+    with _acting(actor), transaction.atomic():
+        flag = _locked(tenant, key)
+        _check_version(flag, expected_version)
+        flag.archived_at = timezone.now()
+        flag.save()
+        return flag
+
+
+def flag_restore(*, tenant: Tenant, key: str, actor: str | None = None) -> Flag:
+    """Un-archive. A live flag is returned unchanged (restoring twice is harmless)."""
+    with _acting(actor), transaction.atomic():
+        flag = _locked(tenant, key, include_archived=True)
+        if not flag.is_archived:
+            return flag
+        _validated(tenant, flag.content())
+        flag.archived_at = None
+        flag.save()
+        return flag
+
+
+def flag_rollback(*, tenant: Tenant, key: str, version: int, actor: str | None = None) -> Flag:
+    """Make version N's content current, as a new version."""
+    with _acting(actor), transaction.atomic():
+        flag = _locked(tenant, key)
+        stored = selectors.flag_version_get(tenant=tenant, flag=flag, version=version)
+        if stored is None:
+            raise NotFound(f"Flag {key!r} has no version {version}.", details={"version": version})
+        old = {k: v for k, v in stored.document.items() if k in FLAG_CONTENT_FIELDS}
+        content = _validated(tenant, {**old, "key": flag.key, "type": flag.type})
+        flag.apply_content(content)
+        set_audit_action(flag, AuditAction.ROLLBACK)
+        flag.save()
+        return flag
+
+
+def flag_set_state(*, tenant: Tenant, key: str, state: str, actor: str | None = None) -> Flag:
+    """Turn a flag on or off (the admin's toggle actions)."""
+    return flag_update(tenant=tenant, key=key, data={"state": state}, actor=actor, partial=True)

@@ -1,0 +1,64 @@
+"""Every setting that comes from the environment is read here, and only here."""
+
+from __future__ import annotations
+
+import os
+
+DEV_JWT_SECRET = "dev-only-insecure-jwt-secret-do-not-use-in-production"  # noqa: S105
+DEV_SECRET_KEY = "dev-only-insecure-django-secret-key-do-not-use-in-production"  # noqa: S105
+
+_TRUE = {"1", "true", "yes", "on"}
+
+
+def env_bool(name: str, default: bool = False) -> bool:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    return raw.strip().lower() in _TRUE
+
+
+def env_str(name: str, default: str = "") -> str:
+    return os.environ.get(name, default) or default
+
+
+def env_int(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError as exc:
+        raise ImproperlyConfiguredEnv(f"{name} must be an integer, got {raw!r}") from exc
+
+
+def env_float(name: str, default: float) -> float:
+    raw = os.environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        return float(raw)
+    except ValueError as exc:
+        raise ImproperlyConfiguredEnv(f"{name} must be a number, got {raw!r}") from exc
+
+
+def env_list(name: str, default: list[str]) -> list[str]:
+    raw = os.environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    return [part.strip() for part in raw.split(",") if part.strip()]
+
+
+class ImproperlyConfiguredEnv(RuntimeError):
+    """A required environment variable is missing or malformed."""
+
+
+def require_secret(name: str, *, debug: bool, dev_default: str) -> str:
+    """Secrets come only from the environment; DEBUG alone may fall back to a loud dev default."""
+    value = os.environ.get(name, "")
+    if value:
+        return value
+    if debug:
+        return dev_default
+    raise ImproperlyConfiguredEnv(
+        f"{name} must be set when DEBUG is off (e.g. `export {name}=$(openssl rand -hex 32)`)"
+    )

@@ -1,0 +1,139 @@
+"""Request-scoped plumbing: request id, actor context, one JSON log line per request, API fallbacks."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import time
+import uuid
+from collections.abc import Callable
+
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse
+
+from flagsvc import context
+from flagsvc.errors import as_api_error, error_response, is_api_path
+
+access_logger = logging.getLogger("flagsvc.access")
+error_logger = logging.getLogger("flagsvc.errors")
+
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+
+Handler = Callable[[HttpRequest], HttpResponse]
+
+
+def _incoming_request_id(request: HttpRequest) -> str:
+    supplied = request.headers.get("X-Request-ID", "")
+    if supplied and _REQUEST_ID.match(supplied):
+        return supplied
+    return uuid.uuid4().hex
+
+
+class RequestContextMiddleware:
+    """Outermost: gives every request an id, logs it as one JSON line, answers /v1 in JSON only."""
+
+    def __init__(self, get_response: Handler) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        started = time.perf_counter()
+        rid = _incoming_request_id(request)
+        request.request_id = rid  # type: ignore[attr-defined]
+        rid_token = context.current_request_id.set(rid)
+        actor_token = context.current_actor.set(None)
+        tenant_token = context.current_tenant.set(None)
+        try:
+            response = self.get_response(request)
+            if is_api_path(request) and response.status_code in (404, 405, 500) and not _is_json(response):
+                response = _json_fallback(response.status_code)
+            response["X-Request-ID"] = rid
+            _log_request(request, response.status_code, started)
+            return response
+        finally:
+            context.current_request_id.reset(rid_token)
+            context.current_actor.reset(actor_token)
+            context.current_tenant.reset(tenant_token)
+
+    def process_exception(self, request: HttpRequest, exc: Exception) -> HttpResponse | None:
+        if not is_api_path(request):
+            error_logger.exception("unhandled error", exc_info=exc)
+            return None
+        err = as_api_error(exc)
+        if err is None:
+            error_logger.exception("unhandled error", exc_info=exc)
+            return error_response(
+                "internal_error", "An unexpected error occurred; the request id helps us find it.", 500
+            )
+        return error_response(err.code, err.message, err.status, err.details)
+
+
+def _is_json(response: HttpResponse) -> bool:
+    return str(response.get("Content-Type", "")).startswith("application/json")
+
+
+def _json_fallback(status: int) -> HttpResponse:
+    if status == 404:
+        return error_response("not_found", "No such route or entity.", 404)
+    if status == 405:
+        return error_response("method_not_allowed", "Method not allowed on this route.", 405)
+    return error_response("internal_error", "An unexpected error occurred.", 500)
+
+
+def _log_request(request: HttpRequest, status: int, started: float) -> None:
+    if request.path in ("/healthz", "/metrics") and status < 400:
+        return
+    level = logging.ERROR if status >= 500 else logging.WARNING if status >= 400 else logging.INFO
+    access_logger.log(
+        level,
+        "request",
+        extra={
+            "method": request.method,
+            "path": request.path,
+            "status": status,
+            "duration_ms": round((time.perf_counter() - started) * 1000, 3),
+            "request_id": context.current_request_id.get(),
+            "tenant": context.current_tenant.get(),
+            "actor": context.current_actor.get(),
+        },
+    )
+
+
+class ApiBodyLimitMiddleware:
+    """Refuses an API body over `API_MAX_BODY_BYTES` with 413 before anything reads it."""
+
+    def __init__(self, get_response: Handler) -> None:
+        self.get_response = get_response
+        self.limit = int(settings.API_MAX_BODY_BYTES)
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        if is_api_path(request):
+            try:
+                length = int(request.META.get("CONTENT_LENGTH") or 0)
+            except ValueError:
+                return error_response("malformed_request", "Content-Length is not a number.", 400)
+            if length > self.limit:
+                return error_response(
+                    "payload_too_large",
+                    f"The body is {length} bytes; the limit is {self.limit} bytes.",
+                    413,
+                    {"limit_bytes": self.limit},
+                )
+        return self.get_response(request)
+
+
+class AdminActorMiddleware:
+    """People in the admin act as `user:<username>` in the audit log."""
+
+    def __init__(self, get_response: Handler) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        user = getattr(request, "user", None)
+        if user is not None and user.is_authenticated and not is_api_path(request):
+            context.current_actor.set(f"user:{user.get_username()}")
+        return self.get_response(request)
+
+
+def json_dumps_compact(value: object) -> str:
+    return json.dumps(value, separators=(",", ":"), sort_keys=True)

@@ -1,0 +1,37 @@
+"""`/healthz`, `/readyz` (api.md, Operations)."""
+
+from __future__ import annotations
+
+import logging
+
+from django.conf import settings
+from django.db import connection
+from django.http import HttpRequest, HttpResponse
+from django.views.decorators.http import require_GET
+
+from evaluation.cache import RULESETS
+
+logger = logging.getLogger("flagsvc.ops")
+
+
+@require_GET
+def healthz(request: HttpRequest) -> HttpResponse:
+    return HttpResponse("ok", content_type="text/plain")
+
+
+@require_GET
+def readyz(request: HttpRequest) -> HttpResponse:
+    try:
+        connection.ensure_connection()
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+    except Exception as exc:
+        logger.warning("readiness: database unreachable", extra={"error": str(exc)})
+        connection.close_if_unusable_or_obsolete()
+        return HttpResponse(f"database unreachable: {type(exc).__name__}", status=503, content_type="text/plain")
+    if settings.RULESET_WARM_ON_START and not RULESETS.warmed:
+        try:
+            RULESETS.warm_all()
+        except Exception as exc:
+            return HttpResponse(f"rules cache not warm: {exc}", status=503, content_type="text/plain")
+    return HttpResponse("ready", content_type="text/plain")

@@ -1,0 +1,55 @@
+from __future__ import annotations
+
+from django.contrib import admin
+from django.http import HttpRequest, HttpResponse
+from django.urls import include, path, re_path
+from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
+
+from audit.api.views import AuditListView
+from evaluation.api.views import EvaluateBulkView, EvaluatePreviewView, EvaluateView
+from flags.api.views import (
+    FlagCollectionView,
+    FlagDetailView,
+    FlagRestoreView,
+    FlagRollbackView,
+    FlagVersionsView,
+)
+from flagsvc import ops_views
+from flagsvc.errors import error_response
+from segments.api.views import SegmentCollectionView, SegmentDetailView
+from tenancy.api.views import TokenView
+
+KEY = r"(?P<key>[A-Za-z0-9][A-Za-z0-9._-]{0,127})"
+
+
+def api_not_found(request: HttpRequest, *args: object, **kwargs: object) -> HttpResponse:
+    return error_response("not_found", f"No route {request.method} {request.path}.", 404)
+
+
+v1 = [
+    re_path(r"^auth/token/?$", TokenView.as_view(), name="auth-token"),
+    re_path(r"^flags/?$", FlagCollectionView.as_view(), name="flags"),
+    re_path(rf"^flags/{KEY}/?$", FlagDetailView.as_view(), name="flag-detail"),
+    re_path(rf"^flags/{KEY}/restore/?$", FlagRestoreView.as_view(), name="flag-restore"),
+    re_path(rf"^flags/{KEY}/versions/?$", FlagVersionsView.as_view(), name="flag-versions"),
+    re_path(rf"^flags/{KEY}/rollback/?$", FlagRollbackView.as_view(), name="flag-rollback"),
+    re_path(r"^segments/?$", SegmentCollectionView.as_view(), name="segments"),
+    re_path(rf"^segments/{KEY}/?$", SegmentDetailView.as_view(), name="segment-detail"),
+    re_path(r"^evaluate/?$", EvaluateView.as_view(), name="evaluate"),
+    re_path(r"^evaluate/bulk/?$", EvaluateBulkView.as_view(), name="evaluate-bulk"),
+    re_path(r"^evaluate/preview/?$", EvaluatePreviewView.as_view(), name="evaluate-preview"),
+    re_path(r"^audit/?$", AuditListView.as_view(), name="audit"),
+    re_path(r"^.*$", api_not_found),
+]
+
+urlpatterns = [
+    path("v1/", include(v1)),
+    re_path(r"^v1$", api_not_found),
+    path("healthz", ops_views.healthz, name="healthz"),
+    path("readyz", ops_views.readyz, name="readyz"),
+    path("", include("django_prometheus.urls")),
+    path("openapi.json", SpectacularAPIView.as_view(), name="openapi"),
+    path("docs", SpectacularSwaggerView.as_view(url_name="openapi"), name="docs"),
+    path("redoc", SpectacularRedocView.as_view(url_name="openapi"), name="redoc"),
+    path("admin/", admin.site.urls),
+]

@@ -1,0 +1,41 @@
+"""The pure flag engine: validate → compile → evaluate, exactly as ``rules.md`` describes.
+
+No Django, no I/O, no global state. The server and the SDK import these names and nothing else::
+
+    flag = validate_flag(document, segment_keys=segment_keys, live_flags=live_flags)
+    ruleset = compile_ruleset(
+        tenant="acme", version="42", flags=[{**flag, "version": 1}], segments=[]
+    )
+    result = evaluate(ruleset, "checkout-redesign", validate_user({"id": "u-42"}))
+"""
+
+from flagsvc_sdk.engine.bucketing import bucket
+from flagsvc_sdk.engine.compiled import CompiledFlag, CompiledRuleset, compile_ruleset
+from flagsvc_sdk.engine.errors import (
+    DefinitionError,
+    InvalidDefinition,
+    PayloadTooLarge,
+    PrerequisiteCycle,
+    ValidationFailed,
+)
+from flagsvc_sdk.engine.evaluation import evaluate, evaluate_many
+from flagsvc_sdk.engine.results import EvaluationResult
+from flagsvc_sdk.engine.validation import validate_flag, validate_segment, validate_user
+
+__all__ = [
+    "CompiledFlag",
+    "CompiledRuleset",
+    "DefinitionError",
+    "EvaluationResult",
+    "InvalidDefinition",
+    "PayloadTooLarge",
+    "PrerequisiteCycle",
+    "ValidationFailed",
+    "bucket",
+    "compile_ruleset",
+    "evaluate",
+    "evaluate_many",
+    "validate_flag",
+    "validate_segment",
+    "validate_user",
+]

@@ -1,0 +1,77 @@
+"""Bucketing and weighted choice, exactly as ``rules.md`` "Bucketing (normative)" states them.
+
+Another SDK must reproduce these numbers bit for bit; ``tests/vectors/bucketing.json`` pins them.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_right
+from collections.abc import Sequence
+from typing import Final, Generic, TypeVar
+
+import mmh3
+
+from flagsvc_sdk.engine.values import is_utf8
+
+_SCALE: Final = 4294967296
+"""``2**32``: ``hash / 2**32`` of an unsigned 32-bit hash is exact in a double and lies in [0, 1).
+"""
+
+Choice = TypeVar("Choice")
+
+
+def hash_input(tenant: str, flag_key: str, bucket_value: str) -> str:
+    """``f"{tenant}:{flag_key}:{bucket_value}"``, e.g. ``acme:checkout-redesign:u-42``."""
+    return f"{tenant}:{flag_key}:{bucket_value}"
+
+
+def bucket(tenant: str, flag_key: str, bucket_value: str) -> float:
+    """``mmh3.hash(f"{tenant}:{flag_key}:{bucket_value}", seed=0, signed=False) / 2**32``, in [0,
+    1).
+
+    MurmurHash3 x86 32-bit over the UTF-8 bytes. Raises ``ValueError`` for text that is not valid
+    UTF-8 (a lone surrogate), which the ``mmh3`` extension would otherwise crash on.
+    """
+    text = hash_input(tenant, flag_key, bucket_value)
+    if not is_utf8(text):
+        raise ValueError("bucket input must be valid Unicode text (it contains a lone surrogate)")
+    return mmh3.hash(text, 0, False) / _SCALE
+
+
+def thresholds(weights: Sequence[float]) -> tuple[float, ...]:
+    """``cum / total`` after each entry, in IEEE-754 doubles and list order, as ``rules.md`` walks
+    it.
+
+    The sums are plain left-to-right additions (not ``math.fsum`` or a compensated ``sum``), so
+    every language gets the same doubles; the last threshold is exactly ``1.0``.
+    """
+    total = 0.0
+    for weight in weights:
+        total += float(weight)
+    if not total > 0.0 or total == float("inf"):
+        raise ValueError("a distribution needs weights with a positive, finite total")
+    cumulative = 0.0
+    shares: list[float] = []
+    for weight in weights:
+        cumulative += float(weight)
+        shares.append(cumulative / total)
+    return tuple(shares)
+
+
+class Distribution(Generic[Choice]):
+    """Weighted choices: the first entry whose cumulative share exceeds the bucket wins.
+
+    ``bisect_right`` finds that entry: the shares never decrease, and it returns the first index
+    whose share is strictly greater than the bucket, which skips entries of weight 0.
+    """
+
+    __slots__ = ("choices", "shares")
+
+    def __init__(self, weights: Sequence[float], choices: Sequence[Choice]) -> None:
+        if len(weights) != len(choices):
+            raise ValueError("one weight per choice")
+        self.shares = thresholds(weights)
+        self.choices = tuple(choices)
+
+    def pick(self, position: float) -> Choice:
+        return self.choices[bisect_right(self.shares, position)]

@@ -1,0 +1,309 @@
+"""Compiling a tenant's flags and segments once, so that an evaluation is a lookup, a hash and a few
+comparisons (``style.md`` "A pure engine with one door"; ``architecture.md`` "The read path").
+
+Compiling validates every definition again: a definition that would be refused on write never
+compiles. Regexes are compiled, id lists become frozensets, the hash-input prefix
+``"{tenant}:{flag_key}:"`` is built, weights become cumulative thresholds and every possible answer
+becomes an ``Outcome``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+import mmh3
+
+from flagsvc_sdk.engine.bucketing import Distribution, hash_input
+from flagsvc_sdk.engine.conditions import CompiledSegment, Node, Predicate, build_node, predicate
+from flagsvc_sdk.engine.errors import InvalidDefinition, PayloadTooLarge, ValidationFailed
+from flagsvc_sdk.engine.limits import READ_ONLY_FIELDS
+from flagsvc_sdk.engine.results import (
+    DEFAULT,
+    ERROR,
+    NOT_BUCKETABLE,
+    OFF,
+    PERCENTAGE_ROLLOUT,
+    PREREQUISITE_FAILED,
+    RULE_MATCH,
+    TARGET_MATCH,
+    Outcome,
+)
+from flagsvc_sdk.engine.validation import validate_flag, validate_segment
+from flagsvc_sdk.engine.values import bucket_string, is_utf8, read_path
+
+
+class CompiledPrerequisite:
+    """A prerequisite flag, the variants it must give, and the answer when it does not."""
+
+    __slots__ = ("expected", "failed", "flag_key", "variants")
+
+    def __init__(self, flag_key: str, expected: list[str], failed: Outcome) -> None:
+        self.flag_key = flag_key
+        self.expected = tuple(expected)
+        self.variants = frozenset(expected)
+        self.failed = failed
+
+
+class CompiledRule:
+    """A rule: its condition as nodes (for traces) and as a predicate, and what it serves.
+
+    ``outcome`` is set for a single-variant serve; otherwise ``distribution`` picks by bucket.
+    """
+
+    __slots__ = ("choices", "distribution", "id", "node", "outcome", "serve", "shares", "when")
+
+    def __init__(
+        self,
+        rule_id: str,
+        node: Node,
+        serve: dict[str, Any],
+        outcome: Outcome | None,
+        distribution: Distribution[Outcome],
+    ) -> None:
+        self.id = rule_id
+        self.node = node
+        self.when: Predicate = predicate(node)
+        self.serve = serve
+        self.outcome = outcome
+        self.distribution = distribution
+        self.shares = distribution.shares
+        self.choices = distribution.choices
+
+
+class CompiledFlag:
+    """One flag, ready to evaluate; see ``evaluation.decide`` for the order of the steps.
+
+    ``gated`` says whether any of steps 2-5 (off, prerequisites, deny, allow) can decide, so that
+    a flag with none of them goes straight to its rules.
+    """
+
+    __slots__ = (
+        "allow",
+        "allow_outcome",
+        "bucket_path",
+        "default_choices",
+        "default_distribution",
+        "default_outcome",
+        "default_shares",
+        "deny",
+        "deny_outcome",
+        "doc",
+        "gated",
+        "is_off",
+        "key",
+        "not_bucketable",
+        "off_outcome",
+        "prefix",
+        "prerequisites",
+        "rules",
+        "version",
+    )
+
+    def __init__(
+        self,
+        doc: dict[str, Any],
+        version: int,
+        tenant: str,
+        segments: Mapping[str, CompiledSegment],
+    ) -> None:
+        self.doc = doc
+        self.key: str = doc["key"]
+        self.version = version
+        self.prefix = hash_input(tenant, self.key, "")
+        self.bucket_path: tuple[str, ...] | None = (
+            None if doc["bucket_by"] == "id" else tuple(doc["bucket_by"].split("."))
+        )
+        self.is_off = doc["state"] == "off"
+        off = doc["off_variant"]
+        self.off_outcome = self._outcome(off, OFF)
+        self.not_bucketable = self._outcome(off, ERROR, error_code=NOT_BUCKETABLE)
+        self.prerequisites = tuple(
+            CompiledPrerequisite(
+                entry["flag"],
+                entry["variants"],
+                self._outcome(off, PREREQUISITE_FAILED, extra={"prerequisite": entry["flag"]}),
+            )
+            for entry in doc["prerequisites"]
+        )
+        targets = doc["targets"]
+        self.deny = frozenset(targets["deny"])
+        self.deny_outcome = self._outcome(off, TARGET_MATCH, extra={"target": "deny"})
+        self.allow = frozenset(targets["allow"])
+        allow_variant = targets["allow_variant"] or off  # only None while "allow" is empty
+        self.allow_outcome = self._outcome(allow_variant, TARGET_MATCH, extra={"target": "allow"})
+        self.rules = tuple(self._rule(rule, segments) for rule in doc["rules"])
+        default = doc["default"]
+        if default is None:
+            default = {
+                "distribution": [
+                    {"variant": variant["key"], "weight": variant["weight"]}
+                    for variant in doc["variants"]
+                ]
+            }
+        self.default_outcome, self.default_distribution = self._serve(
+            default, DEFAULT, PERCENTAGE_ROLLOUT, None
+        )
+        self.default_shares = self.default_distribution.shares
+        self.default_choices = self.default_distribution.choices
+        self.gated = bool(self.is_off or self.prerequisites or self.deny or self.allow)
+
+    def _outcome(
+        self,
+        variant: str,
+        reason: str,
+        *,
+        rule_id: str | None = None,
+        error_code: str | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> Outcome:
+        value = next(entry["value"] for entry in self.doc["variants"] if entry["key"] == variant)
+        return Outcome(
+            flag_key=self.key,
+            variant=variant,
+            value=value,
+            reason=reason,
+            flag_version=self.version,
+            rule_id=rule_id,
+            error_code=error_code,
+            extra=extra,
+        )
+
+    def _serve(
+        self, serve: dict[str, Any], single_reason: str, split_reason: str, rule_id: str | None
+    ) -> tuple[Outcome | None, Distribution[Outcome]]:
+        """A single-variant serve gives its ``Outcome``; a distribution gives ``None`` and the
+        split.
+        """
+        if "variant" in serve:
+            outcome = self._outcome(serve["variant"], single_reason, rule_id=rule_id)
+            return outcome, Distribution([1], [outcome])
+        entries = serve["distribution"]
+        outcomes = [
+            self._outcome(entry["variant"], split_reason, rule_id=rule_id) for entry in entries
+        ]
+        return None, Distribution([entry["weight"] for entry in entries], outcomes)
+
+    def _rule(self, rule: dict[str, Any], segments: Mapping[str, CompiledSegment]) -> CompiledRule:
+        outcome, distribution = self._serve(rule["serve"], RULE_MATCH, RULE_MATCH, rule["id"])
+        return CompiledRule(
+            rule["id"], build_node(rule["when"], segments), rule["serve"], outcome, distribution
+        )
+
+    def bucket_position(self, user_id: str, attributes: dict[str, Any]) -> float | None:
+        """The user's bucket for this flag, or ``None`` when ``bucket_by`` gives nothing to hash."""
+        value = (
+            user_id
+            if self.bucket_path is None
+            else bucket_string(read_path(attributes, self.bucket_path))
+        )
+        if value is None or not is_utf8(value):
+            return None
+        return mmh3.hash(self.prefix + value, 0, False) / 4294967296
+
+
+class CompiledRuleset:
+    """A tenant's compiled flags and segments at one ruleset ``version``; never changed once built.
+
+    ``flags`` maps each live flag's key to its ``CompiledFlag``.
+    """
+
+    __slots__ = ("flags", "segments", "tenant", "version")
+
+    def __init__(
+        self,
+        tenant: str,
+        version: str,
+        flags: Mapping[str, CompiledFlag],
+        segments: Mapping[str, CompiledSegment],
+    ) -> None:
+        self.tenant = tenant
+        self.version = version
+        self.flags = flags
+        self.segments = segments
+
+    def with_flag(self, doc: Mapping[str, Any]) -> CompiledRuleset:
+        """A new ruleset with this flag (a normalised document plus ``version``) added or replaced.
+
+        Used to dry-run an unsaved definition; this ruleset is left as it was.
+        """
+        flag = _compile_flag(doc, self.tenant, self.segments)
+        return CompiledRuleset(
+            self.tenant, self.version, {**self.flags, flag.key: flag}, self.segments
+        )
+
+    def __repr__(self) -> str:
+        return (
+            f"CompiledRuleset(tenant={self.tenant!r}, version={self.version!r}, "
+            f"flags={len(self.flags)})"
+        )
+
+
+def _split_stored(raw: Mapping[str, Any], kind: str) -> tuple[dict[str, Any], int | None]:
+    """The definition without its read-only fields, and its ``version``."""
+    if not isinstance(raw, Mapping):
+        raise InvalidDefinition(kind, "?", {kind: ["must be a JSON object"]})
+    version = raw.get("version")
+    key = str(raw.get("key"))
+    if version is not None and (not isinstance(version, int) or isinstance(version, bool)):
+        raise InvalidDefinition(kind, key, {"version": [f"must be an integer; got {version!r}"]})
+    return {name: value for name, value in raw.items() if name not in READ_ONLY_FIELDS}, version
+
+
+def _checked(
+    kind: str, raw: Mapping[str, Any], check: Callable[[Mapping[str, Any]], dict[str, Any]]
+) -> dict[str, Any]:
+    try:
+        return check(raw)
+    except ValidationFailed as error:
+        raise InvalidDefinition(kind, str(raw.get("key")), error.fields) from error
+    except PayloadTooLarge as error:
+        raise InvalidDefinition(kind, str(raw.get("key")), {error.field: [str(error)]}) from error
+
+
+def _compile_flag(
+    raw: Mapping[str, Any], tenant: str, segments: Mapping[str, CompiledSegment]
+) -> CompiledFlag:
+    body, version = _split_stored(raw, "flag")
+    if version is None:
+        raise InvalidDefinition(
+            "flag", str(body.get("key")), {"version": ["required: the flag's version"]}
+        )
+    doc = _checked("flag", body, lambda flag: validate_flag(flag, segment_keys=segments.keys()))
+    return CompiledFlag(doc, version, tenant, segments)
+
+
+def compile_ruleset(
+    *,
+    tenant: str,
+    version: str,
+    flags: Iterable[Mapping[str, Any]],
+    segments: Iterable[Mapping[str, Any]],
+) -> CompiledRuleset:
+    """Compile a tenant's live flags (each a normalised document plus ``version``) and its segments.
+
+    Raises ``InvalidDefinition`` (a ``ValidationFailed``) naming the first definition that is
+    invalid, including one that refers to a segment not given here or repeats a key. Flags whose
+    ``archived_at`` is set are left out: archived flags are not evaluated (``rules.md`` step 1). A
+    prerequisite missing from ``flags`` is not an error here: it fails at evaluation.
+    """
+    if not isinstance(tenant, str) or not tenant or not is_utf8(tenant):
+        raise ValueError("tenant must be a non-empty string of valid Unicode text")
+    compiled_segments: dict[str, CompiledSegment] = {}
+    for raw in segments:
+        body, segment_version = _split_stored(raw, "segment")
+        doc = _checked("segment", body, validate_segment)
+        if doc["key"] in compiled_segments:
+            raise InvalidDefinition(
+                "segment", doc["key"], {"key": ["the ruleset holds this key twice"]}
+            )
+        compiled_segments[doc["key"]] = CompiledSegment(doc, segment_version)
+    compiled_flags: dict[str, CompiledFlag] = {}
+    for raw in flags:
+        if isinstance(raw, Mapping) and raw.get("archived_at") is not None:
+            continue
+        flag = _compile_flag(raw, tenant, compiled_segments)
+        if flag.key in compiled_flags:
+            raise InvalidDefinition("flag", flag.key, {"key": ["the ruleset holds this key twice"]})
+        compiled_flags[flag.key] = flag
+    return CompiledRuleset(tenant, version, compiled_flags, compiled_segments)

@@ -1,0 +1,221 @@
+"""``validate_flag``, ``validate_segment`` and ``validate_user``: the one definition of "valid".
+
+Each returns a new, normalised document (defaults filled in, every list copied) and never changes
+its input. Size caps are checked first and raise ``PayloadTooLarge`` (413 before 422); every other
+problem is collected, so that one ``ValidationFailed`` lists them all at their exact field paths.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping
+from typing import Any, Final
+
+from flagsvc_sdk.engine.condition_rules import check_condition
+from flagsvc_sdk.engine.errors import PayloadTooLarge, ValidationFailed
+from flagsvc_sdk.engine.flag_fields import (
+    check_default,
+    check_prerequisites,
+    check_rules,
+    check_tags,
+    check_targets,
+    check_variants,
+)
+from flagsvc_sdk.engine.graph import check_prerequisite_graph
+from flagsvc_sdk.engine.limits import (
+    FLAG_FIELDS,
+    MAX_DESCRIPTION_CHARS,
+    MAX_DOCUMENT_BYTES,
+    MAX_NAME_CHARS,
+    MAX_USER_ID_CHARS,
+    SEGMENT_FIELDS,
+)
+from flagsvc_sdk.engine.problems import (
+    Problems,
+    attribute_problem,
+    id_list_problems,
+    item,
+    key_problem,
+    text_problem,
+    unknown_fields,
+)
+from flagsvc_sdk.engine.values import is_utf8, json_size
+
+FLAG_TYPES: Final = ("boolean", "string", "number", "json")
+FLAG_STATES: Final = ("on", "off")
+_USER_FIELDS: Final = frozenset({"id", "attributes"})
+
+
+def check_document_size(doc: Any, field: str) -> None:
+    """Raise ``PayloadTooLarge`` when ``doc`` serialises to more than 256 KiB of compact JSON."""
+    size = json_size(doc)
+    if size is not None and size > MAX_DOCUMENT_BYTES:
+        raise PayloadTooLarge(field, MAX_DOCUMENT_BYTES, size)
+
+
+def _choice(
+    doc: Mapping[str, Any], name: str, choices: tuple[str, ...], default: str, problems: Problems
+) -> str | None:
+    value = doc.get(name)
+    if value is None:
+        return default
+    if isinstance(value, str) and value in choices:
+        return value
+    problems.add(name, f"must be one of {', '.join(choices)}; got {value!r}")
+    return None
+
+
+def _text(doc: Mapping[str, Any], name: str, limit: int, problems: Problems) -> str:
+    value = doc.get(name)
+    if value is None:
+        return ""
+    problem = text_problem(value, limit)
+    if problem is not None:
+        problems.add(name, problem)
+        return ""
+    return str(value)
+
+
+def validate_flag(
+    doc: Mapping[str, Any],
+    *,
+    segment_keys: Collection[str] | None = None,
+    live_flags: Mapping[str, Mapping[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """Check and normalise a flag (``rules.md`` "Flag fields", "Conditions"; ``api.md`` "Flags").
+
+    ``segment_keys``, when given, are the segments a rule may refer to. ``live_flags``, when given,
+    maps every *other* live flag of the tenant to its normalised document: prerequisites must then
+    exist there, name their variants, and keep the graph acyclic (``PrerequisiteCycle``) and at most
+    eight deep. Read-only fields (``version``, timestamps) are not accepted: strip them first.
+    """
+    if not isinstance(doc, Mapping):
+        raise ValidationFailed({"flag": ["must be a JSON object"]}, subject="flag")
+    check_document_size(doc, "flag")
+    problems = Problems()
+    unknown_fields(doc, FLAG_FIELDS, problems)
+    key = doc.get("key")
+    problem = key_problem(key, "key")
+    if problem is not None:
+        problems.add("key", problem)
+    flag_type = _choice(doc, "type", FLAG_TYPES, "boolean", problems)
+    variants = check_variants(doc, flag_type, problems)
+    variant_keys = [variant["key"] for variant in variants]
+    is_boolean = flag_type == "boolean"
+    flag: dict[str, Any] = {
+        "key": key,
+        "name": _text(doc, "name", MAX_NAME_CHARS, problems),
+        "description": _text(doc, "description", MAX_DESCRIPTION_CHARS, problems),
+        "type": flag_type,
+        "state": _choice(doc, "state", FLAG_STATES, "off", problems),
+        "variants": variants,
+        "off_variant": _off_variant(doc.get("off_variant"), variant_keys, is_boolean, problems),
+        "targets": check_targets(doc.get("targets"), variant_keys, is_boolean, problems),
+        "rules": check_rules(doc.get("rules"), variant_keys, segment_keys, problems),
+        "default": check_default(doc.get("default"), variants, problems),
+        "prerequisites": check_prerequisites(doc.get("prerequisites"), key, live_flags, problems),
+        "bucket_by": _bucket_by(doc.get("bucket_by"), problems),
+        "tags": check_tags(doc.get("tags"), problems),
+    }
+    problems.raise_if_any("flag")
+    if live_flags is not None and isinstance(key, str):
+        check_prerequisite_graph(
+            key, [entry["flag"] for entry in flag["prerequisites"]], live_flags
+        )
+    return flag
+
+
+def _off_variant(
+    value: Any, variant_keys: list[str], is_boolean: bool, problems: Problems
+) -> str | None:
+    if value is None:
+        if is_boolean and "off" in variant_keys:
+            return "off"
+        problems.add(
+            "off_variant",
+            "required: name the variant served when the flag is off, a prerequisite fails or "
+            "a user is denied",
+        )
+        return None
+    if not isinstance(value, str) or value not in variant_keys:
+        problems.add(
+            "off_variant", f"must name a variant ({', '.join(variant_keys)}); got {value!r}"
+        )
+        return None
+    return value
+
+
+def _bucket_by(value: Any, problems: Problems) -> str:
+    if value is None:
+        return "id"
+    problem = attribute_problem(value)
+    if problem is not None:
+        problems.add("bucket_by", f'{problem} ("id" buckets by the user\'s id)')
+        return "id"
+    return str(value)
+
+
+def validate_segment(doc: Mapping[str, Any]) -> dict[str, Any]:
+    """Check and normalise a segment (``rules.md`` "Conditions", last paragraph; ``api.md``
+    "Segments").
+    """
+    if not isinstance(doc, Mapping):
+        raise ValidationFailed({"segment": ["must be a JSON object"]}, subject="segment")
+    check_document_size(doc, "segment")
+    problems = Problems()
+    unknown_fields(doc, SEGMENT_FIELDS, problems)
+    key = doc.get("key")
+    problem = key_problem(key, "key")
+    if problem is not None:
+        problems.add("key", problem)
+    when = doc.get("when")
+    segment = {
+        "key": key,
+        "name": _text(doc, "name", MAX_NAME_CHARS, problems),
+        "description": _text(doc, "description", MAX_DESCRIPTION_CHARS, problems),
+        "included": _ids(doc, "included", problems),
+        "excluded": _ids(doc, "excluded", problems),
+        "when": None
+        if when is None
+        else check_condition(when, "when", problems, segment_keys=None, in_segment=True),
+    }
+    problems.raise_if_any("segment")
+    return segment
+
+
+def _ids(doc: Mapping[str, Any], name: str, problems: Problems) -> list[str]:
+    value = doc.get(name)
+    if value is None:
+        return []
+    return id_list_problems(value, name, problems, "user ids")
+
+
+def validate_user(user: Any) -> dict[str, Any]:
+    """Check and normalise an evaluation user: ``{"id": non-empty string, "attributes": object}``.
+
+    The id must be valid Unicode text: it is hashed for bucketing.
+    """
+    if not isinstance(user, Mapping):
+        raise ValidationFailed(
+            {"user": ['must be an object: {"id": "<user id>", "attributes": {...}}']},
+            subject="user",
+        )
+    problems = Problems()
+    unknown_fields(user, _USER_FIELDS, problems, path="user")
+    user_id = user.get("id")
+    if not isinstance(user_id, str) or not user_id:
+        problems.add("user.id", "required: a non-empty string")
+    elif len(user_id) > MAX_USER_ID_CHARS:
+        problems.add("user.id", f"must be at most {MAX_USER_ID_CHARS} characters")
+    elif not is_utf8(user_id):
+        problems.add("user.id", "must be valid Unicode text (it contains a lone surrogate)")
+    attributes = user.get("attributes")
+    if attributes is None:
+        attributes = {}
+    elif not isinstance(attributes, Mapping):
+        problems.add("user.attributes", "must be an object of attribute names to values")
+    else:
+        for index, name in enumerate(attributes):
+            if not isinstance(name, str):
+                problems.add(item("user.attributes", index), "attribute names must be strings")
+    problems.raise_if_any("user")
+    return {"id": user_id, "attributes": dict(attributes)}

@@ -1,0 +1,170 @@
+"""How user values are read and interpreted for ``rules.md`` "Conditions" and "Bucketing".
+
+Every function here answers ``None`` for a value it cannot use, so that a wrong type makes a
+condition false and never raises.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from datetime import UTC, datetime
+from typing import Any, Final
+
+_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
+_NUMERIC_STRING: Final = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+_INTEGER_STRING: Final = re.compile(r"[+-]?[0-9]+")
+_SEMVER_IDENTIFIER: Final = re.compile(r"[0-9A-Za-z-]+")
+_MAX_NUMERIC_STRING_CHARS: Final = 64
+_MAX_SEMVER_CHARS: Final = 256
+_MAX_INSTANT_CHARS: Final = 64
+
+SemverKey = tuple[int, int, int, int, tuple[tuple[int, int | str], ...]]
+
+
+def is_number(value: object) -> bool:
+    """A JSON number: ``int`` or finite ``float``, never ``bool``."""
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, int):
+        return True
+    return isinstance(value, float) and math.isfinite(value)
+
+
+def is_utf8(text: str) -> bool:
+    """Whether ``text`` encodes as UTF-8 (it fails only on lone surrogates, e.g. JSON
+    ``"\\ud800"``).
+
+    ``mmh3.hash`` crashes the process on such a string, so nothing unchecked reaches it.
+    """
+    if text.isascii():
+        return True
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def read_path(attributes: Any, path: tuple[str, ...]) -> Any:
+    """Walk a dotted attribute name (``org.plan``) into nested objects; ``None`` when absent."""
+    value = attributes
+    for part in path:
+        if not isinstance(value, dict):
+            return None
+        value = value.get(part)
+    return value
+
+
+def bucket_string(value: Any) -> str | None:
+    """The ``bucket_value`` of a ``bucket_by`` attribute: a string as-is, an integer in decimal.
+
+    Anything else (missing, null, bool, float, list, object, a string that is not valid UTF-8)
+    cannot be bucketed: a float has no spelling that every language agrees on.
+    """
+    if isinstance(value, str):
+        return value if is_utf8(value) else None
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    return None
+
+
+def numeric(value: Any) -> int | float | None:
+    """A number for ``lt``/``lte``/``gt``/``gte``/``between``: a JSON number or a numeric string."""
+    kind = type(value)
+    if kind is int or kind is float:
+        return value  # type: ignore[no-any-return]
+    if kind is not str or len(value) > _MAX_NUMERIC_STRING_CHARS:
+        return None
+    if _INTEGER_STRING.fullmatch(value):
+        return int(value)
+    if _NUMERIC_STRING.fullmatch(value):
+        number = float(value)
+        return number if math.isfinite(number) else None
+    return None
+
+
+def _numeric_identifier(text: str) -> int | None:
+    if not text.isdigit() or not text.isascii() or (len(text) > 1 and text[0] == "0"):
+        return None
+    return int(text)
+
+
+def semver_key(value: Any) -> SemverKey | None:
+    """A key ordered by SemVer 2.0.0 precedence (spec item 11), or ``None`` if not a valid version.
+
+    ``MAJOR.MINOR.PATCH[-pre.release][+build]``, no leading ``v`` and no leading zeros. Build
+    metadata is ignored, a release sorts after its pre-releases, numeric identifiers sort below
+    alphanumeric ones, and a longer pre-release list sorts after its own prefix.
+    """
+    if not isinstance(value, str) or len(value) > _MAX_SEMVER_CHARS or not value.isascii():
+        return None
+    version, plus, build = value.partition("+")
+    if plus and not all(_SEMVER_IDENTIFIER.fullmatch(part) for part in build.split(".")):
+        return None
+    core, dash, prerelease = version.partition("-")
+    numbers = [_numeric_identifier(part) for part in core.split(".")]
+    if len(numbers) != 3:
+        return None
+    major, minor, patch = numbers
+    if major is None or minor is None or patch is None:
+        return None
+    if not dash:
+        return (major, minor, patch, 1, ())
+    identifiers: list[tuple[int, int | str]] = []
+    for part in prerelease.split("."):
+        if not _SEMVER_IDENTIFIER.fullmatch(part):
+            return None
+        if part.isdigit():
+            number = _numeric_identifier(part)
+            if number is None:
+                return None
+            identifiers.append((0, number))
+        else:
+            identifiers.append((1, part))
+    return (major, minor, patch, 0, tuple(identifiers))
+
+
+def instant(value: Any) -> float | None:
+    """Epoch seconds for ``before``/``after``: an ISO 8601 string (naive means UTC) or epoch
+    seconds.
+
+    Both forms become the correctly rounded double of the exact instant, so equal instants compare
+    equal whichever form each side used.
+    """
+    if isinstance(value, str):
+        if len(value) > _MAX_INSTANT_CHARS:
+            return None
+        try:
+            moment = datetime.fromisoformat(value)
+        except ValueError:
+            return None
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=UTC)
+        return (moment - _EPOCH).total_seconds()
+    if is_number(value):
+        try:
+            seconds = float(value)
+        except OverflowError:
+            return None
+        return seconds if math.isfinite(seconds) else None
+    return None
+
+
+def json_size(value: Any) -> int | None:
+    """Bytes of ``value`` as compact UTF-8 JSON, or ``None`` if it is not JSON at all."""
+    try:
+        text = json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    except (TypeError, ValueError, RecursionError):
+        return None
+    return len(text.encode("utf-8", "surrogatepass"))
+
+
+def copy_json(value: Any) -> Any:
+    """A deep copy of a JSON value, so that callers never share a compiled variant value."""
+    if isinstance(value, dict):
+        return {key: copy_json(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [copy_json(item) for item in value]
+    return value

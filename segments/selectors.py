@@ -1,0 +1,33 @@
+"""Reads of segments. Every function names its tenant."""
+
+from __future__ import annotations
+
+from django.db.models import Q, QuerySet
+
+from segments.models import Segment
+from tenancy.models import Tenant
+
+
+def segment_queryset(*, tenant: Tenant | int) -> QuerySet[Segment]:
+    return Segment.objects.for_tenant(tenant).all().order_by("key")
+
+
+def segment_get(*, tenant: Tenant | int, key: str) -> Segment | None:
+    return segment_queryset(tenant=tenant).filter(key=key).first()
+
+
+def segment_list(*, tenant: Tenant | int, key_prefix: str | None = None, q: str | None = None) -> QuerySet[Segment]:
+    qs = segment_queryset(tenant=tenant)
+    if key_prefix:
+        qs = qs.filter(key__startswith=key_prefix)
+    if q:
+        qs = qs.filter(Q(key__icontains=q) | Q(name__icontains=q) | Q(description__icontains=q))
+    return qs
+
+
+def segment_keys(*, tenant: Tenant | int) -> set[str]:
+    return set(segment_queryset(tenant=tenant).values_list("key", flat=True))
+
+
+def segments_for_evaluation(*, tenant: Tenant | int) -> list[Segment]:
+    return list(segment_queryset(tenant=tenant))

@@ -1,0 +1,103 @@
+"""Writes of segments, one function per use case; same transaction and audit rules as flags."""
+
+from __future__ import annotations
+
+from contextlib import AbstractContextManager, nullcontext
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from flagsvc_sdk.engine import validate_segment
+
+from flags.selectors import flags_using_segment
+from flagsvc.context import acting_as
+from flagsvc.errors import Conflict, Invalid, NotFound, PreconditionFailed
+from segments import selectors
+from segments.models import SEGMENT_CONTENT_FIELDS, Segment
+from tenancy.models import Tenant
+
+READ_ONLY_FIELDS = ("version", "created_at", "updated_at")
+
+
+def _acting(actor: str | None) -> AbstractContextManager[None]:
+    return acting_as(actor) if actor else nullcontext()
+
+
+def _content_of(data: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in data.items() if k not in READ_ONLY_FIELDS}
+
+
+def _locked(tenant: Tenant, key: str) -> Segment:
+    segment = selectors.segment_queryset(tenant=tenant).select_for_update().filter(key=key).first()
+    if segment is None:
+        raise NotFound(f"No segment {key!r} in this tenant.")
+    return segment
+
+
+def _check_version(segment: Segment, expected_version: int | None) -> None:
+    if expected_version is not None and expected_version != segment.version:
+        raise PreconditionFailed(
+            f"The segment is at version {segment.version}, not {expected_version}; reload it and retry.",
+            details={"current_version": segment.version},
+        )
+
+
+def segment_create(*, tenant: Tenant, data: dict[str, Any], actor: str | None = None) -> tuple[Segment, bool]:
+    content = validate_segment(_content_of(data))
+    with _acting(actor), transaction.atomic():
+        segment = Segment(tenant=tenant)
+        segment.apply_content(content)
+        try:
+            with transaction.atomic():
+                segment.save()
+            return segment, True
+        except IntegrityError:
+            existing = selectors.segment_get(tenant=tenant, key=content["key"])
+            if existing is None:
+                raise
+    if existing.content() != content:
+        raise Conflict(
+            f"A segment with key {content['key']!r} already exists with a different definition.",
+            details={"key": content["key"], "version": existing.version},
+        )
+    return existing, False
+
+
+def segment_update(
+    *,
+    tenant: Tenant,
+    key: str,
+    data: dict[str, Any],
+    actor: str | None = None,
+    expected_version: int | None = None,
+    partial: bool = False,
+) -> Segment:
+    body = _content_of(data)
+    with _acting(actor), transaction.atomic():
+        segment = _locked(tenant, key)
+        _check_version(segment, expected_version)
+        if "key" in body and body["key"] != segment.key:
+            raise Invalid({"key": [f"`key` cannot change (it is {segment.key!r})."]})
+        base = segment.content() if partial else {"key": segment.key}
+        content = validate_segment({**base, **body, "key": segment.key})
+        if content == segment.content():
+            return segment
+        segment.apply_content(content)
+        segment.save()
+        return segment
+
+
+def segment_delete(*, tenant: Tenant, key: str, actor: str | None = None, expected_version: int | None = None) -> None:
+    """Hard delete, refused while a live flag refers to the segment."""
+    with _acting(actor), transaction.atomic():
+        segment = _locked(tenant, key)
+        _check_version(segment, expected_version)
+        users = flags_using_segment(tenant=tenant, segment_key=key)
+        if users:
+            raise Conflict(
+                f"Segment {key!r} is used by {len(users)} live flag(s); change those flags first.",
+                details={"flags": users},
+            )
+        segment.delete()
+
+
+__all__ = ["SEGMENT_CONTENT_FIELDS", "segment_create", "segment_delete", "segment_update"]

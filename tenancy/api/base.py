@@ -1,0 +1,55 @@
+"""The one place where an API request gets its tenant (api.md, Conventions; architecture.md, Tenancy).
+
+Order of checks: token (401) → `X-Tenant-ID` present (400) → equals the token's tenant and the
+tenant is active (403 `tenant_mismatch`) → route scope (403 `insufficient_scope`) → throttles.
+Views receive `self.tenant` and pass it explicitly to every selector and service.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rest_framework.request import Request
+from rest_framework.views import APIView
+
+from flagsvc import context
+from flagsvc.errors import MalformedRequest, TenantMismatch, Unauthenticated
+from tenancy.models import Tenant
+from tenancy.principals import ApiPrincipal
+from tenancy.selectors import active_tenant_by_slug
+
+
+class TenantAPIView(APIView):
+    """Base of every protected `/v1` view."""
+
+    tenant: Tenant
+    principal: ApiPrincipal
+
+    def check_permissions(self, request: Request) -> None:
+        principal = request.user
+        if not isinstance(principal, ApiPrincipal):
+            raise Unauthenticated("A bearer token is required: `Authorization: Bearer <token>`.")
+        self.principal = principal
+        context.current_actor.set(principal.actor)
+        self.tenant = resolve_tenant(request, principal)
+        context.current_tenant.set(self.tenant.slug)
+        super().check_permissions(request)
+
+    @property
+    def actor(self) -> str:
+        return self.principal.actor
+
+    def get_exception_handler_context(self) -> dict[str, Any]:
+        return super().get_exception_handler_context()
+
+
+def resolve_tenant(request: Request, principal: ApiPrincipal) -> Tenant:
+    slug = request.META.get("HTTP_X_TENANT_ID", "").strip()
+    if not slug:
+        raise MalformedRequest("The X-Tenant-ID header is required.", details={"header": "X-Tenant-ID"})
+    if slug != principal.tenant_slug:
+        raise TenantMismatch("X-Tenant-ID does not match the tenant of the token.")
+    tenant = active_tenant_by_slug(slug)
+    if tenant is None:
+        raise TenantMismatch("The tenant is unknown or disabled.")
+    return tenant

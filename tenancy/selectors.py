@@ -1,0 +1,104 @@
+"""Reads for tenancy. The hot path (every API request) answers from a short-lived in-process cache.
+
+While the database is unreachable the last known answers keep serving, so that evaluation goes on
+from memory (api.md: "evaluation keeps serving from memory").
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Generic, TypeVar
+
+from django.conf import settings
+from django.db import DatabaseError
+
+from tenancy.models import ApiClient, Tenant
+
+T = TypeVar("T")
+
+
+class _TtlCache(Generic[T]):
+    """A tiny thread-safe map whose entries expire after `API_CLIENT_CHECK_INTERVAL` seconds."""
+
+    def __init__(self) -> None:
+        self._entries: dict[str, tuple[float, T]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, key: str) -> tuple[bool, T | None]:
+        entry = self._entries.get(key)
+        if entry is None or entry[0] < time.monotonic():
+            return False, None
+        return True, entry[1]
+
+    def stale(self, key: str) -> tuple[bool, T | None]:
+        """The last known answer, however old: used only while the database is unreachable."""
+        entry = self._entries.get(key)
+        return (False, None) if entry is None else (True, entry[1])
+
+    def put(self, key: str, value: T) -> None:
+        ttl = float(settings.API_CLIENT_CHECK_INTERVAL)
+        with self._lock:
+            if len(self._entries) > 10_000:
+                self._entries.clear()
+            self._entries[key] = (time.monotonic() + ttl, value)
+
+    def forget(self, key: str) -> None:
+        with self._lock:
+            self._entries.pop(key, None)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+
+
+_active_tenants: _TtlCache[Tenant | None] = _TtlCache()
+_active_clients: _TtlCache[bool] = _TtlCache()
+
+
+def active_tenant_by_slug(slug: str) -> Tenant | None:
+    found, tenant = _active_tenants.get(slug)
+    if found:
+        return tenant
+    try:
+        tenant = Tenant.objects.filter(slug=slug, is_active=True).first()
+    except DatabaseError:
+        known, last = _active_tenants.stale(slug)
+        if known:
+            return last
+        raise
+    _active_tenants.put(slug, tenant)
+    return tenant
+
+
+def api_client_is_active(client_id: str, tenant_slug: str) -> bool:
+    key = f"{tenant_slug}\x00{client_id}"
+    found, active = _active_clients.get(key)
+    if found:
+        return bool(active)
+    try:
+        active = ApiClient.objects.filter(client_id=client_id, tenant__slug=tenant_slug, is_active=True).exists()
+    except DatabaseError:
+        known, last = _active_clients.stale(key)
+        if known:
+            return bool(last)
+        raise
+    _active_clients.put(key, active)
+    return active
+
+
+def forget_cached_tenant(slug: str) -> None:
+    _active_tenants.forget(slug)
+
+
+def forget_cached_client(client_id: str, tenant_slug: str) -> None:
+    _active_clients.forget(f"{tenant_slug}\x00{client_id}")
+
+
+def clear_caches() -> None:
+    _active_tenants.clear()
+    _active_clients.clear()
+
+
+def api_client_by_id(client_id: str) -> ApiClient | None:
+    return ApiClient.objects.select_related("tenant").filter(client_id=client_id).first()

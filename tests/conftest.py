@@ -1,0 +1,70 @@
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from django.core.cache import cache
+from rest_framework.test import APIClient
+
+from evaluation.cache import RULESETS
+from tenancy import selectors as tenancy_selectors
+from tenancy.models import SCOPES, Tenant
+from tenancy.services import api_client_create, token_issue
+from tests.factories import TenantFactory
+
+
+@pytest.fixture(autouse=True)
+def _fresh_process_caches() -> Iterator[None]:
+    """Database rows roll back between tests; the in-process caches must forget them too."""
+    RULESETS.clear()
+    RULESETS.warmed = False
+    tenancy_selectors.clear_caches()
+    cache.clear()
+    yield
+    RULESETS.clear()
+    tenancy_selectors.clear_caches()
+
+
+@pytest.fixture
+def tenant(db: Any) -> Tenant:
+    return TenantFactory(slug="acme")
+
+
+@pytest.fixture
+def other_tenant(db: Any) -> Tenant:
+    return TenantFactory(slug="globex")
+
+
+def token_for(tenant: Tenant, scopes: list[str] | tuple[str, ...] = SCOPES) -> tuple[str, str]:
+    issued = api_client_create(tenant=tenant, scopes=list(scopes), name="test")
+    token = token_issue(client_id=issued.client.client_id, client_secret=issued.client_secret)
+    assert token is not None
+    return issued.client.client_id, token.access_token
+
+
+ApiFactory = Callable[..., APIClient]
+
+
+@pytest.fixture
+def make_api(db: Any) -> ApiFactory:
+    def make(tenant: Tenant, scopes: list[str] | tuple[str, ...] = SCOPES, tenant_header: str | None = None) -> APIClient:
+        _, token = token_for(tenant, scopes)
+        client = APIClient()
+        client.credentials(
+            HTTP_AUTHORIZATION=f"Bearer {token}",
+            HTTP_X_TENANT_ID=tenant_header if tenant_header is not None else tenant.slug,
+        )
+        return client
+
+    return make
+
+
+@pytest.fixture
+def api(make_api: ApiFactory, tenant: Tenant) -> APIClient:
+    return make_api(tenant)
+
+
+@pytest.fixture
+def other_api(make_api: ApiFactory, other_tenant: Tenant) -> APIClient:
+    return make_api(other_tenant)
