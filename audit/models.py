@@ -93,7 +93,7 @@ class AuditEntry(models.Model):
     before = models.JSONField(null=True)
     after = models.JSONField(null=True)
     diff = models.JSONField(default=dict)
-    request_id = models.CharField(max_length=128, null=True, blank=True)
+    request_id = models.CharField(max_length=128, null=True, blank=True)  # noqa: DJ001 (null = no request)
     prev_hash = models.CharField(max_length=64)
     entry_hash = models.CharField(max_length=64)
 
@@ -137,3 +137,6 @@ class ChangeEvent(models.Model):
 
     class Meta:
         indexes = [models.Index(fields=["tenant", "id"], name="event_tenant_id_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.action} {self.entity} {self.entity_key} v{self.version}"

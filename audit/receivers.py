@@ -66,7 +66,9 @@ def _infer_action(created: bool, before: dict[str, Any] | None, after: dict[str,
     return AuditAction.UPDATE
 
 
-def _append(instance: AuditedModel, action: str, before: dict[str, Any] | None, after: dict[str, Any] | None) -> None:
+def _append(
+    instance: AuditedModel, action: str, before: dict[str, Any] | None, after: dict[str, Any] | None
+) -> None:
     # The tenant row lock serialises the chain: one appender at a time per tenant.
     Tenant.objects.select_for_update().filter(pk=instance.tenant_id).values_list("pk", flat=True).first()
     last = (

@@ -32,11 +32,17 @@ def verify_chain(*, tenant: Tenant) -> ChainReport:
     checked = 0
     for entry in AuditEntry.objects.for_tenant(tenant).order_by("seq").iterator(chunk_size=500):
         if entry.seq != expected_seq:
-            return ChainReport(checked, BrokenLink(entry.seq, entry.pk, f"expected seq {expected_seq}: an entry is missing"))
+            return ChainReport(
+                checked, BrokenLink(entry.seq, entry.pk, f"expected seq {expected_seq}: an entry is missing")
+            )
         if entry.prev_hash != expected_prev:
-            return ChainReport(checked, BrokenLink(entry.seq, entry.pk, "prev_hash does not match the previous entry"))
+            return ChainReport(
+                checked, BrokenLink(entry.seq, entry.pk, "prev_hash does not match the previous entry")
+            )
         if entry_hash(entry.prev_hash, entry_content(entry)) != entry.entry_hash:
-            return ChainReport(checked, BrokenLink(entry.seq, entry.pk, "content does not match its hash (edited)"))
+            return ChainReport(
+                checked, BrokenLink(entry.seq, entry.pk, "content does not match its hash (edited)")
+            )
         expected_prev = entry.entry_hash
         expected_seq += 1
         checked += 1

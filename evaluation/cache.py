@@ -110,7 +110,9 @@ def _compile_skipping_invalid(
             validate_flag({k: v for k, v in flag.items() if k != "version"}, segment_keys=segment_keys)
             valid.append(flag)
         except DefinitionError as exc:
-            logger.error("stored flag does not compile; it is left out", extra={"flag": flag["key"], "error": str(exc)})
+            logger.error(
+                "stored flag does not compile; it is left out", extra={"flag": flag["key"], "error": str(exc)}
+            )
     return compile_ruleset(tenant=tenant.slug, version=str(version), flags=valid, segments=segments)
 
 

@@ -11,10 +11,13 @@ EVALUATION_LATENCY = Histogram(
     ["route"],
     buckets=(0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05),
 )
-CACHE_HITS = Counter("flagsvc_ruleset_cache_hits_total", "Evaluations answered from a compiled ruleset in memory")
+CACHE_HITS = Counter(
+    "flagsvc_ruleset_cache_hits_total", "Evaluations answered from a compiled ruleset in memory"
+)
 CACHE_MISSES = Counter("flagsvc_ruleset_cache_misses_total", "Ruleset lookups that had to compile")
 CACHE_STALE_SERVES = Counter(
-    "flagsvc_ruleset_cache_stale_total", "Lookups served from the last compiled ruleset because the store was down"
+    "flagsvc_ruleset_cache_stale_total",
+    "Lookups served from the last compiled ruleset because the store was down",
 )
 COMPILE_SECONDS = Histogram(
     "flagsvc_ruleset_compile_seconds",

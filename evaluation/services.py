@@ -108,7 +108,11 @@ def preview(*, tenant: Tenant, body: dict[str, Any]) -> dict[str, Any]:
     stored = flag_get(tenant=tenant, key=request.flag_key)
     ruleset: CompiledRuleset = stored_ruleset
     if request.draft is not None:
-        draft = {k: v for k, v in request.draft.items() if k not in ("version", "created_at", "updated_at", "archived_at")}
+        draft = {
+            k: v
+            for k, v in request.draft.items()
+            if k not in ("version", "created_at", "updated_at", "archived_at")
+        }
         draft.setdefault("key", request.flag_key)
         if draft["key"] != request.flag_key:
             raise Invalid({"flag.key": ["Must equal flag_key."]})

@@ -7,8 +7,8 @@ from typing import Any
 from django.db import models
 
 from audit.models import AuditedModel, AuditedQuerySet
-from tenancy.models import Tenant
 from flagsvc.timefmt import iso
+from tenancy.models import Tenant
 from tenancy.scoping import TenantScopedManager
 
 # The fields a caller may set; everything else in a flag document is bookkeeping.

@@ -26,7 +26,7 @@ def flag_list(
     tenant: Tenant | int,
     state: str | None = None,
     tag: str | None = None,
-    type: str | None = None,  # noqa: A002
+    type: str | None = None,
     key_prefix: str | None = None,
     q: str | None = None,
     include_archived: bool = False,

@@ -116,7 +116,9 @@ def flag_update(
         return flag
 
 
-def flag_archive(*, tenant: Tenant, key: str, actor: str | None = None, expected_version: int | None = None) -> Flag:
+def flag_archive(
+    *, tenant: Tenant, key: str, actor: str | None = None, expected_version: int | None = None
+) -> Flag:
     with _acting(actor), transaction.atomic():
         flag = _locked(tenant, key)
         _check_version(flag, expected_version)

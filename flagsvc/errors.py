@@ -86,6 +86,30 @@ class Invalid(ApiError):
         super().__init__(summary, details={"fields": fields})
 
 
+class PrerequisiteCycleConflict(Conflict):
+    code = "prerequisite_cycle"
+
+
+class MethodNotAllowed(ApiError):
+    status, code = 405, "method_not_allowed"
+    default_message = "Method not allowed on this route."
+
+
+class NotAcceptable(ApiError):
+    status, code = 406, "not_acceptable"
+    default_message = "Only application/json responses are available."
+
+
+class UnsupportedMediaType(ApiError):
+    status, code = 415, "unsupported_media_type"
+    default_message = "Send the body as application/json."
+
+
+class InternalError(ApiError):
+    status, code = 500, "internal_error"
+    default_message = "An unexpected error occurred; the request id helps us find it."
+
+
 class RateLimited(ApiError):
     status, code = 429, "rate_limited"
     default_message = "Too many requests."
@@ -112,7 +136,9 @@ def error_body(code: str, message: str, details: dict[str, Any] | None = None) -
     }
 
 
-def error_response(code: str, message: str, status: int, details: dict[str, Any] | None = None) -> JsonResponse:
+def error_response(
+    code: str, message: str, status: int, details: dict[str, Any] | None = None
+) -> JsonResponse:
     response = JsonResponse(error_body(code, message, details), status=status)
     if status == 401:
         response["WWW-Authenticate"] = 'Bearer realm="flagsvc"'
@@ -128,12 +154,9 @@ def as_api_error(exc: BaseException) -> ApiError | None:
     if isinstance(exc, PayloadTooLarge):
         return TooLarge(str(exc), details={"field": exc.field, "limit_bytes": exc.limit})
     if isinstance(exc, PrerequisiteCycle):
-        err = Conflict(
-            "The prerequisites would form a cycle: " + " -> ".join(exc.cycle),
-            details={"cycle": exc.cycle},
+        return PrerequisiteCycleConflict(
+            "The prerequisites would form a cycle: " + " -> ".join(exc.cycle), details={"cycle": exc.cycle}
         )
-        err.code = "prerequisite_cycle"
-        return err
     if isinstance(exc, RequestDataTooBig):
         return TooLarge()
     if isinstance(exc, drf.NotAuthenticated | drf.AuthenticationFailed):
@@ -143,21 +166,15 @@ def as_api_error(exc: BaseException) -> ApiError | None:
     if isinstance(exc, drf.NotFound | Http404):
         return NotFound()
     if isinstance(exc, drf.MethodNotAllowed):
-        err = ApiError(_detail_text(exc, "Method not allowed."))
-        err.status, err.code = 405, "method_not_allowed"
-        return err
+        return MethodNotAllowed(_detail_text(exc, MethodNotAllowed.default_message))
     if isinstance(exc, drf.NotAcceptable):
-        err = ApiError("Only application/json responses are available.")
-        err.status, err.code = 406, "not_acceptable"
-        return err
+        return NotAcceptable()
     if isinstance(exc, drf.UnsupportedMediaType):
-        err = ApiError("Send the body as application/json.")
-        err.status, err.code = 415, "unsupported_media_type"
-        return err
+        return UnsupportedMediaType()
     if isinstance(exc, drf.ParseError):
         return MalformedRequest("The body is not valid JSON: " + _detail_text(exc, "parse error"))
     if isinstance(exc, drf.Throttled):
-        wait = int(exc.wait or 1)
+        wait = max(1, int(getattr(exc, "wait", None) or 1))
         return RateLimited(f"Too many requests; retry in {wait} s.", details={"retry_after": wait})
     if isinstance(exc, drf.ValidationError):
         return Invalid(_flatten_drf_errors(exc.detail))
@@ -202,8 +219,7 @@ def api_exception_handler(exc: Exception, ctx: dict[str, Any]) -> Response:
     err = as_api_error(exc)
     if err is None:
         logger.exception("unhandled error in API view", exc_info=exc)
-        err = ApiError("An unexpected error occurred; the request id helps us find it.")
-        err.status, err.code = 500, "internal_error"
+        err = InternalError()
     response = Response(error_body(err.code, err.message, err.details), status=err.status)
     if err.status == 401:
         response["WWW-Authenticate"] = 'Bearer realm="flagsvc"'

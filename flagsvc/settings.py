@@ -19,7 +19,7 @@ DEBUG = env.env_bool("DEBUG", default=False)
 SECRET_KEY = env.require_secret("SECRET_KEY", debug=DEBUG, dev_default=env.DEV_SECRET_KEY)
 JWT_SECRET = env.require_secret("JWT_SECRET", debug=DEBUG, dev_default=env.DEV_JWT_SECRET)
 if JWT_SECRET == env.DEV_JWT_SECRET:
-    print(  # noqa: T201
+    print(
         "WARNING: JWT_SECRET not set, using the INSECURE development default (DEBUG only).",
         file=sys.stderr,
     )

@@ -16,7 +16,9 @@ def segment_get(*, tenant: Tenant | int, key: str) -> Segment | None:
     return segment_queryset(tenant=tenant).filter(key=key).first()
 
 
-def segment_list(*, tenant: Tenant | int, key_prefix: str | None = None, q: str | None = None) -> QuerySet[Segment]:
+def segment_list(
+    *, tenant: Tenant | int, key_prefix: str | None = None, q: str | None = None
+) -> QuerySet[Segment]:
     qs = segment_queryset(tenant=tenant)
     if key_prefix:
         qs = qs.filter(key__startswith=key_prefix)

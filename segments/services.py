@@ -86,7 +86,9 @@ def segment_update(
         return segment
 
 
-def segment_delete(*, tenant: Tenant, key: str, actor: str | None = None, expected_version: int | None = None) -> None:
+def segment_delete(
+    *, tenant: Tenant, key: str, actor: str | None = None, expected_version: int | None = None
+) -> None:
     """Hard delete, refused while a live flag refers to the segment."""
     with _acting(actor), transaction.atomic():
         segment = _locked(tenant, key)

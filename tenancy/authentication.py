@@ -32,7 +32,7 @@ class ApiClientJWTAuthentication(BaseAuthentication):
         if len(raw) > MAX_TOKEN_LENGTH:
             raise AuthenticationFailed("The token is too long.")
         try:
-            token = AccessToken(raw)  # type: ignore[arg-type]
+            token = AccessToken(raw)
         except TokenError as exc:
             raise AuthenticationFailed(f"The token is not valid: {exc}") from None
         principal = _principal_from_claims(token.payload)

@@ -34,7 +34,9 @@ class Tenant(models.Model):
         help_text="The value clients send as X-Tenant-ID. Lowercase letters, digits and dashes.",
     )
     name = models.CharField(max_length=200, blank=True)
-    is_active = models.BooleanField(default=True, help_text="An inactive tenant is refused (403) on every route.")
+    is_active = models.BooleanField(
+        default=True, help_text="An inactive tenant is refused (403) on every route."
+    )
     ruleset_version = models.BigIntegerField(
         default=0, editable=False, help_text="Bumped after every committed change that affects evaluation."
     )
@@ -59,7 +61,9 @@ def hash_client_secret(secret: str) -> str:
 class ApiClient(models.Model):
     tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="api_clients")
     client_id = models.CharField(max_length=64, unique=True)
-    secret_hash = models.CharField(max_length=64, help_text="SHA-256 of the secret; the secret itself is never stored.")
+    secret_hash = models.CharField(
+        max_length=64, help_text="SHA-256 of the secret; the secret itself is never stored."
+    )
     name = models.CharField(max_length=200, blank=True)
     scopes = models.JSONField(default=list)
     is_active = models.BooleanField(default=True)
@@ -89,7 +93,9 @@ class Membership(models.Model):
     role = models.CharField(max_length=16, choices=Role.choices, default=Role.VIEWER)
 
     class Meta:
-        constraints = [models.UniqueConstraint(fields=["user", "tenant"], name="membership_user_tenant_unique")]
+        constraints = [
+            models.UniqueConstraint(fields=["user", "tenant"], name="membership_user_tenant_unique")
+        ]
         ordering = ["tenant__slug"]
 
     def __str__(self) -> str:
@@ -110,6 +116,11 @@ class IdempotentResponse(models.Model):
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["tenant", "actor", "key"], name="idempotency_tenant_actor_key_unique")
+            models.UniqueConstraint(
+                fields=["tenant", "actor", "key"], name="idempotency_tenant_actor_key_unique"
+            )
         ]
         indexes = [models.Index(fields=["created_at"], name="idempotency_created_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.actor} {self.key} -> {self.status}"

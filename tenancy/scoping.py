@@ -27,7 +27,7 @@ class _ForTenant:
         return self.with_scope(tenant=tenant).all()  # type: ignore[attr-defined]
 
 
-def TenantScopedManager(queryset_class: type[models.QuerySet[Any]] | None = None) -> Any:  # noqa: N802
+def TenantScopedManager(queryset_class: type[models.QuerySet[Any]] | None = None) -> Any:
     """The default manager of every tenant-owned model: raises unless a tenant scope is active."""
     base: type[models.Manager[Any]] = (
         models.Manager.from_queryset(queryset_class) if queryset_class else models.Manager

@@ -77,7 +77,9 @@ def api_client_is_active(client_id: str, tenant_slug: str) -> bool:
     if found:
         return bool(active)
     try:
-        active = ApiClient.objects.filter(client_id=client_id, tenant__slug=tenant_slug, is_active=True).exists()
+        active = ApiClient.objects.filter(
+            client_id=client_id, tenant__slug=tenant_slug, is_active=True
+        ).exists()
     except DatabaseError:
         known, last = _active_clients.stale(key)
         if known:

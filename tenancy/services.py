@@ -5,6 +5,7 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import cast
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -89,7 +90,7 @@ def token_issue(*, client_id: str, client_secret: str) -> IssuedToken | None:
         return None
     if not client.is_active or not client.tenant.is_active:
         return None
-    lifetime: timedelta = settings.SIMPLE_JWT["ACCESS_TOKEN_LIFETIME"]
+    lifetime = cast(timedelta, settings.SIMPLE_JWT["ACCESS_TOKEN_LIFETIME"])
     token = AccessToken()
     token.set_exp(lifetime=lifetime)
     scope = " ".join(client.scopes)

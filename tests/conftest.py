@@ -48,7 +48,9 @@ ApiFactory = Callable[..., APIClient]
 
 @pytest.fixture
 def make_api(db: Any) -> ApiFactory:
-    def make(tenant: Tenant, scopes: list[str] | tuple[str, ...] = SCOPES, tenant_header: str | None = None) -> APIClient:
+    def make(
+        tenant: Tenant, scopes: list[str] | tuple[str, ...] = SCOPES, tenant_header: str | None = None
+    ) -> APIClient:
         _, token = token_for(tenant, scopes)
         client = APIClient()
         client.credentials(

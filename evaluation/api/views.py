@@ -63,7 +63,9 @@ class EvaluateView(TenantAPIView):
     @extend_schema(request=EvaluateRequestSerializer, responses={200: EvaluationSerializer})
     def post(self, request: Request) -> Response:
         body = json_object(request)
-        return Response(services.evaluate_one(tenant=self.tenant, flag_key=body.get("flag_key"), user=body.get("user")))
+        return Response(
+            services.evaluate_one(tenant=self.tenant, flag_key=body.get("flag_key"), user=body.get("user"))
+        )
 
 
 class EvaluateBulkView(TenantAPIView):

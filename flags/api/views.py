@@ -11,8 +11,8 @@ from flags import selectors, services
 from flags.api.serializers import FlagSerializer, FlagVersionSerializer, RollbackSerializer
 from flags.models import Flag, FlagState, FlagType, FlagVersion
 from flagsvc.errors import FlagNotFound, Invalid
-from flagsvc.timefmt import iso
 from flagsvc.pagination import LimitOffsetPage
+from flagsvc.timefmt import iso
 from tenancy.api.base import TenantAPIView
 from tenancy.api.helpers import (
     WriteRateThrottle,
@@ -66,7 +66,9 @@ class FlagCollectionView(TenantAPIView):
     @extend_schema(request=FlagSerializer, responses={201: FlagSerializer, 200: FlagSerializer})
     def post(self, request: Request) -> Response:
         def create() -> Response:
-            flag, created = services.flag_create(tenant=self.tenant, actor=self.actor, data=json_object(request))
+            flag, created = services.flag_create(
+                tenant=self.tenant, actor=self.actor, data=json_object(request)
+            )
             response = _flag_response(flag, status.HTTP_201_CREATED if created else status.HTTP_200_OK)
             response["Location"] = f"/v1/flags/{flag.key}"
             return response
@@ -81,7 +83,9 @@ class FlagDetailView(TenantAPIView):
 
     @extend_schema(parameters=[OpenApiParameter("include_archived", bool)], responses={200: FlagSerializer})
     def get(self, request: Request, key: str) -> Response:
-        flag = selectors.flag_get(tenant=self.tenant, key=key, include_archived=bool_param(request, "include_archived"))
+        flag = selectors.flag_get(
+            tenant=self.tenant, key=key, include_archived=bool_param(request, "include_archived")
+        )
         if flag is None:
             raise FlagNotFound(f"No flag {key!r} in this tenant.")
         if request.META.get("HTTP_IF_NONE_MATCH", "").strip() == etag(flag.version):
@@ -130,11 +134,15 @@ class FlagVersionsView(TenantAPIView):
 
     @extend_schema(responses={200: FlagVersionSerializer(many=True)})
     def get(self, request: Request, key: str) -> Response:
-        flag = selectors.flag_get(tenant=self.tenant, key=key, include_archived=bool_param(request, "include_archived"))
+        flag = selectors.flag_get(
+            tenant=self.tenant, key=key, include_archived=bool_param(request, "include_archived")
+        )
         if flag is None:
             raise FlagNotFound(f"No flag {key!r} in this tenant.")
         paginator = LimitOffsetPage()
-        page = paginator.paginate_queryset(selectors.flag_versions(tenant=self.tenant, flag=flag), request, view=self)
+        page = paginator.paginate_queryset(
+            selectors.flag_versions(tenant=self.tenant, flag=flag), request, view=self
+        )
         return paginator.get_paginated_response([_version_document(v) for v in page or []])
 
 
@@ -155,6 +163,8 @@ class FlagRollbackView(TenantAPIView):
     def post(self, request: Request, key: str) -> Response:
         body = json_object(request)
         if "version" not in body:
-            raise Invalid({"version": ["Name the version to roll back to: {\"version\": N}."]})
+            raise Invalid({"version": ['Name the version to roll back to: {"version": N}.']})
         version = parse_version(body["version"], "version")
-        return _flag_response(services.flag_rollback(tenant=self.tenant, key=key, version=version, actor=self.actor))
+        return _flag_response(
+            services.flag_rollback(tenant=self.tenant, key=key, version=version, actor=self.actor)
+        )

@@ -13,7 +13,19 @@ def test_audit__newest_first_with_the_documented_fields(api):
     body = api.get("/v1/audit").json()
     assert body["count"] == 2
     latest, first = body["results"]
-    assert set(latest) == {"id", "ts", "actor", "entity", "entity_key", "action", "version", "before", "after", "diff", "request_id"}
+    assert set(latest) == {
+        "id",
+        "ts",
+        "actor",
+        "entity",
+        "entity_key",
+        "action",
+        "version",
+        "before",
+        "after",
+        "diff",
+        "request_id",
+    }
     assert latest["action"] == "update" and first["action"] == "create"
     assert first["before"] is None
     assert latest["diff"] == {"state": {"from": "off", "to": "on"}}

@@ -24,8 +24,16 @@ def _b64(data: dict[str, Any]) -> str:
 
 def _claims(tenant: str = "acme", **extra: Any) -> dict[str, Any]:
     now = int(time.time())
-    return {"sub": "c", "tenant": tenant, "scope": "flags:read", "iat": now, "exp": now + 60, "jti": "j",
-            "token_type": "access", **extra}
+    return {
+        "sub": "c",
+        "tenant": tenant,
+        "scope": "flags:read",
+        "iat": now,
+        "exp": now + 60,
+        "jti": "j",
+        "token_type": "access",
+        **extra,
+    }
 
 
 def _get(token: str | None, tenant: str | None = "acme") -> Any:
@@ -71,7 +79,9 @@ def test_token__bad_secret__401_without_saying_which_part(tenant, secret):
 
 
 def test_token__unknown_client__401(db):
-    response = APIClient().post("/v1/auth/token", {"client_id": "nobody", "client_secret": "x"}, format="json")
+    response = APIClient().post(
+        "/v1/auth/token", {"client_id": "nobody", "client_secret": "x"}, format="json"
+    )
     assert response.status_code == 401
     assert response.json()["error"]["code"] == "unauthenticated"
 
@@ -162,11 +172,15 @@ def test_request__disabled_tenant__403_tenant_mismatch(tenant):
 
 def test_request__revoked_client__401(tenant):
     issued = api_client_create(tenant=tenant, scopes=["flags:read"])
-    token = APIClient().post(
-        "/v1/auth/token",
-        {"client_id": issued.client.client_id, "client_secret": issued.client_secret},
-        format="json",
-    ).json()["access_token"]
+    token = (
+        APIClient()
+        .post(
+            "/v1/auth/token",
+            {"client_id": issued.client.client_id, "client_secret": issued.client_secret},
+            format="json",
+        )
+        .json()["access_token"]
+    )
     assert _get(token).status_code == 200
     api_client_revoke(client=issued.client)
     assert _get(token).status_code == 401

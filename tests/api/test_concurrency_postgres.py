@@ -67,7 +67,9 @@ def test_concurrent_updates_with_the_same_if_match__exactly_one_succeeds(make_ap
     def update() -> int:
         with lock:
             client, number = next(clients), next(counter)
-        response = client.patch("/v1/flags/race", {"name": f"writer {number}"}, format="json", HTTP_IF_MATCH='"1"')
+        response = client.patch(
+            "/v1/flags/race", {"name": f"writer {number}"}, format="json", HTTP_IF_MATCH='"1"'
+        )
         return response.status_code
 
     statuses = run_concurrently(10, update)

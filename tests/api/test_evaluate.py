@@ -6,13 +6,14 @@ import mmh3
 import pytest
 from django.test import override_settings
 
-
 USER = {"id": "u-42", "attributes": {"country": "NL", "plan": "pro"}}
 ROLLOUT = {
     "key": "checkout-redesign",
     "state": "on",
     "variants": [{"key": "on", "value": True, "weight": 20}, {"key": "off", "value": False, "weight": 80}],
-    "rules": [{"id": "nl", "when": {"attr": "country", "op": "eq", "value": "NL"}, "serve": {"variant": "on"}}],
+    "rules": [
+        {"id": "nl", "when": {"attr": "country", "op": "eq", "value": "NL"}, "serve": {"variant": "on"}}
+    ],
 }
 
 
@@ -37,7 +38,9 @@ def test_evaluate__percentage_rollout_follows_the_normative_formula(api):
     api.post("/v1/flags", ROLLOUT, format="json")
     for index in range(50):
         user_id = f"user-{index}"
-        body = api.post("/v1/evaluate", {"flag_key": "checkout-redesign", "user": {"id": user_id}}, format="json").json()
+        body = api.post(
+            "/v1/evaluate", {"flag_key": "checkout-redesign", "user": {"id": user_id}}, format="json"
+        ).json()
         bucket = expected_bucket("acme", "checkout-redesign", user_id)
         assert body["reason"] == "PERCENTAGE_ROLLOUT"
         assert body["variant"] == ("on" if bucket < 20 / 100 else "off")
@@ -65,9 +68,7 @@ def test_evaluate__unknown_or_archived_flag__404_flag_not_found(api):
 
 
 @pytest.mark.django_db
-@pytest.mark.parametrize(
-    "user", [None, {}, {"id": 42}, {"id": ""}, {"id": "u", "attributes": []}, "u-1"]
-)
+@pytest.mark.parametrize("user", [None, {}, {"id": 42}, {"id": ""}, {"id": "u", "attributes": []}, "u-1"])
 def test_evaluate__bad_user__422(api, user):
     response = api.post("/v1/evaluate", {"flag_key": "x", "user": user}, format="json")
     assert response.status_code == 422
@@ -81,7 +82,9 @@ def test_evaluate__warm_cache_makes_no_database_query(api, django_assert_num_que
     # Within the check interval a warm process answers from memory: auth, tenant and rules included.
     with override_settings(RULESET_CHECK_INTERVAL=3600), django_assert_num_queries(0):
         for _ in range(20):
-            response = api.post("/v1/evaluate", {"flag_key": "checkout-redesign", "user": USER}, format="json")
+            response = api.post(
+                "/v1/evaluate", {"flag_key": "checkout-redesign", "user": USER}, format="json"
+            )
             assert response.status_code == 200
 
 
@@ -94,10 +97,18 @@ def test_bulk__all_live_flags_and_unknown_keys_as_errors(api):
     body = api.post("/v1/evaluate/bulk", {"user": USER}, format="json").json()
     assert set(body["flags"]) == {"checkout-redesign", "plain"}
     assert body["ruleset_version"]
-    body = api.post("/v1/evaluate/bulk", {"user": USER, "flag_keys": ["plain", "gone", "nope"]}, format="json").json()
+    body = api.post(
+        "/v1/evaluate/bulk", {"user": USER, "flag_keys": ["plain", "gone", "nope"]}, format="json"
+    ).json()
     assert body["flags"]["plain"]["variant"] == "on"
     for key in ("gone", "nope"):
-        assert body["flags"][key] == {**body["flags"][key], "variant": None, "value": None, "reason": "ERROR", "error_code": "FLAG_NOT_FOUND"}
+        assert body["flags"][key] == {
+            **body["flags"][key],
+            "variant": None,
+            "value": None,
+            "reason": "ERROR",
+            "error_code": "FLAG_NOT_FOUND",
+        }
 
 
 @pytest.mark.django_db(transaction=True)
@@ -106,7 +117,9 @@ def test_preview__trace_and_dry_run_summary_without_storing(api, tenant):
     users = [{"id": f"u-{i}", "attributes": {"country": "NL" if i % 2 else "DE"}} for i in range(200)]
     draft = {**ROLLOUT, "rules": []}
     body = api.post(
-        "/v1/evaluate/preview", {"flag_key": "checkout-redesign", "flag": draft, "users": users}, format="json"
+        "/v1/evaluate/preview",
+        {"flag_key": "checkout-redesign", "flag": draft, "users": users},
+        format="json",
     ).json()
     assert len(body["results"]) == 200
     assert sum(body["summary"]["variants"].values()) == 200
@@ -122,11 +135,20 @@ def test_preview__trace_and_dry_run_summary_without_storing(api, tenant):
 def test_preview__trace_shows_each_condition_tried(api):
     api.post("/v1/flags", ROLLOUT, format="json")
     body = api.post(
-        "/v1/evaluate/preview", {"flag_key": "checkout-redesign", "user": {"id": "u-1", "attributes": {"country": "DE"}}}, format="json"
+        "/v1/evaluate/preview",
+        {"flag_key": "checkout-redesign", "user": {"id": "u-1", "attributes": {"country": "DE"}}},
+        format="json",
     ).json()
     rule_steps = [step for step in body["results"][0]["trace"] if step["step"] == "rule"]
     condition = rule_steps[0]["conditions"][0]
-    assert condition == {**condition, "attribute": "country", "operator": "eq", "expected": "NL", "actual": "DE", "outcome": False}
+    assert condition == {
+        **condition,
+        "attribute": "country",
+        "operator": "eq",
+        "expected": "NL",
+        "actual": "DE",
+        "outcome": False,
+    }
 
 
 @pytest.mark.django_db

@@ -113,7 +113,11 @@ def test_create__duplicate_variant_keys_and_negative_weight__422_lists_each(api)
 
 
 def test_create__unknown_operator__422_at_exact_path(api):
-    rule = {"id": "r", "when": {"all": [{"attr": "plan", "op": "like", "value": "x"}]}, "serve": {"variant": "on"}}
+    rule = {
+        "id": "r",
+        "when": {"all": [{"attr": "plan", "op": "like", "value": "x"}]},
+        "serve": {"variant": "on"},
+    }
     response = api.post("/v1/flags", {"key": "u", "rules": [rule]}, format="json")
     assert response.status_code == 422
     assert "rules[0].when.all[0].op" in response.json()["error"]["details"]["fields"]
@@ -127,7 +131,9 @@ def test_create__unknown_segment__422(api):
 
 
 def test_create__unknown_prerequisite__422(api):
-    response = api.post("/v1/flags", {"key": "p", "prerequisites": [{"flag": "nope", "variants": ["on"]}]}, format="json")
+    response = api.post(
+        "/v1/flags", {"key": "p", "prerequisites": [{"flag": "nope", "variants": ["on"]}]}, format="json"
+    )
     assert response.status_code == 422
     assert any(k.startswith("prerequisites[0]") for k in response.json()["error"]["details"]["fields"])
 
@@ -291,9 +297,22 @@ def test_list__paginates_by_key_and_caps_limit(api):
 
 
 def test_list__filters(api):
-    api.post("/v1/flags", {"key": "a-on", "state": "on", "tags": ["x"], "description": "Needle here"}, format="json")
+    api.post(
+        "/v1/flags",
+        {"key": "a-on", "state": "on", "tags": ["x"], "description": "Needle here"},
+        format="json",
+    )
     api.post("/v1/flags", {"key": "b-off", "tags": ["y"]}, format="json")
-    api.post("/v1/flags", {"key": "a-str", "type": "string", "variants": [{"key": "v", "value": "s", "weight": 1}], "off_variant": "v"}, format="json")
+    api.post(
+        "/v1/flags",
+        {
+            "key": "a-str",
+            "type": "string",
+            "variants": [{"key": "v", "value": "s", "weight": 1}],
+            "off_variant": "v",
+        },
+        format="json",
+    )
     keys = lambda q: [f["key"] for f in api.get(f"/v1/flags?{q}").json()["results"]]  # noqa: E731
     assert keys("state=on") == ["a-on"]
     assert keys("tag=y") == ["b-off"]

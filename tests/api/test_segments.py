@@ -24,13 +24,25 @@ def test_segment_crud__create_get_update_delete(api, tenant):
     assert created["ETag"] == '"1"'
     assert api.post("/v1/segments", SEGMENT, format="json").status_code == 200
     assert api.post("/v1/segments", {**SEGMENT, "included": []}, format="json").status_code == 409
-    updated = api.patch("/v1/segments/beta-testers", {"included": ["u-1", "u-2"]}, format="json", HTTP_IF_MATCH='"1"')
+    updated = api.patch(
+        "/v1/segments/beta-testers", {"included": ["u-1", "u-2"]}, format="json", HTTP_IF_MATCH='"1"'
+    )
     assert updated.status_code == 200
     assert updated.json()["version"] == 2
-    assert api.patch("/v1/segments/beta-testers", {"included": []}, format="json", HTTP_IF_MATCH='"1"').status_code == 412
+    assert (
+        api.patch(
+            "/v1/segments/beta-testers", {"included": []}, format="json", HTTP_IF_MATCH='"1"'
+        ).status_code
+        == 412
+    )
     assert api.delete("/v1/segments/beta-testers").status_code == 204
     assert api.get("/v1/segments/beta-testers").status_code == 404
-    actions = list(AuditEntry.objects.for_tenant(tenant).filter(entity="segment").order_by("seq").values_list("action", flat=True))
+    actions = list(
+        AuditEntry.objects.for_tenant(tenant)
+        .filter(entity="segment")
+        .order_by("seq")
+        .values_list("action", flat=True)
+    )
     assert actions == ["create", "update", "delete"]
     deleted = AuditEntry.objects.for_tenant(tenant).get(action="delete")
     assert deleted.after is None and deleted.before["key"] == "beta-testers"
@@ -53,7 +65,9 @@ def test_segment__referring_to_another_segment__422(api):
 
 
 def test_segment__bad_condition__422_with_path(api):
-    response = api.post("/v1/segments", {"key": "s", "when": {"attr": "age", "op": "between", "value": [5]}}, format="json")
+    response = api.post(
+        "/v1/segments", {"key": "s", "when": {"attr": "age", "op": "between", "value": [5]}}, format="json"
+    )
     assert response.status_code == 422
     assert any(path.startswith("when") for path in response.json()["error"]["details"]["fields"])
 

@@ -13,7 +13,15 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def a_data(api):
     api.post("/v1/segments", {"key": "seg-a", "included": ["u-1"]}, format="json")
-    api.post("/v1/flags", {"key": "flag-a", "state": "on", "rules": [{"id": "r", "when": {"segment": "seg-a"}, "serve": {"variant": "on"}}]}, format="json")
+    api.post(
+        "/v1/flags",
+        {
+            "key": "flag-a",
+            "state": "on",
+            "rules": [{"id": "r", "when": {"segment": "seg-a"}, "serve": {"variant": "on"}}],
+        },
+        format="json",
+    )
     api.patch("/v1/flags/flag-a", {"name": "v2"}, format="json")
     api.post("/v1/flags", {"key": "archived-a"}, format="json")
     api.delete("/v1/flags/archived-a")
@@ -69,7 +77,9 @@ def test_other_tenant__cannot_refer_to_a_segment_or_prerequisite_of_a(a_data, ot
     rule = {"id": "r", "when": {"segment": "seg-a"}, "serve": {"variant": "on"}}
     assert other_api.post("/v1/flags", {"key": "x", "rules": [rule]}, format="json").status_code == 422
     prereq = [{"flag": "flag-a", "variants": ["on"]}]
-    assert other_api.post("/v1/flags", {"key": "y", "prerequisites": prereq}, format="json").status_code == 422
+    assert (
+        other_api.post("/v1/flags", {"key": "y", "prerequisites": prereq}, format="json").status_code == 422
+    )
 
 
 def test_other_tenant__token_of_a_with_header_of_b__403_not_data(a_data, make_api, tenant, other_tenant):

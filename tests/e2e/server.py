@@ -42,7 +42,13 @@ def service_env(database_url: str, **extra: str) -> dict[str, str]:
 
 def manage(env: dict[str, str], *args: str) -> str:
     result = subprocess.run(
-        [PYTHON, "manage.py", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120, check=False
+        [PYTHON, "manage.py", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
     if result.returncode != 0:
         raise RuntimeError(f"manage.py {' '.join(args)} failed: {result.stderr[-2000:]}")
@@ -63,7 +69,7 @@ class Server:
     def start(self, log_path: Path, workers: int = 1) -> Server:
         self.log_path = log_path
         env = {**self.env, "PORT": str(self.port), "WEB_CONCURRENCY": str(workers), "GUNICORN_THREADS": "4"}
-        self.process = subprocess.Popen(  # noqa: S603
+        self.process = subprocess.Popen(
             [PYTHON, "-m", "gunicorn", "-c", "gunicorn.conf.py", "flagsvc.wsgi"],
             cwd=ROOT,
             env=env,
@@ -75,7 +81,7 @@ class Server:
             if self.process.poll() is not None:
                 raise RuntimeError(f"server exited early:\n{log_path.read_text()[-3000:]}")
             try:
-                with urllib.request.urlopen(f"{self.base}/healthz", timeout=1) as response:  # noqa: S310
+                with urllib.request.urlopen(f"{self.base}/healthz", timeout=1) as response:
                     if response.status == 200:
                         return self
             except OSError:
@@ -96,12 +102,12 @@ class Server:
         self, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None
     ) -> tuple[int, dict[str, str], Any]:
         data = None if body is None else json.dumps(body).encode()
-        request = urllib.request.Request(f"{self.base}{path}", data=data, method=method)  # noqa: S310
+        request = urllib.request.Request(f"{self.base}{path}", data=data, method=method)
         request.add_header("Content-Type", "application/json")
         for name, value in (headers or {}).items():
             request.add_header(name, value)
         try:
-            with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
+            with urllib.request.urlopen(request, timeout=10) as response:
                 raw = response.read()
                 status, response_headers = response.status, dict(response.headers)
         except urllib.error.HTTPError as error:

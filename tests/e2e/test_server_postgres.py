@@ -51,7 +51,9 @@ def _headers(server: Server, client: dict[str, str]) -> dict[str, str]:
     return {"Authorization": f"Bearer {body['access_token']}", "X-Tenant-ID": client["tenant"]}
 
 
-def _seconds_until_seen(reader: Server, headers: dict[str, str], expected_reason: str, limit: float) -> float | None:
+def _seconds_until_seen(
+    reader: Server, headers: dict[str, str], expected_reason: str, limit: float
+) -> float | None:
     started = time.monotonic()
     while time.monotonic() - started < limit:
         _, _, body = reader.request("POST", "/v1/evaluate", USER, headers)

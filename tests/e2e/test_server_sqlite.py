@@ -40,20 +40,33 @@ def test_e2e__flag_lifecycle_over_http(server):
     flag = {
         "key": "e2e-flag",
         "state": "on",
-        "variants": [{"key": "on", "value": True, "weight": 50}, {"key": "off", "value": False, "weight": 50}],
-        "rules": [{"id": "nl", "when": {"attr": "country", "op": "eq", "value": "NL"}, "serve": {"variant": "on"}}],
+        "variants": [
+            {"key": "on", "value": True, "weight": 50},
+            {"key": "off", "value": False, "weight": 50},
+        ],
+        "rules": [
+            {"id": "nl", "when": {"attr": "country", "op": "eq", "value": "NL"}, "serve": {"variant": "on"}}
+        ],
     }
     status, response_headers, body = running.request("POST", "/v1/flags", flag, headers)
     assert status == 201, body
     assert response_headers["ETag"] == '"1"'
     status, _, body = running.request(
-        "POST", "/v1/evaluate", {"flag_key": "e2e-flag", "user": {"id": "u-1", "attributes": {"country": "NL"}}}, headers
+        "POST",
+        "/v1/evaluate",
+        {"flag_key": "e2e-flag", "user": {"id": "u-1", "attributes": {"country": "NL"}}},
+        headers,
     )
     assert status == 200 and body["reason"] == "RULE_MATCH"
-    status, _, body = running.request("PATCH", "/v1/flags/e2e-flag", {"state": "off"}, {**headers, "If-Match": '"1"'})
+    status, _, body = running.request(
+        "PATCH", "/v1/flags/e2e-flag", {"state": "off"}, {**headers, "If-Match": '"1"'}
+    )
     assert status == 200 and body["version"] == 2
     status, _, body = running.request(
-        "POST", "/v1/evaluate", {"flag_key": "e2e-flag", "user": {"id": "u-1", "attributes": {"country": "NL"}}}, headers
+        "POST",
+        "/v1/evaluate",
+        {"flag_key": "e2e-flag", "user": {"id": "u-1", "attributes": {"country": "NL"}}},
+        headers,
     )
     assert body["reason"] == "OFF"
     status, _, body = running.request("GET", "/v1/audit?flag_key=e2e-flag", None, headers)
@@ -89,12 +102,29 @@ def test_e2e__log_lines_are_json_and_never_hold_secrets(server):
     running, client = server
     headers = _token(running, client)
     running.request("GET", "/v1/flags", None, headers)
-    running.request("POST", "/v1/auth/token", {"client_id": client["client_id"], "client_secret": "wrong-" + client["client_secret"]})
+    running.request(
+        "POST",
+        "/v1/auth/token",
+        {"client_id": client["client_id"], "client_secret": "wrong-" + client["client_secret"]},
+    )
     log_text = Path(running.log_path).read_text()  # type: ignore[arg-type]
     assert client["client_secret"] not in log_text
     assert headers["Authorization"].split()[1] not in log_text
-    request_lines = [json.loads(line) for line in log_text.splitlines() if line.startswith("{") and '"request"' in line]
+    request_lines = [
+        json.loads(line) for line in log_text.splitlines() if line.startswith("{") and '"request"' in line
+    ]
     assert request_lines, log_text[-2000:]
     line = request_lines[-1]
-    for field in ("timestamp", "level", "message", "method", "path", "status", "duration_ms", "request_id", "tenant", "actor"):
+    for field in (
+        "timestamp",
+        "level",
+        "message",
+        "method",
+        "path",
+        "status",
+        "duration_ms",
+        "request_id",
+        "tenant",
+        "actor",
+    ):
         assert field in line
