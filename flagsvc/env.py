@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import os
 
-DEV_JWT_SECRET = "dev-only-insecure-jwt-secret-do-not-use-in-production"  # noqa: S105
-DEV_SECRET_KEY = "dev-only-insecure-django-secret-key-do-not-use-in-production"  # noqa: S105
+DEV_JWT_SECRET = "dev-only-insecure-jwt-secret-do-not-use-in-production"
+DEV_SECRET_KEY = "dev-only-insecure-django-secret-key-do-not-use-in-production"
 
 _TRUE = {"1", "true", "yes", "on"}
 

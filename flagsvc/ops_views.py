@@ -28,7 +28,9 @@ def readyz(request: HttpRequest) -> HttpResponse:
     except Exception as exc:
         logger.warning("readiness: database unreachable", extra={"error": str(exc)})
         connection.close_if_unusable_or_obsolete()
-        return HttpResponse(f"database unreachable: {type(exc).__name__}", status=503, content_type="text/plain")
+        return HttpResponse(
+            f"database unreachable: {type(exc).__name__}", status=503, content_type="text/plain"
+        )
     if settings.RULESET_WARM_ON_START and not RULESETS.warmed:
         try:
             RULESETS.warm_all()

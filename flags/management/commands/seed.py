@@ -43,7 +43,10 @@ FLAGS: list[dict[str, Any]] = [
         "name": "Checkout redesign",
         "description": "New checkout flow, 20 % rollout",
         "state": "on",
-        "variants": [{"key": "on", "value": True, "weight": 20}, {"key": "off", "value": False, "weight": 80}],
+        "variants": [
+            {"key": "on", "value": True, "weight": 20},
+            {"key": "off", "value": False, "weight": 80},
+        ],
         "targets": {"allow": ["u-1"], "allow_variant": "on", "deny": ["u-666"]},
         "rules": [{"id": "beta", "when": {"segment": "beta-testers"}, "serve": {"variant": "on"}}],
         "prerequisites": [{"flag": "new-payments", "variants": ["on"]}],
@@ -63,7 +66,12 @@ FLAGS: list[dict[str, Any]] = [
         "rules": [
             {
                 "id": "nl-pro",
-                "when": {"all": [{"attr": "country", "op": "eq", "value": "NL"}, {"attr": "plan", "op": "eq", "value": "pro"}]},
+                "when": {
+                    "all": [
+                        {"attr": "country", "op": "eq", "value": "NL"},
+                        {"attr": "plan", "op": "eq", "value": "pro"},
+                    ]
+                },
                 "serve": {"variant": "hybrid"},
             }
         ],
@@ -119,5 +127,5 @@ class Command(BaseCommand):
         self.stdout.write(
             "Get a token:   curl -s -X POST http://127.0.0.1:8000/v1/auth/token "
             "-H 'Content-Type: application/json' "
-            f"-d '{{\"client_id\": \"{payload['client_id']}\", \"client_secret\": \"{payload['client_secret']}\"}}'"
+            f'-d \'{{"client_id": "{payload["client_id"]}", "client_secret": "{payload["client_secret"]}"}}\''
         )
