@@ -5,13 +5,13 @@ from __future__ import annotations
 import pytest
 from django.core.management import call_command
 from django.db import IntegrityError
+from flagsvc_sdk.engine import ValidationFailed
 
 from audit.models import AuditEntry
 from flags.models import Flag, FlagVersion
 from flags.services import flag_archive, flag_create, flag_restore, flag_rollback, flag_update
 from flagsvc.context import acting_as
 from flagsvc.errors import Conflict, Invalid, PreconditionFailed
-from flagsvc_sdk.engine import ValidationFailed
 from tests.factories import make_flag
 
 pytestmark = pytest.mark.django_db
