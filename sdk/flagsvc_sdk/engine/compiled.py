@@ -15,9 +15,10 @@ from typing import Any
 import mmh3
 
 from flagsvc_sdk.engine.bucketing import Distribution, hash_input
-from flagsvc_sdk.engine.conditions import CompiledSegment, Node, Predicate, build_node, predicate
+from flagsvc_sdk.engine.conditions import CompiledSegment, Node, build_node, predicate
 from flagsvc_sdk.engine.errors import InvalidDefinition, PayloadTooLarge, ValidationFailed
 from flagsvc_sdk.engine.limits import READ_ONLY_FIELDS
+from flagsvc_sdk.engine.operators import Predicate
 from flagsvc_sdk.engine.results import (
     DEFAULT,
     ERROR,
@@ -48,7 +49,8 @@ class CompiledPrerequisite:
 class CompiledRule:
     """A rule: its condition as nodes (for traces) and as a predicate, and what it serves.
 
-    ``outcome`` is set for a single-variant serve; otherwise ``distribution`` picks by bucket.
+    ``outcome`` is set for a single-variant serve; otherwise ``distribution`` (with its
+    ``shares`` and ``choices`` at hand for the hot path) picks by bucket.
     """
 
     __slots__ = ("choices", "distribution", "id", "node", "outcome", "serve", "shares", "when")

@@ -2,21 +2,26 @@
 
 A checked condition becomes a small tree of nodes. ``predicate`` folds the tree into closures once,
 at compile time, for the untraced path; ``trace_condition`` walks the same nodes and records every
-condition it tried. Both use the same leaf tests, and both short-circuit ``all``/``any`` the same
-way.
+condition it tried. Both short-circuit ``all``/``any`` the same way; the traced path uses the leaf
+tests of ``operators.make_test``, the fast path the same tests or, for the commonest leaves, the
+one-call equivalents of ``operators.make_predicate``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
-from flagsvc_sdk.engine.operators import NO_VALUE_OPERATORS, Test, make_test
+from flagsvc_sdk.engine.operators import (
+    NO_VALUE_OPERATORS,
+    Predicate,
+    Test,
+    make_predicate,
+    make_test,
+)
 from flagsvc_sdk.engine.values import read_path
 
 Attributes = dict[str, Any]
-Predicate = Callable[[str, Attributes], bool]
-"""``predicate(user_id, attributes)``: whether a condition holds for the user."""
 TraceEntry = dict[str, Any]
 
 
@@ -153,9 +158,9 @@ def _leaf_predicate(leaf: Leaf) -> Predicate:
         return lambda user_id, attributes: test(user_id)
     if len(path) == 1:
         (name,) = path
-        if leaf.op == "eq" and isinstance(leaf.expected, str):
-            expected = leaf.expected
-            return lambda user_id, attributes: attributes.get(name) == expected
+        direct = make_predicate(leaf.op, leaf.expected, name)
+        if direct is not None:
+            return direct
         return lambda user_id, attributes: test(attributes.get(name))
     return lambda user_id, attributes: test(read_path(attributes, path))
 

@@ -22,6 +22,7 @@ Memo = dict[str, EvaluationResult | None]
 """Results by flag key for one user; ``None`` marks a flag still being evaluated (a cycle)."""
 
 _hash = mmh3.hash
+_new = object.__new__
 
 
 def evaluate(
@@ -32,8 +33,9 @@ def evaluate(
     An unknown flag gives variant ``None``, reason ``ERROR`` and ``error_code`` ``FLAG_NOT_FOUND``.
     With ``trace=True`` the result also lists every step and condition tried (a slower path).
     """
-    flag = ruleset.flags.get(flag_key)
-    if flag is None:
+    try:
+        flag = ruleset.flags[flag_key]
+    except KeyError:
         return not_found(flag_key)
     if trace:
         return trace_flag(ruleset.flags, flag, user, {}, 0)
@@ -74,9 +76,10 @@ def decide(
     """Steps 2-7 of ``rules.md`` "Order of evaluation and reasons" for one flag.
 
     The bucket is computed first, whichever step decides, because ``details.bucket`` is always
-    present when the user can be bucketed (``CompiledFlag.bucket_position``, inlined here). A
-    distribution picks with ``bisect_right`` over its thresholds (``bucketing.Distribution.pick``,
-    inlined too): a Python call is a good part of an evaluation's cost.
+    present when the user can be bucketed. A Python call is a good share of an evaluation's cost,
+    so ``CompiledFlag.bucket_position`` and ``Distribution.pick`` are inlined here, and the result
+    is built once, at the end, without running ``EvaluationResult.__init__`` (same slots, set
+    directly).
     """
     user_id: str = user["id"]
     attributes = user["attributes"]
@@ -88,34 +91,40 @@ def decide(
         value = bucket_string(read_path(attributes, flag.bucket_path))
         if value is not None:
             position = _hash(flag.prefix + value, 0, False) / 4294967296
+    outcome: Outcome | None = None
     if flag.gated:
         if flag.is_off:
-            return EvaluationResult(flag.off_outcome, position)
-        if flag.prerequisites:
-            failed = _failed_prerequisite(
+            outcome = flag.off_outcome
+        elif flag.prerequisites:
+            outcome = _failed_prerequisite(
                 flags, flag, user, {flag.key: None} if memo is None else memo, depth
             )
-            if failed is not None:
-                return EvaluationResult(failed, position)
-        if user_id in flag.deny:
-            return EvaluationResult(flag.deny_outcome, position)
-        if user_id in flag.allow:
-            return EvaluationResult(flag.allow_outcome, position)
-    for rule in flag.rules:
-        outcome = rule.outcome
-        if outcome is not None:
-            if rule.when(user_id, attributes):
-                return EvaluationResult(outcome, position)
-        elif position is not None and rule.when(user_id, attributes):
-            return EvaluationResult(rule.choices[bisect_right(rule.shares, position)], position)
-    outcome = flag.default_outcome
-    if outcome is not None:
-        return EvaluationResult(outcome, position)
-    if position is None:
-        return EvaluationResult(flag.not_bucketable, None)
-    return EvaluationResult(
-        flag.default_choices[bisect_right(flag.default_shares, position)], position
-    )
+        if outcome is None:
+            if user_id in flag.deny:
+                outcome = flag.deny_outcome
+            elif user_id in flag.allow:
+                outcome = flag.allow_outcome
+    if outcome is None:
+        for rule in flag.rules:
+            if rule.outcome is not None:
+                if rule.when(user_id, attributes):
+                    outcome = rule.outcome
+                    break
+            elif position is not None and rule.when(user_id, attributes):
+                outcome = rule.choices[bisect_right(rule.shares, position)]
+                break
+        else:
+            if flag.default_outcome is not None:
+                outcome = flag.default_outcome
+            elif position is None:
+                outcome = flag.not_bucketable
+            else:
+                outcome = flag.default_choices[bisect_right(flag.default_shares, position)]
+    result: EvaluationResult = _new(EvaluationResult)
+    result.outcome = outcome
+    result.bucket = position
+    result._details = None
+    return result
 
 
 def _failed_prerequisite(

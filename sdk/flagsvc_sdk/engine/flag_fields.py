@@ -1,6 +1,6 @@
 """Checks of the parts of a flag (``rules.md`` "Flag fields"): variants, targets, rules, serves,
-default, prerequisites and tags. Each adds its problems at exact paths and returns the normalised
-part.
+default and tags (prerequisites are in ``prerequisites``). Each adds its problems at exact paths and
+returns the normalised part.
 """
 
 from __future__ import annotations
@@ -33,7 +33,6 @@ _VARIANT_FIELDS: Final = frozenset({"key", "value", "weight"})
 _TARGET_FIELDS: Final = frozenset({"allow", "allow_variant", "deny"})
 _RULE_FIELDS: Final = frozenset({"id", "description", "when", "serve"})
 _ENTRY_FIELDS: Final = frozenset({"variant", "weight"})
-_PREREQUISITE_FIELDS: Final = frozenset({"flag", "variants"})
 _SERVE_SHAPE: Final = (
     '{"variant": "<key>"} or {"distribution": [{"variant": "<key>", "weight": 50}, ...]}'
 )
@@ -79,6 +78,17 @@ def _value_fits(flag_type: str, value: Any) -> bool:
     return isinstance(value, dict | list) and json_size(value) is not None
 
 
+def names_variant(value: Any, variant_keys: list[str]) -> bool:
+    """Whether ``value`` names one of ``variant_keys``.
+
+    Any string passes while no variant is valid, so that broken variants are reported once and not
+    again at every reference to them.
+    """
+    if not isinstance(value, str):
+        return False
+    return value in variant_keys or not variant_keys
+
+
 def check_variants(
     doc: Mapping[str, Any], flag_type: str | None, problems: Problems
 ) -> list[dict[str, Any]]:
@@ -88,6 +98,8 @@ def check_variants(
     value = doc.get("variants")
     if value is None and flag_type == "boolean":
         return [dict(variant) for variant in BOOLEAN_VARIANTS]
+    if value is None and flag_type is None:
+        return []
     if not isinstance(value, list) or not value:
         problems.add("variants", 'required: a non-empty list of {"key", "value", "weight"}')
         return []
@@ -147,7 +159,7 @@ def check_targets(
                 "targets.allow_variant",
                 "required when allow lists users: name the variant they get",
             )
-    elif not isinstance(allow_variant, str) or allow_variant not in variant_keys:
+    elif not names_variant(allow_variant, variant_keys):
         problems.add(
             "targets.allow_variant",
             f"must name a variant ({', '.join(variant_keys)}); got {allow_variant!r}",
@@ -174,7 +186,7 @@ def check_serve(
         return None
     if "variant" in value:
         variant = value["variant"]
-        if not isinstance(variant, str) or variant not in variant_keys:
+        if not names_variant(variant, variant_keys):
             problems.add(
                 at(path, "variant"),
                 f"must name a variant ({', '.join(variant_keys)}); got {variant!r}",
@@ -196,7 +208,7 @@ def check_serve(
             continue
         unknown_fields(entry, _ENTRY_FIELDS, problems, entry_path)
         variant = entry.get("variant")
-        if not isinstance(variant, str) or variant not in variant_keys:
+        if not names_variant(variant, variant_keys):
             problems.add(
                 at(entry_path, "variant"),
                 f"must name a variant ({', '.join(variant_keys)}); got {variant!r}",
@@ -277,86 +289,6 @@ def check_default(
             )
         return None
     return check_serve(value, "default", [variant["key"] for variant in variants], problems)
-
-
-def check_prerequisites(
-    value: Any,
-    flag_key: Any,
-    live_flags: Mapping[str, Mapping[str, Any]] | None,
-    problems: Problems,
-) -> list[dict[str, Any]]:
-    """``[{"flag", "variants"}]``: other flags (live ones, when ``live_flags`` is known) and their
-    variants.
-    """
-    if value is None:
-        return []
-    if not isinstance(value, list):
-        problems.add(
-            "prerequisites", 'must be a list of {"flag": "<key>", "variants": ["<variant>", ...]}'
-        )
-        return []
-    prerequisites: list[dict[str, Any]] = []
-    seen: set[str] = set()
-    for index, entry in enumerate(value):
-        path = item("prerequisites", index)
-        if not isinstance(entry, dict):
-            problems.add(
-                path, 'must be an object {"flag": "<key>", "variants": ["<variant>", ...]}'
-            )
-            continue
-        unknown_fields(entry, _PREREQUISITE_FIELDS, problems, path)
-        flag = entry.get("flag")
-        other = _prerequisite_flag(flag, flag_key, seen, live_flags, at(path, "flag"), problems)
-        variants = entry.get("variants")
-        variants_path = at(path, "variants")
-        if not isinstance(variants, list) or not variants:
-            problems.add(
-                variants_path, "required: a non-empty list of the variants this flag must give"
-            )
-            continue
-        known = (
-            None
-            if other is None
-            else {variant.get("key") for variant in other.get("variants") or []}
-        )
-        for position, variant in enumerate(variants):
-            problem = key_problem(variant, "a variant key")
-            if problem is not None:
-                problems.add(item(variants_path, position), problem)
-            elif known is not None and variant not in known:
-                problems.add(
-                    item(variants_path, position), f"flag {flag!r} has no variant {variant!r}"
-                )
-        prerequisites.append({"flag": flag, "variants": list(variants)})
-    return prerequisites
-
-
-def _prerequisite_flag(
-    flag: Any,
-    flag_key: Any,
-    seen: set[str],
-    live_flags: Mapping[str, Mapping[str, Any]] | None,
-    path: str,
-    problems: Problems,
-) -> Mapping[str, Any] | None:
-    """The live document of a prerequisite flag when it can be known; adds problems with the key."""
-    problem = key_problem(flag, "a flag key")
-    if problem is not None:
-        problems.add(path, problem)
-        return None
-    if flag == flag_key:
-        problems.add(path, "a flag cannot be its own prerequisite")
-        return None
-    if flag in seen:
-        problems.add(path, f"flag {flag!r} is listed twice: give it once with all its variants")
-        return None
-    seen.add(flag)
-    if live_flags is None:
-        return None
-    other = live_flags.get(flag)
-    if other is None:
-        problems.add(path, f"unknown or archived flag {flag!r}: a prerequisite must be a live flag")
-    return other
 
 
 def check_tags(value: Any, problems: Problems) -> list[str]:

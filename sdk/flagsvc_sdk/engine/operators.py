@@ -13,10 +13,12 @@ from collections.abc import Callable
 from typing import Any, Final
 
 from flagsvc_sdk.engine.limits import MAX_PATTERN_CHARS
-from flagsvc_sdk.engine.regex import compile_search, pattern_problem
+from flagsvc_sdk.engine.regex import compile_search, pattern_problem, plain_text
 from flagsvc_sdk.engine.values import instant, is_number, numeric, semver_key
 
 Test = Callable[[Any], bool]
+Predicate = Callable[[str, dict[str, Any]], bool]
+"""``predicate(user_id, attributes)``: whether a condition holds for the user."""
 Problem = tuple[str, str]
 """``(path suffix, message)``: ``""`` is the value itself, ``"[1]"`` one of its elements."""
 
@@ -237,3 +239,59 @@ def _instant_test(op: str, value: Any) -> Test:
         return seconds is not None and compare(seconds, moment)
 
     return test
+
+
+def make_predicate(op: str, value: Any, name: str) -> Predicate | None:
+    """A one-call predicate for the commonest operators on a top-level attribute ``name``.
+
+    Each answers exactly like ``make_test(op, value)(attributes.get(name))`` but saves the second
+    Python call, a good share of a rule's cost; ``None`` means "use the generic form". The
+    property test that compares traced (generic) and untraced evaluation keeps them equal.
+    """
+    if op == "eq" and isinstance(value, str):
+        return lambda user_id, attributes: attributes.get(name) == value
+    if op == "eq" and isinstance(value, bool):
+        return lambda user_id, attributes: attributes.get(name) is value
+    if op == "in" and all(isinstance(item, str) for item in value):
+        strings = frozenset(value)
+        return lambda user_id, attributes: (
+            isinstance(actual := attributes.get(name), str) and actual in strings
+        )
+    if op == "exists":
+        return lambda user_id, attributes: attributes.get(name) is not None
+    if op == "not_exists":
+        return lambda user_id, attributes: attributes.get(name) is None
+    if op == "between":
+        low, high = value
+
+        def between(user_id: str, attributes: dict[str, Any]) -> bool:
+            actual = attributes.get(name)
+            if type(actual) in _NUMBER_TYPES:
+                return bool(low <= actual < high)
+            number = numeric(actual)
+            return number is not None and low <= number < high
+
+        return between
+    if op == "regex":
+        return _plain_text_predicate(value, name)
+    return None
+
+
+def _plain_text_predicate(pattern: str, name: str) -> Predicate | None:
+    literal = plain_text(pattern)
+    if literal is None:
+        return None
+    start, text, end = literal
+    if start and end:
+        return lambda user_id, attributes: attributes.get(name) == text
+    if end:
+        return lambda user_id, attributes: (
+            isinstance(actual := attributes.get(name), str) and actual.endswith(text)
+        )
+    if start:
+        return lambda user_id, attributes: (
+            isinstance(actual := attributes.get(name), str) and actual.startswith(text)
+        )
+    return lambda user_id, attributes: (
+        isinstance(actual := attributes.get(name), str) and text in actual
+    )

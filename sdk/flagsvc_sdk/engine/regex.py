@@ -7,6 +7,7 @@ lookaround), and those refusals become 422s with a message that says so.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any, Final
 
@@ -23,8 +24,9 @@ _UNSUPPORTED: Final = {
     "(?!": "negative lookahead (?!...)",
     "(?<=": "lookbehind (?<=...)",
     "(?<!": "negative lookbehind (?<!...)",
-    "(?P=": "named backreferences (?P=name)",
+    "(?P=": "a named backreference (?P=name)",
 }
+_BACKREFERENCE: Final = re.compile(r"(?<!\\)(?:\\\\)*\\[1-9]")
 _METACHARACTERS: Final = frozenset("\\.^$|?*+()[]{}")
 
 
@@ -35,23 +37,20 @@ def pattern_problem(pattern: str) -> str | None:
     except UnicodeEncodeError:
         return "must be valid Unicode text"
     except re2.error as error:
-        detail = error.args[0].decode("utf-8", "replace") if error.args else ""
-        for marker, construct in _UNSUPPORTED.items():
-            if marker in detail:
-                return (
-                    f"uses {construct}, which RE2 does not support: patterns run on RE2 so that "
-                    "matching stays linear-time; rewrite it without lookaround or backreferences"
-                )
-        if "invalid escape sequence: \\" in detail and detail[-1:].isdigit():
+        detail = error.args[0].decode("utf-8", "replace") if error.args else "refused"
+        construct = next((name for marker, name in _UNSUPPORTED.items() if marker in pattern), None)
+        if construct is None and _BACKREFERENCE.search(pattern):
+            construct = "a backreference (\\1)"
+        if construct is not None:
             return (
-                "uses a backreference, which RE2 does not support: patterns run on RE2 so that "
-                "matching stays linear-time; rewrite it without backreferences"
+                f"uses {construct}, which RE2 does not support ({detail}): patterns run on RE2 so "
+                "that matching stays linear-time; rewrite it without lookaround or backreferences"
             )
         return f"is not a valid RE2 regular expression ({detail})"
     return None
 
 
-def _literal(pattern: str) -> tuple[bool, str, bool] | None:
+def plain_text(pattern: str) -> tuple[bool, str, bool] | None:
     """``(anchored_start, text, anchored_end)`` when ``pattern`` is plain text between optional
     anchors.
     """
@@ -87,7 +86,7 @@ def compile_search(pattern: str) -> Search:
     ``Match`` is called directly: the public ``search`` wrapper builds a generator and decodes
     offsets on every call, which doubles the cost of a rule.
     """
-    literal = _literal(pattern)
+    literal = plain_text(pattern)
     if literal is not None:
         start, text, end = literal
         if start and end:

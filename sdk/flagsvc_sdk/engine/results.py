@@ -26,10 +26,16 @@ NOT_BUCKETABLE: Final = "NOT_BUCKETABLE"
 
 
 class Outcome:
-    """One possible answer of one flag: variant, value, reason, rule id and fixed details."""
+    """One possible answer of one flag: variant, value, reason, rule id and fixed details.
+
+    ``details`` is the answer's ``details`` without the bucket, and ``body`` its ``to_dict`` shape
+    with a place for ``details``; results copy both and never hand them out.
+    """
 
     __slots__ = (
+        "body",
         "copy_value",
+        "details",
         "error_code",
         "extra",
         "flag_key",
@@ -61,6 +67,20 @@ class Outcome:
         self.flag_version = flag_version
         self.extra = dict(extra or {})
         self.copy_value = isinstance(value, dict | list)
+        self.details: dict[str, Any] = (
+            {} if flag_version is None else {"flag_version": flag_version}
+        )
+        self.details.update(self.extra)
+        self.body: dict[str, Any] = {
+            "flag_key": flag_key,
+            "variant": variant,
+            "value": value,
+            "reason": reason,
+            "rule_id": rule_id,
+            "details": None,
+        }
+        if error_code is not None:
+            self.body["error_code"] = error_code
 
 
 class EvaluationResult:
@@ -109,30 +129,33 @@ class EvaluationResult:
 
     @property
     def details(self) -> dict[str, Any]:
-        if self._details is None:
-            details: dict[str, Any] = {}
-            if self.bucket is not None:
-                details["bucket"] = self.bucket
-            if self.outcome.flag_version is not None:
-                details["flag_version"] = self.outcome.flag_version
-            details.update(self.outcome.extra)
-            self._details = details
-        return self._details
+        details = self._details
+        if details is None:
+            bucket = self.bucket
+            fixed = self.outcome.details
+            details = self._details = (
+                fixed.copy() if bucket is None else {"bucket": bucket, **fixed}
+            )
+        return details
 
     def to_dict(self) -> dict[str, Any]:
-        """The API shape: ``error_code`` only when set, ``trace`` only when traced."""
-        body: dict[str, Any] = {
-            "flag_key": self.flag_key,
-            "variant": self.variant,
-            "value": self.value,
-            "reason": self.reason,
-            "rule_id": self.rule_id,
-            "details": self.details,
-        }
-        if self.error_code is not None:
-            body["error_code"] = self.error_code
-        if self.trace is not None:
-            body["trace"] = self.trace
+        """The API shape: ``error_code`` only when set, ``trace`` only when traced.
+
+        The server calls this for every evaluation, so it copies a prepared body instead of
+        building one, and builds ``details`` the way the ``details`` property does.
+        """
+        outcome = self.outcome
+        body = outcome.body.copy()
+        if outcome.copy_value:
+            body["value"] = copy_json(outcome.value)
+        details = self._details
+        if details is None:
+            bucket = self.bucket
+            fixed = outcome.details
+            details = self._details = (
+                fixed.copy() if bucket is None else {"bucket": bucket, **fixed}
+            )
+        body["details"] = details
         return body
 
     def __repr__(self) -> str:
@@ -154,6 +177,11 @@ class TracedEvaluationResult(EvaluationResult):
     @property
     def trace(self) -> list[dict[str, Any]]:
         return self._trace
+
+    def to_dict(self) -> dict[str, Any]:
+        body = super().to_dict()
+        body["trace"] = self._trace
+        return body
 
 
 def not_found(flag_key: str) -> EvaluationResult:

@@ -10,15 +10,13 @@ inside a rule are ``{"attribute", "operator", "expected", "actual", "outcome"}``
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from flagsvc_sdk.engine.compiled import CompiledFlag, CompiledPrerequisite
 from flagsvc_sdk.engine.conditions import trace_condition
 from flagsvc_sdk.engine.limits import MAX_PREREQUISITE_DEPTH
 from flagsvc_sdk.engine.results import NOT_BUCKETABLE, Outcome, TracedEvaluationResult
 from flagsvc_sdk.engine.values import copy_json
-
-if TYPE_CHECKING:
-    from flagsvc_sdk.engine.compiled import CompiledFlag, CompiledPrerequisite
 
 Step = dict[str, Any]
 TracedMemo = dict[str, TracedEvaluationResult | None]

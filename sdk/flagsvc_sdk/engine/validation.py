@@ -14,13 +14,12 @@ from flagsvc_sdk.engine.condition_rules import check_condition
 from flagsvc_sdk.engine.errors import PayloadTooLarge, ValidationFailed
 from flagsvc_sdk.engine.flag_fields import (
     check_default,
-    check_prerequisites,
     check_rules,
     check_tags,
     check_targets,
     check_variants,
+    names_variant,
 )
-from flagsvc_sdk.engine.graph import check_prerequisite_graph
 from flagsvc_sdk.engine.limits import (
     FLAG_FIELDS,
     MAX_DESCRIPTION_CHARS,
@@ -29,6 +28,7 @@ from flagsvc_sdk.engine.limits import (
     MAX_USER_ID_CHARS,
     SEGMENT_FIELDS,
 )
+from flagsvc_sdk.engine.prerequisites import check_prerequisite_graph, check_prerequisites
 from flagsvc_sdk.engine.problems import (
     Problems,
     attribute_problem,
@@ -130,18 +130,20 @@ def _off_variant(
     if value is None:
         if is_boolean and "off" in variant_keys:
             return "off"
+        if not variant_keys:
+            return None
         problems.add(
             "off_variant",
             "required: name the variant served when the flag is off, a prerequisite fails or "
             "a user is denied",
         )
         return None
-    if not isinstance(value, str) or value not in variant_keys:
+    if not names_variant(value, variant_keys):
         problems.add(
             "off_variant", f"must name a variant ({', '.join(variant_keys)}); got {value!r}"
         )
         return None
-    return value
+    return str(value)
 
 
 def _bucket_by(value: Any, problems: Problems) -> str:

@@ -1,0 +1,82 @@
+"""validate_segment and validate_user: normalisation and exact field paths."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from builders import leaf
+
+from flagsvc_sdk.engine import PayloadTooLarge, ValidationFailed, validate_segment, validate_user
+
+
+def test_validate_segment__normalises() -> None:
+    assert validate_segment({"key": "beta"}) == {
+        "key": "beta",
+        "name": "",
+        "description": "",
+        "included": [],
+        "excluded": [],
+        "when": None,
+    }
+    when = leaf("plan", "in", ["pro"])
+    assert validate_segment({"key": "beta", "included": ["u-1"], "when": when})["when"] == when
+
+
+def test_validate_segment__errors_at_exact_paths() -> None:
+    with pytest.raises(ValidationFailed) as raised:
+        validate_segment(
+            {
+                "key": "bad key",
+                "included": ["u-1", ""],
+                "excluded": "u-2",
+                "when": {"all": [{"segment": "other"}, leaf("x", "bad")]},
+                "version": 1,
+            }
+        )
+    assert set(raised.value.fields) == {
+        "key",
+        "included[1]",
+        "excluded",
+        "when.all[0].segment",
+        "when.all[1].op",
+        "version",
+    }
+    assert (
+        "segments do not refer to other segments" in raised.value.fields["when.all[0].segment"][0]
+    )
+
+
+def test_validate_segment__too_large() -> None:
+    with pytest.raises(PayloadTooLarge) as raised:
+        validate_segment({"key": "big", "included": [f"user-{n:08d}" for n in range(20_000)]})
+    assert raised.value.field == "segment"
+
+
+@pytest.mark.parametrize(
+    ("candidate", "path"),
+    [
+        ("u-1", "user"),
+        (None, "user"),
+        ({}, "user.id"),
+        ({"id": ""}, "user.id"),
+        ({"id": 42}, "user.id"),
+        ({"id": "x" * 257}, "user.id"),
+        ({"id": "u-\ud800"}, "user.id"),
+        ({"id": "u-1", "attributes": ["country"]}, "user.attributes"),
+        ({"id": "u-1", "traits": {}}, "user.traits"),
+    ],
+)
+def test_validate_user__errors(candidate: Any, path: str) -> None:
+    with pytest.raises(ValidationFailed) as raised:
+        validate_user(candidate)
+    assert list(raised.value.fields) == [path]
+
+
+def test_validate_user__defaults_attributes_and_copies() -> None:
+    attributes = {"country": "NL"}
+    normalised = validate_user({"id": "u-1", "attributes": attributes})
+    assert normalised == {"id": "u-1", "attributes": {"country": "NL"}}
+    assert normalised["attributes"] is not attributes
+    assert validate_user({"id": "u-1"}) == {"id": "u-1", "attributes": {}}
+    assert validate_user({"id": "u-1", "attributes": None}) == {"id": "u-1", "attributes": {}}
