@@ -6,7 +6,7 @@ PORT   ?= 8000
 PG_TEST_URL ?= postgres://postgres@127.0.0.1:5432/test
 PYTEST_ARGS ?=
 
-.PHONY: install dev-install browser run migrate test lint typecheck test-sqlite test-postgres lock clean bench
+.PHONY: install dev-install browser run migrate test lint typecheck test-sdk-alone test-sqlite test-postgres lock clean bench
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -55,7 +55,14 @@ test-postgres: dev-install browser
 	@$(BIN)/python scripts/require_postgres.py "$(PG_TEST_URL)"
 	DEBUG=0 JWT_SECRET=test-only-jwt-secret-of-at-least-32-bytes SECRET_KEY=test-only-secret-key DATABASE_URL=$(PG_TEST_URL) $(BIN)/pytest -p no:cacheprovider $(PYTEST_ARGS) tests
 
-test: lint typecheck test-sqlite test-postgres
+# The SDK installs and passes its tests alone, in a virtual environment without Django.
+test-sdk-alone:
+	$(PYTHON) -m venv .venv-sdk
+	.venv-sdk/bin/pip install --quiet -c constraints.txt ./sdk pytest hypothesis
+	@! .venv-sdk/bin/python -c "import django" 2>/dev/null || { echo "Django leaked into the SDK environment"; exit 1; }
+	cd sdk && ../.venv-sdk/bin/python -m pytest -q -p no:cacheprovider -c /dev/null tests
+
+test: lint typecheck test-sdk-alone test-sqlite test-postgres
 
 bench: dev-install
 	$(BIN)/python benchmarks/run_all.py
@@ -66,4 +73,4 @@ lock: $(BIN)/python
 	$(BIN)/pip freeze --exclude-editable | grep -v '^-e' > constraints.txt
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache staticfiles
+	rm -rf $(VENV) .venv-sdk .pytest_cache .mypy_cache .ruff_cache staticfiles
