@@ -63,6 +63,15 @@ def flags_using_segment(*, tenant: Tenant | int, segment_key: str) -> list[str]:
     ]
 
 
+def flags_by_segment(*, tenant: Tenant | int) -> dict[str, list[str]]:
+    """Segment key → keys of the live flags that refer to it, for a whole tenant in one query."""
+    usage: dict[str, list[str]] = {}
+    for flag in flag_queryset(tenant=tenant).only("key", "rules"):
+        for segment_key in _segments_in(flag.rules):
+            usage.setdefault(segment_key, []).append(flag.key)
+    return usage
+
+
 def flag_versions(*, tenant: Tenant | int, flag: Flag) -> QuerySet[FlagVersion]:
     return FlagVersion.objects.for_tenant(tenant).filter(flag=flag).order_by("-version")
 

@@ -37,6 +37,11 @@ def _validated(tenant: Tenant, content: dict[str, Any]) -> dict[str, Any]:
     return validate_flag(content, segment_keys=segment_keys(tenant=tenant), live_flags=live_flags)
 
 
+def flag_validate(*, tenant: Tenant, data: dict[str, Any]) -> dict[str, Any]:
+    """Dry run of the validation `flag_create`/`flag_update` apply (the admin form's `clean()`)."""
+    return _validated(tenant, _content_of(data))
+
+
 def _content_of(data: dict[str, Any]) -> dict[str, Any]:
     """The caller's document without the read-only fields the API documents but ignores."""
     return {k: v for k, v in data.items() if k not in FLAG_READ_ONLY_FIELDS}

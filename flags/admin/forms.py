@@ -1,0 +1,170 @@
+"""The flag editor: one field per part of a flag, checked by the engine in `clean()` (rules.md)."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from django import forms
+from flagsvc_sdk.engine import DefinitionError
+
+from flags.models import Flag
+from flags.selectors import flag_get
+from flags.services import flag_validate
+from flagsvc.admin_fields import IdListField, JsonDocumentField, TagListField
+from flagsvc.admin_writes import ServiceForm
+from flagsvc.errors import ApiError
+from tenancy.models import Tenant
+
+NEW_FLAG_INITIAL: dict[str, Any] = {
+    "type": "boolean",
+    "state": "off",
+    "variants": [
+        {"key": "on", "value": True, "weight": 100},
+        {"key": "off", "value": False, "weight": 0},
+    ],
+    "off_variant": "off",
+    "rules": [],
+    "default": None,
+    "prerequisites": [],
+}
+
+_TARGET_PART = re.compile(r"targets\.([A-Za-z_]+)")
+
+HELP: dict[str, str] = {
+    "key": "1-128 characters: letters, digits, '.', '_' or '-', starting with a letter or digit. "
+    "Clients use it as-is; it cannot change later.",
+    "type": "The type of every variant's value: boolean, string, number or json (an object or array, "
+    "at most 32 KiB). It cannot change later.",
+    "state": "Off serves the off variant to everyone. On evaluates prerequisites, targets, rules and "
+    "then the default, in that order.",
+    "variants": 'A list of {"key", "value", "weight"} with unique keys; each value has the flag\'s type. '
+    "Weights are non-negative and need not sum to 100 (they are normalised); they split the users "
+    'when the default is empty. A 20 % rollout: [{"key": "on", "value": true, "weight": 20}, '
+    '{"key": "off", "value": false, "weight": 80}].',
+    "off_variant": "Served when the flag is off, a prerequisite fails or a user is denied. "
+    "Leave empty for a boolean flag to serve off.",
+    "targets_allow": "User ids, one per line, that get the variant below (checked after prerequisites, "
+    "before rules).",
+    "targets_allow_variant": "The variant allowed users get. Empty means on for a boolean flag; "
+    "required for other types when the allow list is used.",
+    "targets_deny": "User ids, one per line, that always get the off variant. Deny wins over allow.",
+    "rules": 'Ordered: the first rule whose "when" is true serves. Each rule is {"id", "description"?, '
+    '"when": a condition, "serve": {"variant": "on"} or {"distribution": [{"variant": "on", '
+    '"weight": 20}, ...]}}. A condition is {"attr": "country", "op": "eq", "value": "NL"}, '
+    '{"segment": "beta-testers"}, {"all": [...]}, {"any": [...]} or {"not": {...}}. Operators: eq, '
+    "neq, in, not_in, contains, starts_with, ends_with, regex, lt, lte, gt, gte, between, semver_eq, "
+    "semver_lt, semver_lte, semver_gt, semver_gte, before, after, exists, not_exists.",
+    "default": "Served when no rule matches. Empty (null) splits users by the variants' weights; or "
+    '{"variant": "on"}; or {"distribution": [{"variant": "on", "weight": 20}, {"variant": "off", '
+    '"weight": 80}]}.',
+    "prerequisites": '[{"flag": "new-payments", "variants": ["on"]}]: each named live flag, evaluated for the '
+    "same user, must give one of those variants, or this flag serves its off variant. Cycles are "
+    "refused.",
+    "bucket_by": "What places a user in a rollout bucket: id (the default), or an attribute such as "
+    "account_id so that a whole account gets the same variant.",
+    "tags": "Comma separated, e.g. checkout, team:payments.",
+}
+
+
+class FlagForm(ServiceForm):
+    variants = JsonDocumentField(kind="list", required=True, rows=8, help_text=HELP["variants"])
+    off_variant = forms.CharField(required=False, max_length=128, help_text=HELP["off_variant"])
+    targets_allow = IdListField(label="Allow list", help_text=HELP["targets_allow"])
+    targets_allow_variant = forms.CharField(
+        required=False, max_length=128, label="Allowed users get", help_text=HELP["targets_allow_variant"]
+    )
+    targets_deny = IdListField(label="Deny list", help_text=HELP["targets_deny"])
+    rules = JsonDocumentField(kind="list", rows=10, help_text=HELP["rules"])
+    default = JsonDocumentField(
+        kind="object_or_null", rows=4, label="Default (no rule matched)", help_text=HELP["default"]
+    )
+    prerequisites = JsonDocumentField(kind="list", rows=3, help_text=HELP["prerequisites"])
+    bucket_by = forms.CharField(required=False, max_length=128, help_text=HELP["bucket_by"])
+    tags = TagListField(help_text=HELP["tags"])
+    expected_version = forms.IntegerField(required=False, widget=forms.HiddenInput)
+
+    class Meta:
+        model = Flag
+        fields = ("tenant", "key", "name", "description", "type", "state")
+        help_texts = {
+            "key": HELP["key"],
+            "type": HELP["type"],
+            "state": HELP["state"],
+            "tenant": "The tenant (X-Tenant-ID) that owns the flag. It cannot change later.",
+            "name": "A short human name shown in lists.",
+            "description": "What the flag changes and who to ask about it.",
+        }
+        widgets = {
+            "state": forms.RadioSelect,
+            "description": forms.Textarea(attrs={"rows": 2, "class": "vLargeTextField"}),
+        }
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        flag: Flag = self.instance
+        self.validated: dict[str, Any] | None = None
+        if flag.pk is not None:
+            targets = flag.targets if isinstance(flag.targets, dict) else {}
+            self.initial["targets_allow"] = targets.get("allow") or []
+            self.initial["targets_allow_variant"] = targets.get("allow_variant") or ""
+            self.initial["targets_deny"] = targets.get("deny") or []
+            self.initial["expected_version"] = flag.version
+
+    def field_for_path(self, path: str) -> str | None:
+        part = _TARGET_PART.match(path)
+        if part:
+            return f"targets_{part.group(1)}"
+        if path == "targets":
+            return "targets_allow"
+        return super().field_for_path(path)
+
+    def target_tenant(self) -> Tenant | None:
+        if "tenant" in self.fields:
+            tenant = self.cleaned_data.get("tenant")
+            return tenant if isinstance(tenant, Tenant) else None
+        return self.instance.tenant
+
+    def document(self) -> dict[str, Any]:
+        """The flag document (api.md, Flags) the form describes, before the engine normalises it."""
+        data = self.cleaned_data
+        flag: Flag = self.instance
+        return {
+            "key": data.get("key") if "key" in self.fields else flag.key,
+            "type": data.get("type") if "type" in self.fields else flag.type,
+            "name": data.get("name", ""),
+            "description": data.get("description", ""),
+            "state": data.get("state"),
+            "variants": data.get("variants"),
+            "off_variant": data.get("off_variant") or None,
+            "targets": {
+                "allow": data.get("targets_allow") or [],
+                "allow_variant": data.get("targets_allow_variant") or None,
+                "deny": data.get("targets_deny") or [],
+            },
+            "rules": data.get("rules") or [],
+            "default": data.get("default"),
+            "prerequisites": data.get("prerequisites") or [],
+            "bucket_by": data.get("bucket_by") or None,
+            "tags": data.get("tags") or [],
+        }
+
+    def clean_document(self) -> None:
+        tenant = self.target_tenant()
+        if tenant is None:
+            return
+        document = self.document()
+        if "key" in self.fields and isinstance(document["key"], str):
+            existing = flag_get(tenant=tenant, key=document["key"], include_archived=True)
+            if existing is not None:
+                where = (
+                    "an archived flag; restore it or choose another key" if existing.is_archived else "a flag"
+                )
+                self.add_error(
+                    "key", f"key: {document['key']!r} already belongs to {where} in {tenant.slug}."
+                )
+                return
+        try:
+            self.validated = flag_validate(tenant=tenant, data=document)
+        except (DefinitionError, ApiError) as exc:
+            self.add_engine_error(exc)

@@ -1,0 +1,7 @@
+from django.contrib.admin.apps import AdminConfig
+
+
+class FlagsvcAdminConfig(AdminConfig):
+    """Django's admin with our site: every admin view runs in the person's tenant scope."""
+
+    default_site = "flagsvc.admin_site.FlagsvcAdminSite"

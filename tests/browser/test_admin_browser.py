@@ -1,0 +1,159 @@
+"""The control plane in a real browser: a product manager's day, a viewer's limits, a tenant's walls."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+import pytest
+from playwright.sync_api import Page, expect
+
+from audit.models import AuditEntry
+from flags.models import Flag
+from tests.browser.conftest import sign_in
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+RULE_NL = [{"id": "nl", "when": {"attr": "country", "op": "eq", "value": "NL"}, "serve": {"variant": "on"}}]
+
+
+def variants(on: int, off: int) -> str:
+    return json.dumps(
+        [{"key": "on", "value": True, "weight": on}, {"key": "off", "value": False, "weight": off}]
+    )
+
+
+def preview(page: Page, user_id: str, attributes: str) -> None:
+    page.fill("#flagsvc-preview-user", user_id)
+    page.fill("#flagsvc-preview-attributes", attributes)
+    page.click("#flagsvc-preview-run")
+    expect(page.locator("#flagsvc-preview-result")).to_have_attribute("data-state", "done")
+
+
+def test_editor__creates_a_flag_with_a_rule_and_a_20_percent_rollout__previews__saves__rolls_back(
+    page: Page, editor: Any, tenant: Any
+) -> None:
+    sign_in(page, "alice")
+    page.goto("/admin/flags/flag/add/")
+    expect(page.locator("#id_tenant")).to_have_value(str(tenant.pk))
+    page.fill("#id_key", "checkout-redesign")
+    page.fill("#id_name", "Checkout redesign")
+    page.check("#id_state input[value=on]")
+    page.fill("#id_variants", variants(20, 80))
+    # The rule is built with the structured rule editor, which writes the rules JSON.
+    page.fill("#flagsvc-rule-attr", "country")
+    page.select_option("#flagsvc-rule-op", "eq")
+    page.fill("#flagsvc-rule-value", "NL")
+    page.select_option("#flagsvc-rule-serve", "on")
+    page.fill("#flagsvc-rule-id", "nl")
+    page.click("#flagsvc-rule-add")
+    expect(page.locator("#flagsvc-rule-list")).to_contain_text('nl: if country eq "NL" → on')
+    assert json.loads(page.input_value("#id_rules")) == RULE_NL
+
+    # Given the unsaved draft, a Dutch user matches the rule and the trace shows why.
+    preview(page, "u-42", '{"country": "NL"}')
+    expect(page.locator("#flagsvc-preview-variant")).to_have_text("on")
+    expect(page.locator("#flagsvc-preview-reason")).to_have_text("RULE_MATCH (rule nl)")
+    expect(page.locator("ol.flagsvc-trace")).to_contain_text("Rule nl: matches → on")
+    expect(page.locator("ol.flagsvc-trace")).to_contain_text('country eq "NL" — the user has "NL"')
+    expect(page.locator("#flagsvc-preview-sample")).to_contain_text("Sample of 1,000 users")
+    assert not Flag.objects.for_tenant(tenant).exists(), "a preview saves nothing"
+
+    page.click("input[name=_continue]")
+    expect(page.locator("ul.messagelist")).to_contain_text("was added successfully")
+    flag = Flag.objects.for_tenant(tenant).get(key="checkout-redesign")
+    assert (flag.version, flag.state, flag.default) == (1, "on", None)
+
+    # When the rollout goes from 20 % to 50 %, the preview says how many sample users would move.
+    page.fill("#id_variants", variants(50, 50))
+    preview(page, "u-7", "{}")
+    sample = page.locator("#flagsvc-preview-sample").inner_text()
+    moved = int(re.search(r"(\d+) of them would get a different variant", sample).group(1))
+    assert 200 < moved < 400, sample
+    page.click("input[name=_continue]")
+    expect(page.locator("ul.messagelist")).to_contain_text("was changed successfully")
+
+    # The history shows both changes by alice; one click rolls back to version 1.
+    page.click("a.historylink")
+    entries = page.locator("section.flagsvc-entry")
+    expect(entries).to_have_count(2)
+    expect(entries.first).to_contain_text("v2")
+    expect(entries.first).to_contain_text("update by user:alice")
+    expect(entries.first.locator("table.flagsvc-diff")).to_contain_text("variants[0].weight")
+    page.click("text=Roll back to v1")
+    expect(page.locator("ul.messagelist")).to_contain_text(
+        "back to the content of version 1; it is now version 3"
+    )
+    expect(page.locator("#flagsvc-current-version")).to_have_text("3")
+    expect(entries.first).to_contain_text("rollback by user:alice")
+
+    flag = Flag.objects.for_tenant(tenant).get(key="checkout-redesign")
+    assert (flag.version, [v["weight"] for v in flag.variants]) == (3, [20, 80])
+    actions = list(AuditEntry.objects.for_tenant(tenant).order_by("seq").values_list("action", "actor"))
+    assert actions == [("create", "user:alice"), ("update", "user:alice"), ("rollback", "user:alice")]
+
+
+def test_viewer__cannot_change_anything(page: Page, viewer: Any, acme_flag: Flag, live_server: Any) -> None:
+    sign_in(page, "victor")
+    page.goto(f"/admin/flags/flag/{acme_flag.pk}/change/")
+    expect(page.locator("h1")).to_have_text("View flag")
+    expect(page.locator("input[type=submit]")).to_have_count(0)
+    expect(page.locator("#id_variants")).to_have_count(0)
+
+    page.goto("/admin/flags/flag/")
+    expect(page.locator("#result_list")).to_contain_text("checkout")
+    expect(page.locator("select[name=action]")).to_have_count(0)
+    expect(page.locator("a.addlink")).to_have_count(0)
+
+    page.goto(f"/admin/flags/flag/{acme_flag.pk}/history/")
+    expect(page.locator("section.flagsvc-entry")).to_have_count(1)
+    expect(page.locator("form.flagsvc-rollback")).to_have_count(0)
+
+    # Forged POSTs with a valid CSRF token are refused all the same.
+    token = next(c["value"] for c in page.context.cookies() if c["name"] == "csrftoken")
+    forged = [
+        (f"/admin/flags/flag/{acme_flag.pk}/change/", {"state": "on", "variants": variants(100, 0)}),
+        (f"/admin/flags/flag/{acme_flag.pk}/rollback/", {"version": "1"}),
+        ("/admin/flags/flag/add/", {"tenant": str(acme_flag.tenant_id), "key": "sneaky", "state": "on"}),
+        ("/admin/flags/flag/", {"action": "turn_on", "_selected_action": str(acme_flag.pk)}),
+    ]
+    statuses = [
+        page.request.post(
+            live_server.url + url,
+            form={**data, "csrfmiddlewaretoken": token},
+            headers={"Referer": live_server.url + url},
+            max_redirects=0,
+        ).status
+        for url, data in forged
+    ]
+    assert statuses[:3] == [403, 403, 403]
+    flag = Flag.objects.for_tenant(acme_flag.tenant).get(pk=acme_flag.pk)
+    assert (flag.version, flag.state) == (1, "off")
+    assert not Flag.objects.for_tenant(acme_flag.tenant).filter(key="sneaky").exists()
+
+
+def test_member_of_tenant_b__cannot_see_tenant_a(
+    page: Page, outsider: Any, acme_flag: Flag, globex_flag: Flag
+) -> None:
+    sign_in(page, "gus")
+    page.goto("/admin/flags/flag/")
+    expect(page.locator("#result_list")).to_contain_text("globex-secret")
+    expect(page.locator("#result_list")).not_to_contain_text("checkout")
+
+    page.fill("#searchbar", "checkout")
+    page.press("#searchbar", "Enter")
+    expect(page.locator("p.paginator")).to_contain_text("0 flags")
+    expect(page.locator("#result_list")).to_have_count(0)
+
+    for url in (
+        f"/admin/flags/flag/{acme_flag.pk}/change/",
+        f"/admin/flags/flag/{acme_flag.pk}/history/",
+        f"/admin/flags/flag/{acme_flag.pk}/delete/",
+    ):
+        response = page.goto(url)
+        assert response is not None and response.status == 404, url
+
+    page.goto("/admin/audit/auditentry/")
+    expect(page.locator("#result_list")).to_contain_text("globex-secret")
+    expect(page.locator("#result_list")).not_to_contain_text("checkout")
