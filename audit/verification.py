@@ -18,8 +18,13 @@ class BrokenLink:
 
 @dataclass(frozen=True)
 class ChainReport:
+    """`head_seq`/`head_hash` name the last verified entry: record them (with a backup, say) to detect a
+    later truncation of the chain's end, which the chain alone cannot show."""
+
     checked: int
     broken: BrokenLink | None
+    head_seq: int = 0
+    head_hash: str = GENESIS
 
     @property
     def ok(self) -> bool:
@@ -31,19 +36,16 @@ def verify_chain(*, tenant: Tenant) -> ChainReport:
     expected_seq = 1
     checked = 0
     for entry in AuditEntry.objects.for_tenant(tenant).order_by("seq").iterator(chunk_size=500):
+        broken = None
         if entry.seq != expected_seq:
-            return ChainReport(
-                checked, BrokenLink(entry.seq, entry.pk, f"expected seq {expected_seq}: an entry is missing")
-            )
-        if entry.prev_hash != expected_prev:
-            return ChainReport(
-                checked, BrokenLink(entry.seq, entry.pk, "prev_hash does not match the previous entry")
-            )
-        if entry_hash(entry.prev_hash, entry_content(entry)) != entry.entry_hash:
-            return ChainReport(
-                checked, BrokenLink(entry.seq, entry.pk, "content does not match its hash (edited)")
-            )
+            broken = BrokenLink(entry.seq, entry.pk, f"expected seq {expected_seq}: an entry is missing")
+        elif entry.prev_hash != expected_prev:
+            broken = BrokenLink(entry.seq, entry.pk, "prev_hash does not match the previous entry")
+        elif entry_hash(entry.prev_hash, entry_content(entry)) != entry.entry_hash:
+            broken = BrokenLink(entry.seq, entry.pk, "content does not match its hash (edited)")
+        if broken is not None:
+            return ChainReport(checked, broken, expected_seq - 1, expected_prev)
         expected_prev = entry.entry_hash
         expected_seq += 1
         checked += 1
-    return ChainReport(checked, None)
+    return ChainReport(checked, None, expected_seq - 1, expected_prev)

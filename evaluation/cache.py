@@ -44,6 +44,12 @@ class _Entry:
     checked_at: float
 
 
+# The Redis mirror of a tenant's version expires: a bump whose publish was lost (Redis unreachable at
+# that moment, or two bumps racing) is read again from the database, the source of truth, within this
+# many seconds instead of never. Costs a primary-key query per tenant and process per expiry.
+SHARED_VERSION_TTL = 30
+
+
 def _redis_key(tenant_id: int) -> str:
     return f"ruleset-version:{tenant_id}"
 
@@ -65,13 +71,17 @@ def read_shared_version(tenant_id: int) -> int:
     if version is None:
         raise RulesetUnavailable(f"tenant {tenant_id} is gone")
     if _uses_redis():
-        _publish(tenant_id, int(version))
+        # `add`, not `set`: a reader must not overwrite a newer version that a bump published meanwhile.
+        _publish(tenant_id, int(version), only_if_absent=True)
     return int(version)
 
 
-def _publish(tenant_id: int, version: int) -> None:
+def _publish(tenant_id: int, version: int, *, only_if_absent: bool = False) -> None:
     try:
-        shared_cache.set(_redis_key(tenant_id), version, timeout=None)
+        if only_if_absent:
+            shared_cache.add(_redis_key(tenant_id), version, timeout=SHARED_VERSION_TTL)
+        else:
+            shared_cache.set(_redis_key(tenant_id), version, timeout=SHARED_VERSION_TTL)
     except Exception:
         logger.warning("redis unreachable while publishing the ruleset version", exc_info=True)
 
@@ -168,11 +178,26 @@ class RulesetCache:
         return tenant_id in self._entries
 
     def warm_all(self) -> int:
-        tenants = list(Tenant.objects.filter(is_active=True))
-        for tenant in tenants:
-            self.get(tenant)
+        """Compile every active tenant; returns how many compiled.
+
+        A tenant whose stored rules do not compile is logged and left cold: its own evaluations fail,
+        but it must not make the whole process unready (and so take every other tenant down with it).
+        The database being down does make it fail.
+        """
+        compiled = 0
+        for tenant in Tenant.objects.filter(is_active=True):
+            try:
+                self.get(tenant)
+            except DatabaseError:
+                raise
+            except Exception:
+                logger.exception(
+                    "a tenant's ruleset does not compile; it is left cold", extra={"tenant": tenant.slug}
+                )
+                continue
+            compiled += 1
         self.warmed = True
-        return len(tenants)
+        return compiled
 
 
 RULESETS = RulesetCache()

@@ -24,4 +24,11 @@ COMPILE_SECONDS = Histogram(
     "Time to load and compile one tenant's ruleset",
     buckets=(0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
-LIVE_FLAGS = Gauge("flagsvc_live_flags", "Live (non-archived) flags in the last compiled ruleset", ["tenant"])
+# Under gunicorn with several workers (prometheus_client multiprocess mode, see gunicorn.conf.py) the
+# gauge reports the value of the live worker that compiled the tenant's ruleset most recently.
+LIVE_FLAGS = Gauge(
+    "flagsvc_live_flags",
+    "Live (non-archived) flags in the last compiled ruleset",
+    ["tenant"],
+    multiprocess_mode="livemostrecent",
+)

@@ -1,9 +1,17 @@
-"""JSON log lines with the request context, and a last line of defence against leaked secrets."""
+"""JSON log lines with the request context, and a last line of defence against leaked secrets.
+
+Every line is one JSON object (api.md, Operations): `timestamp`, `level`, `logger`, `message`,
+`request_id`, `tenant`, `actor`, the record's `extra` fields and, for an error, `exception` with the
+stack. No code of ours logs a token, secret, password or `Authorization` header; `redact()` runs over
+every finished line anyway, so that a stray one in an exception message or a third-party log call is
+masked before it reaches stdout.
+"""
 
 from __future__ import annotations
 
 import json
 import logging
+import logging.config
 import re
 import traceback
 from datetime import UTC, datetime
@@ -13,35 +21,56 @@ from flagsvc import context
 
 _STANDARD = set(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {"message", "asctime"}
 
+REDACTED = "[REDACTED]"
+
+# A credential-looking key followed by its value, also inside a JSON-encoded string (`\"key\": \"v\"`).
+_SECRET_KEYS = (
+    r"client_secret|secret|password|passwd|token|api[_-]?key|sessionid|csrftoken|csrfmiddlewaretoken|cookie"
+)
+_KEY_PREFIX = r"(?:\\?[\"'])?\s*[:=]\s*(?:\\?[\"'])?"
+
 _SECRET_PATTERNS = [
-    re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=-]+"),
-    re.compile(r"eyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*"),
-    re.compile(r"(?i)((?:client_secret|password|secret|authorization|token)[\"']?\s*[:=]\s*[\"']?)[^\"'\s,}]+"),
+    # The whole value of an Authorization header, whatever its scheme ("Bearer x", "Basic y").
+    re.compile(rf"(?i)((?:proxy-)?authorization{_KEY_PREFIX})[^\"'\\\r\n,}}]+"),
+    re.compile(r"(?i)(\bbearer\s+)[A-Za-z0-9._~+/=-]+"),
+    re.compile(r"(?i)(\bbasic\s+)[A-Za-z0-9+/=]{8,}"),
+    # A JWT anywhere: three base64url parts, the first one starting with `{"`.
+    re.compile(r"()eyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*"),
+    re.compile(rf"(?i)((?:{_SECRET_KEYS}){_KEY_PREFIX})(?!\[REDACTED\])[^\"'\\\s,;&}}]+"),
 ]
 
 
 def redact(text: str) -> str:
+    """Mask credentials in a finished log line; everything else is left as it is."""
     for pattern in _SECRET_PATTERNS:
-        text = pattern.sub(lambda m: (m.group(1) if m.groups() else "") + "[REDACTED]", text)
+        text = pattern.sub(lambda m: m.group(1) + REDACTED, text)
     return text
 
 
 class JsonFormatter(logging.Formatter):
+    """One JSON object per record, on one line."""
+
     def format(self, record: logging.LogRecord) -> str:
         payload: dict[str, Any] = {
             "timestamp": datetime.fromtimestamp(record.created, tz=UTC).isoformat().replace("+00:00", "Z"),
             "level": record.levelname,
             "logger": record.name,
             "message": record.getMessage(),
+            "request_id": context.current_request_id.get(),
         }
-        payload.setdefault("request_id", context.current_request_id.get())
         for key, value in record.__dict__.items():
             if key not in _STANDARD and not key.startswith("_"):
                 payload[key] = value
-        if "tenant" not in payload:
-            payload["tenant"] = context.current_tenant.get()
-        if "actor" not in payload:
-            payload["actor"] = context.current_actor.get()
+        payload.setdefault("tenant", context.current_tenant.get())
+        payload.setdefault("actor", context.current_actor.get())
         if record.exc_info:
             payload["exception"] = "".join(traceback.format_exception(*record.exc_info))
+        if record.stack_info:
+            payload["stack"] = record.stack_info
         return redact(json.dumps(payload, default=str))
+
+
+def configure(config: dict[str, Any]) -> None:
+    """Django's LOGGING_CONFIG: the LOGGING dict, and Python warnings routed into it as JSON lines too."""
+    logging.config.dictConfig(config)
+    logging.captureWarnings(True)

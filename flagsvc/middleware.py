@@ -31,7 +31,11 @@ def _incoming_request_id(request: HttpRequest) -> str:
 
 
 class RequestContextMiddleware:
-    """Outermost: gives every request an id, logs it as one JSON line, answers /v1 in JSON only."""
+    """Outermost: gives every request an id, logs it as one JSON line, answers /v1 in JSON only.
+
+    The request id is the caller's `X-Request-ID` when it is a sane token (1-128 of `A-Za-z0-9._:-`),
+    otherwise a new one; it is returned in `X-Request-ID` and is in every log line of the request.
+    """
 
     def __init__(self, get_response: Handler) -> None:
         self.get_response = get_response
@@ -49,6 +53,9 @@ class RequestContextMiddleware:
                 response = _json_fallback(response.status_code)
             response["X-Request-ID"] = rid
             _log_request(request, response.status_code, started)
+            # This line is the request's log line: Django's own "django.request" line for 4xx/5xx
+            # responses would repeat it (its stack, if any, was logged where it was raised).
+            response._has_been_logged = True  # type: ignore[attr-defined]
             return response
         finally:
             context.current_request_id.reset(rid_token)
@@ -56,12 +63,14 @@ class RequestContextMiddleware:
             context.current_tenant.reset(tenant_token)
 
     def process_exception(self, request: HttpRequest, exc: Exception) -> HttpResponse | None:
+        """Under `/v1` an exception becomes the JSON error shape; elsewhere Django answers (and logs it)."""
         if not is_api_path(request):
-            error_logger.exception("unhandled error", exc_info=exc)
             return None
         err = as_api_error(exc)
         if err is None:
-            error_logger.exception("unhandled error", exc_info=exc)
+            error_logger.exception(
+                "unhandled error", exc_info=exc, extra={"method": request.method, "path": request.path}
+            )
             return error_response(
                 "internal_error", "An unexpected error occurred; the request id helps us find it.", 500
             )
@@ -81,8 +90,7 @@ def _json_fallback(status: int) -> HttpResponse:
 
 
 def _log_request(request: HttpRequest, status: int, started: float) -> None:
-    if request.path in ("/healthz", "/metrics") and status < 400:
-        return
+    """One line per request, probes and scrapes included (api.md: "Every request gives one line")."""
     level = logging.ERROR if status >= 500 else logging.WARNING if status >= 400 else logging.INFO
     access_logger.log(
         level,

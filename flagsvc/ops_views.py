@@ -35,5 +35,9 @@ def readyz(request: HttpRequest) -> HttpResponse:
         try:
             RULESETS.warm_all()
         except Exception as exc:
-            return HttpResponse(f"rules cache not warm: {exc}", status=503, content_type="text/plain")
+            # The details go to the log, not to an unauthenticated caller.
+            logger.exception("readiness: the rules cache could not be warmed")
+            return HttpResponse(
+                f"rules cache not warm: {type(exc).__name__}", status=503, content_type="text/plain"
+            )
     return HttpResponse("ready", content_type="text/plain")

@@ -29,7 +29,7 @@ PORT = env.env_int("PORT", 8000)
 CSRF_TRUSTED_ORIGINS = env.env_list("CSRF_TRUSTED_ORIGINS", [])
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    "flagsvc.apps.FlagsvcAdminConfig",  # django.contrib.admin with our site (flagsvc.admin_site)
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -106,9 +106,12 @@ if REDIS_URL:
             "BACKEND": "django_redis.cache.RedisCache",
             "LOCATION": REDIS_URL,
             "KEY_PREFIX": env.env_str("REDIS_KEY_PREFIX", "flagsvc"),
-            "OPTIONS": {"SOCKET_CONNECT_TIMEOUT": 1, "SOCKET_TIMEOUT": 1},
+            # Redis down must not take the API down: cache reads miss, writes are dropped (and logged),
+            # rate limits fail open and the ruleset version is read from the database (ADR 0002).
+            "OPTIONS": {"SOCKET_CONNECT_TIMEOUT": 1, "SOCKET_TIMEOUT": 1, "IGNORE_EXCEPTIONS": True},
         }
     }
+    DJANGO_REDIS_LOG_IGNORED_EXCEPTIONS = True
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
@@ -187,6 +190,8 @@ RULESET_WARM_ON_START = env.env_bool("RULESET_WARM_ON_START", default=True)
 IDEMPOTENCY_TTL_SECONDS = 24 * 3600
 
 LOG_LEVEL = env.env_str("LOG_LEVEL", "INFO")
+# One JSON object per line on stdout, Python warnings included (flagsvc.logging).
+LOGGING_CONFIG = "flagsvc.logging.configure"
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

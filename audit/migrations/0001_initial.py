@@ -5,65 +5,115 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('tenancy', '0001_initial'),
+        ("tenancy", "0001_initial"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='AuditEntry',
+            name="AuditEntry",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('seq', models.PositiveBigIntegerField()),
-                ('ts', models.DateTimeField()),
-                ('actor', models.CharField(max_length=200)),
-                ('entity', models.CharField(max_length=32)),
-                ('entity_key', models.CharField(max_length=128)),
-                ('action', models.CharField(choices=[('create', 'Create'), ('update', 'Update'), ('archive', 'Archive'), ('restore', 'Restore'), ('rollback', 'Rollback'), ('delete', 'Delete')], max_length=16)),
-                ('version', models.PositiveIntegerField(null=True)),
-                ('before', models.JSONField(null=True)),
-                ('after', models.JSONField(null=True)),
-                ('diff', models.JSONField(default=dict)),
-                ('request_id', models.CharField(blank=True, max_length=128, null=True)),
-                ('prev_hash', models.CharField(max_length=64)),
-                ('entry_hash', models.CharField(max_length=64)),
-                ('tenant', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='+', to='tenancy.tenant')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("seq", models.PositiveBigIntegerField()),
+                ("ts", models.DateTimeField()),
+                ("actor", models.CharField(max_length=200)),
+                ("entity", models.CharField(max_length=32)),
+                ("entity_key", models.CharField(max_length=128)),
+                (
+                    "action",
+                    models.CharField(
+                        choices=[
+                            ("create", "Create"),
+                            ("update", "Update"),
+                            ("archive", "Archive"),
+                            ("restore", "Restore"),
+                            ("rollback", "Rollback"),
+                            ("delete", "Delete"),
+                        ],
+                        max_length=16,
+                    ),
+                ),
+                ("version", models.PositiveIntegerField(null=True)),
+                ("before", models.JSONField(null=True)),
+                ("after", models.JSONField(null=True)),
+                ("diff", models.JSONField(default=dict)),
+                ("request_id", models.CharField(blank=True, max_length=128, null=True)),
+                ("prev_hash", models.CharField(max_length=64)),
+                ("entry_hash", models.CharField(max_length=64)),
+                (
+                    "tenant",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT, related_name="+", to="tenancy.tenant"
+                    ),
+                ),
             ],
             options={
-                'verbose_name_plural': 'audit entries',
-                'ordering': ['-ts', '-seq'],
+                "verbose_name_plural": "audit entries",
+                "ordering": ["-ts", "-seq"],
             },
         ),
         migrations.CreateModel(
-            name='ChangeEvent',
+            name="ChangeEvent",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('ts', models.DateTimeField()),
-                ('entity', models.CharField(max_length=32)),
-                ('entity_key', models.CharField(max_length=128)),
-                ('action', models.CharField(choices=[('create', 'Create'), ('update', 'Update'), ('archive', 'Archive'), ('restore', 'Restore'), ('rollback', 'Rollback'), ('delete', 'Delete')], max_length=16)),
-                ('version', models.PositiveIntegerField(null=True)),
-                ('audit_entry', models.OneToOneField(on_delete=django.db.models.deletion.PROTECT, related_name='+', to='audit.auditentry')),
-                ('tenant', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='+', to='tenancy.tenant')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("ts", models.DateTimeField()),
+                ("entity", models.CharField(max_length=32)),
+                ("entity_key", models.CharField(max_length=128)),
+                (
+                    "action",
+                    models.CharField(
+                        choices=[
+                            ("create", "Create"),
+                            ("update", "Update"),
+                            ("archive", "Archive"),
+                            ("restore", "Restore"),
+                            ("rollback", "Rollback"),
+                            ("delete", "Delete"),
+                        ],
+                        max_length=16,
+                    ),
+                ),
+                ("version", models.PositiveIntegerField(null=True)),
+                (
+                    "audit_entry",
+                    models.OneToOneField(
+                        on_delete=django.db.models.deletion.PROTECT, related_name="+", to="audit.auditentry"
+                    ),
+                ),
+                (
+                    "tenant",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT, related_name="+", to="tenancy.tenant"
+                    ),
+                ),
             ],
         ),
         migrations.AddIndex(
-            model_name='auditentry',
-            index=models.Index(fields=['tenant', 'ts'], name='audit_tenant_ts_idx'),
+            model_name="auditentry",
+            index=models.Index(fields=["tenant", "ts"], name="audit_tenant_ts_idx"),
         ),
         migrations.AddIndex(
-            model_name='auditentry',
-            index=models.Index(fields=['tenant', 'entity', 'entity_key'], name='audit_tenant_entity_idx'),
+            model_name="auditentry",
+            index=models.Index(fields=["tenant", "entity", "entity_key"], name="audit_tenant_entity_idx"),
         ),
         migrations.AddConstraint(
-            model_name='auditentry',
-            constraint=models.UniqueConstraint(fields=('tenant', 'seq'), name='audit_tenant_seq_unique'),
+            model_name="auditentry",
+            constraint=models.UniqueConstraint(fields=("tenant", "seq"), name="audit_tenant_seq_unique"),
         ),
         migrations.AddIndex(
-            model_name='changeevent',
-            index=models.Index(fields=['tenant', 'id'], name='event_tenant_id_idx'),
+            model_name="changeevent",
+            index=models.Index(fields=["tenant", "id"], name="event_tenant_id_idx"),
         ),
     ]

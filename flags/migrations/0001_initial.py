@@ -5,72 +5,114 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('tenancy', '0001_initial'),
+        ("tenancy", "0001_initial"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='Flag',
+            name="Flag",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('key', models.CharField(max_length=128)),
-                ('version', models.PositiveIntegerField(default=1, editable=False)),
-                ('name', models.CharField(blank=True, max_length=200)),
-                ('description', models.TextField(blank=True)),
-                ('type', models.CharField(choices=[('boolean', 'Boolean'), ('string', 'String'), ('number', 'Number'), ('json', 'Json')], default='boolean', max_length=16)),
-                ('state', models.CharField(choices=[('on', 'On'), ('off', 'Off')], default='off', max_length=8)),
-                ('variants', models.JSONField(default=list)),
-                ('off_variant', models.CharField(max_length=128)),
-                ('targets', models.JSONField(default=dict)),
-                ('rules', models.JSONField(default=list)),
-                ('default', models.JSONField(blank=True, null=True)),
-                ('prerequisites', models.JSONField(default=list)),
-                ('bucket_by', models.CharField(default='id', max_length=128)),
-                ('tags', models.JSONField(default=list)),
-                ('tags_index', models.TextField(default='', editable=False, help_text='newline-framed tags for filtering')),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('archived_at', models.DateTimeField(blank=True, null=True)),
-                ('updated_by', models.CharField(blank=True, editable=False, max_length=200)),
-                ('tenant', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, to='tenancy.tenant')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("key", models.CharField(max_length=128)),
+                ("version", models.PositiveIntegerField(default=1, editable=False)),
+                ("name", models.CharField(blank=True, max_length=200)),
+                ("description", models.TextField(blank=True)),
+                (
+                    "type",
+                    models.CharField(
+                        choices=[
+                            ("boolean", "Boolean"),
+                            ("string", "String"),
+                            ("number", "Number"),
+                            ("json", "Json"),
+                        ],
+                        default="boolean",
+                        max_length=16,
+                    ),
+                ),
+                (
+                    "state",
+                    models.CharField(choices=[("on", "On"), ("off", "Off")], default="off", max_length=8),
+                ),
+                ("variants", models.JSONField(default=list)),
+                ("off_variant", models.CharField(max_length=128)),
+                ("targets", models.JSONField(default=dict)),
+                ("rules", models.JSONField(default=list)),
+                ("default", models.JSONField(blank=True, null=True)),
+                ("prerequisites", models.JSONField(default=list)),
+                ("bucket_by", models.CharField(default="id", max_length=128)),
+                ("tags", models.JSONField(default=list)),
+                (
+                    "tags_index",
+                    models.TextField(
+                        default="", editable=False, help_text="newline-framed tags for filtering"
+                    ),
+                ),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                ("archived_at", models.DateTimeField(blank=True, null=True)),
+                ("updated_by", models.CharField(blank=True, editable=False, max_length=200)),
+                (
+                    "tenant",
+                    models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, to="tenancy.tenant"),
+                ),
             ],
             options={
-                'ordering': ['key'],
+                "ordering": ["key"],
             },
         ),
         migrations.CreateModel(
-            name='FlagVersion',
+            name="FlagVersion",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('version', models.PositiveIntegerField()),
-                ('document', models.JSONField()),
-                ('actor', models.CharField(max_length=200)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('flag', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='versions', to='flags.flag')),
-                ('tenant', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='+', to='tenancy.tenant')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("version", models.PositiveIntegerField()),
+                ("document", models.JSONField()),
+                ("actor", models.CharField(max_length=200)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "flag",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="versions", to="flags.flag"
+                    ),
+                ),
+                (
+                    "tenant",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT, related_name="+", to="tenancy.tenant"
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-version'],
+                "ordering": ["-version"],
             },
         ),
         migrations.AddIndex(
-            model_name='flag',
-            index=models.Index(fields=['tenant', 'state'], name='flag_tenant_state_idx'),
+            model_name="flag",
+            index=models.Index(fields=["tenant", "state"], name="flag_tenant_state_idx"),
         ),
         migrations.AddConstraint(
-            model_name='flag',
-            constraint=models.UniqueConstraint(fields=('tenant', 'key'), name='flag_tenant_key_unique'),
+            model_name="flag",
+            constraint=models.UniqueConstraint(fields=("tenant", "key"), name="flag_tenant_key_unique"),
         ),
         migrations.AddIndex(
-            model_name='flagversion',
-            index=models.Index(fields=['tenant', 'flag', '-version'], name='flagversion_tenant_flag_idx'),
+            model_name="flagversion",
+            index=models.Index(fields=["tenant", "flag", "-version"], name="flagversion_tenant_flag_idx"),
         ),
         migrations.AddConstraint(
-            model_name='flagversion',
-            constraint=models.UniqueConstraint(fields=('flag', 'version'), name='flag_version_unique'),
+            model_name="flagversion",
+            constraint=models.UniqueConstraint(fields=("flag", "version"), name="flag_version_unique"),
         ),
     ]

@@ -5,32 +5,41 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('tenancy', '0001_initial'),
+        ("tenancy", "0001_initial"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='Segment',
+            name="Segment",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('key', models.CharField(max_length=128)),
-                ('version', models.PositiveIntegerField(default=1, editable=False)),
-                ('name', models.CharField(blank=True, max_length=200)),
-                ('description', models.TextField(blank=True)),
-                ('included', models.JSONField(default=list)),
-                ('excluded', models.JSONField(default=list)),
-                ('when', models.JSONField(blank=True, null=True)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('tenant', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, to='tenancy.tenant')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("key", models.CharField(max_length=128)),
+                ("version", models.PositiveIntegerField(default=1, editable=False)),
+                ("name", models.CharField(blank=True, max_length=200)),
+                ("description", models.TextField(blank=True)),
+                ("included", models.JSONField(default=list)),
+                ("excluded", models.JSONField(default=list)),
+                ("when", models.JSONField(blank=True, null=True)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                (
+                    "tenant",
+                    models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, to="tenancy.tenant"),
+                ),
             ],
             options={
-                'ordering': ['key'],
-                'constraints': [models.UniqueConstraint(fields=('tenant', 'key'), name='segment_tenant_key_unique')],
+                "ordering": ["key"],
+                "constraints": [
+                    models.UniqueConstraint(fields=("tenant", "key"), name="segment_tenant_key_unique")
+                ],
             },
         ),
     ]

@@ -1,0 +1,380 @@
+"""Import a config-as-code document: plan against the future state, then apply it all or nothing."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any, Literal
+
+from django.db import transaction
+from flagsvc_sdk.engine import (
+    DefinitionError,
+    PayloadTooLarge,
+    PrerequisiteCycle,
+    ValidationFailed,
+    validate_flag,
+    validate_segment,
+)
+
+from audit.diff import document_diff
+from flags import selectors as flag_selectors
+from flags.config_io.documents import DOCUMENT_FIELDS, FORMAT_VERSION
+from flags.models import FLAG_READ_ONLY_FIELDS
+from flags.services import flag_archive, flag_create, flag_update
+from flagsvc.errors import ApiError
+from segments import selectors as segment_selectors
+from segments.services import segment_create, segment_delete, segment_update
+from tenancy.models import Tenant
+
+IMPORT_ACTOR = "system:import_flags"
+Entity = Literal["segment", "flag"]
+Action = Literal["create", "update", "archive", "delete"]
+
+_SEGMENT_BOOKKEEPING = ("version", "created_at", "updated_at")
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One reason the document cannot be applied, at the entity and field it concerns."""
+
+    where: str
+    field: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.where}: {self.field}: {self.message}"
+
+
+class ImportRejected(Exception):
+    """The document was not applied and nothing was written; `problems` say why."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        self.problems = problems
+        lines = "\n".join(f"  - {problem}" for problem in problems)
+        super().__init__(f"Nothing was written: {len(problems)} problem(s) in the document.\n{lines}")
+
+
+@dataclass(frozen=True)
+class EntityChange:
+    entity: Entity
+    key: str
+    action: Action
+    diff: dict[str, dict[str, Any]] = field(default_factory=dict)
+    content: dict[str, Any] | None = field(default=None, repr=False, compare=False)
+
+
+@dataclass(frozen=True)
+class ImportPlan:
+    """The changes an import makes (or, on a dry run, would make), in the order it makes them."""
+
+    changes: tuple[EntityChange, ...]
+    unchanged: int
+    applied: bool
+
+    def count(self, action: Action) -> int:
+        return sum(1 for change in self.changes if change.action == action)
+
+    def render(self) -> list[str]:
+        signs = {"create": "+", "update": "~", "archive": "-", "delete": "-"}
+        lines: list[str] = []
+        for change in self.changes:
+            lines.append(f"{signs[change.action]} {change.action} {change.entity} {change.key}")
+            for path, values in change.diff.items():
+                if change.action == "create" and (path == "key" or values["to"] in (None, "", [], {})):
+                    continue
+                lines.append(f"    {path}: {_show(values['from'])} -> {_show(values['to'])}")
+        verbs: tuple[Action, ...] = ("create", "update", "archive", "delete")
+        done = ", ".join(
+            f"{self.count(v)} {v}d" if self.applied else f"{self.count(v)} to {v}" for v in verbs
+        )
+        lines.append(f"{done}, {self.unchanged} unchanged.")
+        if not self.changes:
+            lines.append("Nothing to do.")
+        elif not self.applied:
+            lines.append("Dry run: nothing was written.")
+        return lines
+
+
+def _show(value: Any) -> str:
+    text = json.dumps(value, ensure_ascii=False, sort_keys=True)
+    return text if len(text) <= 200 else text[:197] + "..."
+
+
+@dataclass
+class _Entry:
+    where: str
+    key: str
+    content: dict[str, Any]
+
+
+def ruleset_import(
+    *, tenant: Tenant, document: Any, dry_run: bool = False, prune: bool = False, actor: str = IMPORT_ACTOR
+) -> ImportPlan:
+    """Make the tenant's segments and live flags what the document says, or change nothing at all.
+
+    Raises ImportRejected, before any write, when the document or the state it leads to is invalid.
+    """
+    if dry_run:
+        changes, unchanged = _plan(tenant, document, prune)
+        return ImportPlan(changes=tuple(changes), unchanged=unchanged, applied=False)
+    with transaction.atomic():
+        # One import at a time per tenant, planned on the state it will change.
+        Tenant.objects.select_for_update().filter(pk=tenant.pk).values_list("pk", flat=True).first()
+        changes, unchanged = _plan(tenant, document, prune)
+        for change in changes:
+            _apply(tenant, change, actor)
+    return ImportPlan(changes=tuple(changes), unchanged=unchanged, applied=True)
+
+
+@dataclass(frozen=True)
+class _Stored:
+    """The tenant's state the import starts from."""
+
+    segments: dict[str, dict[str, Any]]
+    flags: dict[str, dict[str, Any]]
+    archived_flag_keys: frozenset[str]
+
+    @classmethod
+    def read(cls, tenant: Tenant) -> _Stored:
+        archived = flag_selectors.flag_queryset(tenant=tenant, include_archived=True).filter(
+            archived_at__isnull=False
+        )
+        return cls(
+            segments={s.key: s.content() for s in segment_selectors.segment_queryset(tenant=tenant)},
+            flags=flag_selectors.live_flag_contents(tenant=tenant),
+            archived_flag_keys=frozenset(archived.values_list("key", flat=True)),
+        )
+
+
+def _plan(tenant: Tenant, document: Any, prune: bool) -> tuple[list[EntityChange], int]:
+    """Every check first (ImportRejected lists all it found), then the changes in the order to apply them.
+
+    The checks run in two rounds: each entity on its own, then (once every flag of the file is known to
+    be well-formed) prerequisites and the live flags the file leaves alone.
+    """
+    problems: list[Problem] = []
+    segments_in, flags_in = _entries(document, problems)
+    stored = _Stored.read(tenant)
+    new_segments = _validated_segments(segments_in, problems)
+    future_segments = {**({} if prune else stored.segments), **new_segments}
+    new_flags = _validated_flags(flags_in, stored, future_segments, problems)
+    if problems:
+        raise ImportRejected(problems)
+    future_flags = {**({} if prune else stored.flags), **new_flags}
+    _check_prerequisites(flags_in, future_flags, future_segments, problems)
+    for key in sorted(set(future_flags) - set(new_flags)):
+        _check_untouched(key, future_flags, future_segments, stored, problems)
+    if problems:
+        raise ImportRejected(problems)
+
+    changes: list[EntityChange] = []
+    for key in sorted(new_segments):
+        changes += _change("segment", key, stored.segments.get(key), new_segments[key])
+    for key in _prerequisite_order(new_flags):
+        changes += _change("flag", key, stored.flags.get(key), new_flags[key])
+    unchanged = len(new_segments) + len(new_flags) - len(changes)
+    if prune:
+        changes += [
+            EntityChange("flag", key, "archive") for key in sorted(set(stored.flags) - set(new_flags))
+        ]
+        changes += [
+            EntityChange("segment", key, "delete") for key in sorted(set(stored.segments) - set(new_segments))
+        ]
+    return changes, unchanged
+
+
+def _validated_segments(entries: list[_Entry], problems: list[Problem]) -> dict[str, dict[str, Any]]:
+    validated: dict[str, dict[str, Any]] = {}
+    for entry in entries:
+        content = _checked(partial(validate_segment, entry.content), entry.where, problems)
+        if content is not None:
+            validated[entry.key] = content
+    return validated
+
+
+def _validated_flags(
+    entries: list[_Entry], stored: _Stored, segment_keys: Mapping[str, Any], problems: list[Problem]
+) -> dict[str, dict[str, Any]]:
+    """Each flag on its own (prerequisites come next, once every flag of the file is known)."""
+    validated: dict[str, dict[str, Any]] = {}
+    for entry in entries:
+        if entry.key in stored.archived_flag_keys:
+            message = "belongs to an archived flag; restore it first, or remove it from the file"
+            problems.append(Problem(entry.where, "key", message))
+            continue
+        content = _checked(
+            partial(validate_flag, entry.content, segment_keys=segment_keys), entry.where, problems
+        )
+        if content is None:
+            continue
+        current = stored.flags.get(entry.key)
+        if current is not None and current["type"] != content["type"]:
+            problems.append(Problem(entry.where, "type", f"cannot change (it is {current['type']!r})"))
+            continue
+        validated[entry.key] = content
+    return validated
+
+
+def _check_prerequisites(
+    entries: list[_Entry],
+    future_flags: dict[str, dict[str, Any]],
+    segment_keys: Mapping[str, Any],
+    problems: list[Problem],
+) -> None:
+    """Prerequisites exist and are live after the import, name their variants, form no cycle."""
+    for entry in entries:
+        others = {k: v for k, v in future_flags.items() if k != entry.key}
+        check = partial(validate_flag, entry.content, segment_keys=segment_keys, live_flags=others)
+        _checked(check, entry.where, problems)
+
+
+def _entries(document: Any, problems: list[Problem]) -> tuple[list[_Entry], list[_Entry]]:
+    """The document's segments and flags, bookkeeping fields set aside; what is malformed goes to problems."""
+    if not isinstance(document, dict):
+        raise ImportRejected(
+            [Problem("document", "(root)", "must be an object with format_version, segments, flags")]
+        )
+    if document.get("format_version") != FORMAT_VERSION:
+        problems.append(
+            Problem(
+                "document",
+                "format_version",
+                f"must be {FORMAT_VERSION}; got {document.get('format_version')!r}",
+            )
+        )
+    for name in sorted(set(document) - set(DOCUMENT_FIELDS)):
+        problems.append(
+            Problem("document", name, f"unknown field; the fields are {', '.join(DOCUMENT_FIELDS)}")
+        )
+    segments = _list_of_entries(document, "segments", _SEGMENT_BOOKKEEPING, problems)
+    flags = _list_of_entries(document, "flags", FLAG_READ_ONLY_FIELDS, problems)
+    return segments, flags
+
+
+def _list_of_entries(
+    document: dict[str, Any], name: str, bookkeeping: tuple[str, ...], problems: list[Problem]
+) -> list[_Entry]:
+    raw = document.get(name, [])
+    if not isinstance(raw, list):
+        problems.append(Problem("document", name, "must be a list of objects"))
+        return []
+    entries: list[_Entry] = []
+    first_seen: dict[str, str] = {}
+    for index, item in enumerate(raw):
+        key = item.get("key") if isinstance(item, dict) else None
+        where = f'{name}[{index}] "{key}"' if isinstance(key, str) else f"{name}[{index}]"
+        if not isinstance(item, dict):
+            problems.append(Problem(where, "(entry)", "must be an object"))
+            continue
+        if not isinstance(key, str) or not key:
+            problems.append(Problem(where, "key", "required: a non-empty string"))
+            continue
+        if key in first_seen:
+            problems.append(Problem(where, "key", f"duplicate of {first_seen[key]}"))
+            continue
+        first_seen[key] = where
+        if item.get("archived_at"):
+            problems.append(
+                Problem(where, "archived_at", "archived flags are not imported; remove the entry")
+            )
+            continue
+        entries.append(
+            _Entry(where=where, key=key, content={k: v for k, v in item.items() if k not in bookkeeping})
+        )
+    return entries
+
+
+def _checked(
+    validate: Callable[[], dict[str, Any]], where: str, problems: list[Problem]
+) -> dict[str, Any] | None:
+    """Run one engine validation; its errors become problems at their exact field paths."""
+    try:
+        return validate()
+    except ValidationFailed as exc:
+        problems.extend(Problem(where, path, " ".join(messages)) for path, messages in exc.fields.items())
+    except PrerequisiteCycle as exc:
+        problems.append(Problem(where, "prerequisites", str(exc)))
+    except PayloadTooLarge as exc:
+        problems.append(Problem(where, exc.field, str(exc)))
+    except DefinitionError as exc:
+        problems.append(Problem(where, "(definition)", str(exc)))
+    return None
+
+
+def _check_untouched(
+    key: str,
+    future_flags: dict[str, dict[str, Any]],
+    future_segments: Mapping[str, Any],
+    stored: _Stored,
+    problems: list[Problem],
+) -> None:
+    """A live flag the file leaves alone must stay valid: report what the import would break in it."""
+    content = future_flags[key]
+    future_others = {k: v for k, v in future_flags.items() if k != key}
+    found: list[Problem] = []
+    _checked(
+        partial(validate_flag, content, segment_keys=future_segments, live_flags=future_others), "", found
+    )
+    if not found:
+        return
+    current_others = {k: v for k, v in stored.flags.items() if k != key}
+    already: list[Problem] = []
+    _checked(
+        partial(validate_flag, content, segment_keys=stored.segments, live_flags=current_others), "", already
+    )
+    if already:  # broken before the import: not the document's fault
+        return
+    where = f'flag "{key}" (live, not in the file)'
+    problems.extend(Problem(where, p.field, f"the import would break it: {p.message}") for p in found)
+
+
+def _change(
+    entity: Entity, key: str, stored: dict[str, Any] | None, new: dict[str, Any]
+) -> list[EntityChange]:
+    """A create, an update with its field-level diff, or nothing when the content is the same."""
+    diff = document_diff(stored, new)
+    if stored is None:
+        return [EntityChange(entity, key, "create", diff, new)]
+    return [EntityChange(entity, key, "update", diff, new)] if diff else []
+
+
+def _prerequisite_order(flags: dict[str, dict[str, Any]]) -> list[str]:
+    """Keys sorted so that each flag comes after the flags (among these) that it names as prerequisites."""
+    ordered: list[str] = []
+    placed: set[str] = set()
+
+    def place(key: str, path: frozenset[str]) -> None:
+        if key in placed or key in path:  # a cycle cannot get here: validation refused it
+            return
+        for entry in flags[key]["prerequisites"]:
+            if entry["flag"] in flags:
+                place(entry["flag"], path | {key})
+        placed.add(key)
+        ordered.append(key)
+
+    for key in sorted(flags):
+        place(key, frozenset())
+    return ordered
+
+
+def _apply(tenant: Tenant, change: EntityChange, actor: str) -> None:
+    content = change.content or {}
+    try:
+        if change.entity == "segment":
+            if change.action == "create":
+                segment_create(tenant=tenant, data=content, actor=actor)
+            elif change.action == "update":
+                segment_update(tenant=tenant, key=change.key, data=content, actor=actor)
+            else:
+                segment_delete(tenant=tenant, key=change.key, actor=actor)
+        elif change.action == "create":
+            flag_create(tenant=tenant, actor=actor, data=content)
+        elif change.action == "update":
+            flag_update(tenant=tenant, key=change.key, data=content, actor=actor)
+        else:
+            flag_archive(tenant=tenant, key=change.key, actor=actor)
+    except (ApiError, DefinitionError) as exc:
+        message = getattr(exc, "message", None) or str(exc)
+        raise ImportRejected([Problem(f'{change.entity} "{change.key}"', change.action, message)]) from exc

@@ -1,0 +1,132 @@
+"""GET /metrics (api.md, Operations): our series, request metrics by route name, no unbounded labels."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+from rest_framework.test import APIClient
+
+from tests.factories import make_flag
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+USER_ID = "u-secret-id-123"
+FLAG_KEY = "some-flag"
+ROLLOUT = {
+    "state": "on",
+    "variants": [{"key": "on", "value": True, "weight": 50}, {"key": "off", "value": False, "weight": 50}],
+    "rules": [
+        {"id": "nl", "when": {"attr": "country", "op": "eq", "value": "NL"}, "serve": {"variant": "on"}}
+    ],
+}
+
+Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
+
+
+def scrape() -> tuple[str, Samples]:
+    response = APIClient().get("/metrics")
+    assert response.status_code == 200
+    assert response["Content-Type"].startswith("text/plain")
+    text = response.content.decode()
+    samples: Samples = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            samples[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
+    return text, samples
+
+
+def value(samples: Samples, name: str, **labels: str) -> float:
+    return samples.get((name, tuple(sorted(labels.items()))), 0.0)
+
+
+def delta(before: Samples, after: Samples, name: str, **labels: str) -> float:
+    return value(after, name, **labels) - value(before, name, **labels)
+
+
+def evaluate(api: APIClient, flag_key: str, user_id: str = USER_ID, **attributes: Any) -> Any:
+    return api.post(
+        "/v1/evaluate",
+        {"flag_key": flag_key, "user": {"id": user_id, "attributes": attributes}},
+        format="json",
+    )
+
+
+def test_metrics__an_evaluation__counts_by_reason_latency_cache_and_compile(api, tenant):
+    make_flag(tenant, FLAG_KEY, **ROLLOUT)
+    _, before = scrape()
+
+    assert evaluate(api, FLAG_KEY, country="NL").json()["reason"] == "RULE_MATCH"
+    assert evaluate(api, FLAG_KEY, country="DE").json()["reason"] == "PERCENTAGE_ROLLOUT"
+    _, after = scrape()
+
+    assert delta(before, after, "flagsvc_evaluations_total", reason="RULE_MATCH") == 1
+    assert delta(before, after, "flagsvc_evaluations_total", reason="PERCENTAGE_ROLLOUT") == 1
+    assert delta(before, after, "flagsvc_evaluation_seconds_count", route="evaluate") == 2
+    assert delta(before, after, "flagsvc_evaluation_seconds_bucket", route="evaluate", le="+Inf") == 2
+    assert delta(before, after, "flagsvc_ruleset_cache_misses_total") == 1, "the first evaluation compiles"
+    assert delta(before, after, "flagsvc_ruleset_cache_hits_total") >= 1, "the second one does not"
+    assert delta(before, after, "flagsvc_ruleset_compile_seconds_count") == 1
+    assert value(after, "flagsvc_live_flags", tenant="acme") == 1
+
+
+def test_metrics__bulk_evaluation__counts_each_flag_by_reason(api, tenant):
+    make_flag(tenant, FLAG_KEY, **ROLLOUT)
+    make_flag(tenant, "dark", state="off")
+    _, before = scrape()
+    response = api.post(
+        "/v1/evaluate/bulk", {"user": {"id": USER_ID, "attributes": {"country": "NL"}}}, format="json"
+    )
+    assert response.status_code == 200
+    _, after = scrape()
+    assert delta(before, after, "flagsvc_evaluations_total", reason="RULE_MATCH") == 1
+    assert delta(before, after, "flagsvc_evaluations_total", reason="OFF") == 1
+    assert delta(before, after, "flagsvc_evaluation_seconds_count", route="bulk") == 1
+
+
+def test_metrics__requests_are_labelled_by_route_name_method_and_status(api, tenant):
+    make_flag(tenant, FLAG_KEY)
+    make_flag(tenant, "other-flag")
+    _, before = scrape()
+    api.get(f"/v1/flags/{FLAG_KEY}")
+    api.get("/v1/flags/other-flag")
+    api.get("/v1/flags/no-such-flag")
+    _, after = scrape()
+
+    responses = "django_http_responses_total_by_status_view_method_total"
+    assert delta(before, after, responses, view="flag-detail", method="GET", status="200") == 2
+    assert delta(before, after, responses, view="flag-detail", method="GET", status="404") == 1
+    requests = "django_http_requests_total_by_view_transport_method_total"
+    assert delta(before, after, requests, view="flag-detail", transport="http", method="GET") == 3
+    latency = "django_http_requests_latency_seconds_by_view_method_count"
+    assert delta(before, after, latency, view="flag-detail", method="GET") == 3
+
+
+def test_metrics__no_label_carries_a_user_id_a_flag_key_or_a_raw_path(api, tenant):
+    make_flag(tenant, FLAG_KEY, **ROLLOUT)
+    evaluate(api, FLAG_KEY, country="NL")
+    assert evaluate(api, "typed-by-caller-unknown").status_code == 404
+    api.post(
+        "/v1/evaluate/bulk", {"user": {"id": USER_ID}, "flag_keys": [FLAG_KEY, "bulk-unknown"]}, format="json"
+    )
+    api.post("/v1/evaluate/preview", {"flag_key": FLAG_KEY, "user": {"id": USER_ID}}, format="json")
+    api.get(f"/v1/flags/{FLAG_KEY}")
+    api.get(f"/v1/flags/{FLAG_KEY}/versions")
+    api.patch(f"/v1/flags/{FLAG_KEY}", {"description": "changed"}, format="json")
+    api.get("/v1/no/such/route/typed-by-caller")
+    APIClient().get("/not-a-route/typed-by-caller")
+
+    text, samples = scrape()
+
+    for leaked in (USER_ID, FLAG_KEY, "typed-by-caller", "bulk-unknown"):
+        assert leaked not in text, f"{leaked!r} appears in /metrics"
+    label_values = {value for _, labels in samples for _, value in labels}
+    raw_paths = [value for value in label_values if value.startswith("/") or "v1/" in value]
+    assert raw_paths == [], "a raw path is a label value"
+
+
+def test_metrics__needs_no_token(db):
+    response = APIClient().get("/metrics")
+    assert response.status_code == 200
+    assert "flagsvc_evaluations_total" in response.content.decode()
