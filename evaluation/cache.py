@@ -21,7 +21,13 @@ from django.conf import settings
 from django.core.cache import cache as shared_cache
 from django.db import DatabaseError
 from django.db.models import F
-from flagsvc_sdk.engine import CompiledRuleset, DefinitionError, compile_ruleset, validate_flag
+from flagsvc_sdk.engine import (
+    CompiledRuleset,
+    DefinitionError,
+    compile_ruleset,
+    validate_flag,
+    validate_segment,
+)
 
 from evaluation import metrics
 from flags.mappers import flag_to_engine
@@ -112,7 +118,21 @@ def build_ruleset(tenant: Tenant, version: int) -> CompiledRuleset:
 def _compile_skipping_invalid(
     tenant: Tenant, version: int, flags: list[dict[str, Any]], segments: list[dict[str, Any]]
 ) -> CompiledRuleset:
-    """A stored flag that no longer validates must not take the whole tenant down: skip it, loudly."""
+    """A stored flag or segment that no longer validates must not take the tenant down: skip it, loudly.
+
+    A skipped segment takes the flags that refer to it along (they fail validation below).
+    """
+    valid_segments = []
+    for segment in segments:
+        try:
+            validate_segment(segment)
+            valid_segments.append(segment)
+        except DefinitionError as exc:
+            logger.error(
+                "stored segment does not compile; it is left out",
+                extra={"segment": segment.get("key"), "error": str(exc)},
+            )
+    segments = valid_segments
     segment_keys = {segment["key"] for segment in segments}
     valid = []
     for flag in flags:

@@ -20,6 +20,7 @@ from audit.receivers import set_audit_action
 from flags import selectors
 from flags.models import FLAG_CONTENT_FIELDS, FLAG_READ_ONLY_FIELDS, Flag
 from flagsvc.context import acting_as
+from flagsvc.documents import same_document
 from flagsvc.errors import Conflict, FlagNotFound, Invalid, NotFound, PreconditionFailed
 from segments.selectors import segment_keys
 from tenancy.models import Tenant
@@ -82,7 +83,7 @@ def flag_create(*, tenant: Tenant, actor: str | None = None, data: dict[str, Any
             f"The key {content['key']!r} belongs to an archived flag; restore it or choose another key.",
             details={"key": content["key"], "archived": True},
         )
-    if existing.content() != content:
+    if not same_document(existing.content(), content):
         raise Conflict(
             f"A flag with key {content['key']!r} already exists with a different definition.",
             details={"key": content["key"], "version": existing.version},
@@ -114,7 +115,7 @@ def flag_update(
         base = flag.content() if partial else {"key": flag.key, "type": flag.type}
         merged = {**base, **body, "key": flag.key, "type": flag.type}
         content = _validated(tenant, merged)
-        if content == flag.content():
+        if same_document(content, flag.content()):
             return flag
         flag.apply_content(content)
         flag.save()

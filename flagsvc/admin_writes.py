@@ -100,11 +100,9 @@ class ServiceForm(forms.ModelForm):
 class ServiceWriteAdmin(ModelAdminBase[M]):
     """`save_model`/`delete_model` call `write`/`remove`, which call the services.
 
-    `services_are_durable`: the services open `transaction.atomic(durable=True)` themselves (tenancy),
-    so the change form must not run inside the transaction Django's admin opens around it.
+    The services open non-durable `transaction.atomic()` blocks, so they nest inside the
+    transaction Django's admin opens around the change form.
     """
-
-    services_are_durable: ClassVar[bool] = False
 
     def write(self, request: HttpRequest, form: Any, change: bool) -> M:
         raise NotImplementedError
@@ -150,8 +148,7 @@ class ServiceWriteAdmin(ModelAdminBase[M]):
         form_url: str = "",
         extra_context: dict[str, Any] | None = None,
     ) -> HttpResponse:
-        # Django's changeform_view is `atomic(_changeform_view)`; durable services need the bare view.
-        view = self._changeform_view if self.services_are_durable else super().changeform_view  # type: ignore[attr-defined]
+        view = super().changeform_view
         try:
             return view(request, object_id, form_url, extra_context)
         except SaveRefused as exc:

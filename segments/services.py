@@ -10,6 +10,7 @@ from flagsvc_sdk.engine import validate_segment
 
 from flags.selectors import flags_using_segment
 from flagsvc.context import acting_as
+from flagsvc.documents import same_document
 from flagsvc.errors import Conflict, Invalid, NotFound, PreconditionFailed
 from segments import selectors
 from segments.models import SEGMENT_CONTENT_FIELDS, Segment
@@ -54,7 +55,7 @@ def segment_create(*, tenant: Tenant, data: dict[str, Any], actor: str | None = 
             existing = selectors.segment_get(tenant=tenant, key=content["key"])
             if existing is None:
                 raise
-    if existing.content() != content:
+    if not same_document(existing.content(), content):
         raise Conflict(
             f"A segment with key {content['key']!r} already exists with a different definition.",
             details={"key": content["key"], "version": existing.version},
@@ -79,7 +80,7 @@ def segment_update(
             raise Invalid({"key": [f"`key` cannot change (it is {segment.key!r})."]})
         base = segment.content() if partial else {"key": segment.key}
         content = validate_segment({**base, **body, "key": segment.key})
-        if content == segment.content():
+        if same_document(content, segment.content()):
             return segment
         segment.apply_content(content)
         segment.save()

@@ -53,7 +53,6 @@ class TenantAdmin(ServiceWriteAdmin[Tenant], TenantScopedAdmin[Tenant]):
     search_fields = ("slug", "name")
     ordering = ("slug",)
     tenant_lookup = "pk"
-    services_are_durable = True
 
     def tenant_id_of(self, obj: Tenant) -> int | None:
         return obj.pk
@@ -215,7 +214,6 @@ class ApiClientAdmin(ServiceWriteAdmin[ApiClient], TenantScopedAdmin[ApiClient])
     autocomplete_fields = ("tenant",)
     ordering = ("tenant__slug", "client_id")
     actions = ("revoke",)
-    services_are_durable = True
     view_role = Role.OWNER
     edit_role = Role.OWNER
 

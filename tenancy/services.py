@@ -28,7 +28,7 @@ def tenant_create(*, slug: str, name: str = "") -> Tenant:
     except ValidationError as exc:
         raise TenancyError("; ".join(f"{k}: {' '.join(v)}" for k, v in exc.message_dict.items())) from None
     try:
-        with transaction.atomic(durable=True):
+        with transaction.atomic():
             tenant.save()
     except IntegrityError:
         raise TenancyError(f"A tenant with slug {slug!r} already exists.") from None
@@ -36,7 +36,7 @@ def tenant_create(*, slug: str, name: str = "") -> Tenant:
 
 
 def tenant_set_active(*, tenant: Tenant, active: bool) -> Tenant:
-    with transaction.atomic(durable=True):
+    with transaction.atomic():
         tenant.is_active = active
         tenant.save(update_fields=["is_active"])
     forget_cached_tenant(tenant.slug)
@@ -63,13 +63,13 @@ def api_client_create(*, tenant: Tenant, scopes: list[str], name: str = "") -> I
         name=name,
         scopes=sorted(set(scopes), key=SCOPES.index),
     )
-    with transaction.atomic(durable=True):
+    with transaction.atomic():
         client.save()
     return IssuedClient(client=client, client_secret=secret)
 
 
 def api_client_revoke(*, client: ApiClient) -> ApiClient:
-    with transaction.atomic(durable=True):
+    with transaction.atomic():
         client.is_active = False
         client.save(update_fields=["is_active"])
     forget_cached_client(client.client_id, client.tenant.slug)

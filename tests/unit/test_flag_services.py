@@ -116,3 +116,12 @@ def test_acting_as__sets_the_actor_for_any_write(tenant):
         make_flag(tenant, "f")
     entry = entries(tenant)[0]
     assert entry.request_id == "rid-9"
+
+
+def test_update__json_value_from_1_to_true__is_a_change(tenant):
+    make_flag(tenant, "j", type="json", variants=[{"key": "a", "value": [1], "weight": 1}], off_variant="a")
+    flag = flag_update(
+        tenant=tenant, key="j", data={"variants": [{"key": "a", "value": [True], "weight": 1}]}, partial=True
+    )
+    assert flag.version == 2
+    assert flag.variants[0]["value"] == [True]

@@ -79,3 +79,20 @@ def test_unchanged_ruleset__is_not_recompiled(tenant, settings):
     before = _misses()
     assert RULESETS.get(tenant) is first
     assert _misses() == before
+
+
+def test_stored_segment_that_no_longer_validates__is_left_out_not_fatal(tenant):
+    make_segment(tenant, "beta", included=["u-1"])
+    make_flag(tenant, "uses-beta", rules=[{"id": "r", "when": {"segment": "beta"}, "serve": {"variant": "on"}}])
+    make_flag(tenant, "plain")
+    from django.db import connection
+
+    cast = "::jsonb" if connection.vendor == "postgresql" else ""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f'UPDATE segments_segment SET "when" = %s{cast} WHERE key = %s',
+            ['{"attr": "plan", "op": "no-such-operator", "value": 1}', "beta"],
+        )
+    ruleset = RULESETS.get(tenant)
+    assert "plain" in ruleset.flags
+    assert "uses-beta" not in ruleset.flags
