@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 import time
@@ -137,11 +136,8 @@ class AdminActorMiddleware:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        user = getattr(request, "user", None)
-        if user is not None and user.is_authenticated and not is_api_path(request):
-            context.current_actor.set(f"user:{user.get_username()}")
+        if not is_api_path(request):  # API callers never load a session user
+            user = getattr(request, "user", None)
+            if user is not None and user.is_authenticated:
+                context.current_actor.set(f"user:{user.get_username()}")
         return self.get_response(request)
-
-
-def json_dumps_compact(value: object) -> str:
-    return json.dumps(value, separators=(",", ":"), sort_keys=True)

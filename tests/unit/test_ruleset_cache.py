@@ -83,7 +83,9 @@ def test_unchanged_ruleset__is_not_recompiled(tenant, settings):
 
 def test_stored_segment_that_no_longer_validates__is_left_out_not_fatal(tenant):
     make_segment(tenant, "beta", included=["u-1"])
-    make_flag(tenant, "uses-beta", rules=[{"id": "r", "when": {"segment": "beta"}, "serve": {"variant": "on"}}])
+    make_flag(
+        tenant, "uses-beta", rules=[{"id": "r", "when": {"segment": "beta"}, "serve": {"variant": "on"}}]
+    )
     make_flag(tenant, "plain")
     from django.db import connection
 
