@@ -19,6 +19,22 @@ from typing import Any
 
 from flagsvc import context
 
+REQUEST_LOG_FIELDS = frozenset(
+    {
+        "timestamp",
+        "level",
+        "message",
+        "method",
+        "path",
+        "status",
+        "duration_ms",
+        "request_id",
+        "tenant",
+        "actor",
+    }
+)
+"""The fields every request's log line carries (api.md, Operations)."""
+
 _STANDARD = set(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {"message", "asctime"}
 
 REDACTED = "[REDACTED]"

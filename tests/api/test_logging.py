@@ -17,24 +17,13 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.test import APIClient
 
-from flagsvc.logging import JsonFormatter, redact
+from flagsvc.logging import REQUEST_LOG_FIELDS, JsonFormatter, redact
 from tenancy.api.base import TenantAPIView
 from tenancy.services import api_client_create
 
 pytestmark = pytest.mark.django_db
 
-REQUIRED = {
-    "timestamp",
-    "level",
-    "message",
-    "method",
-    "path",
-    "status",
-    "duration_ms",
-    "request_id",
-    "tenant",
-    "actor",
-}
+REQUIRED = REQUEST_LOG_FIELDS
 LOGGERS = ("", "django.request", "django.server")
 
 

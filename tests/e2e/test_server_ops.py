@@ -13,21 +13,12 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from flagsvc.logging import REQUEST_LOG_FIELDS
 from tests.e2e.server import PYTHON, ROOT, Server, bootstrap_tenant, free_port, manage, service_env
 
 pytestmark = pytest.mark.e2e
 
-ACCESS_FIELDS = {
-    "timestamp",
-    "level",
-    "message",
-    "method",
-    "path",
-    "status",
-    "duration_ms",
-    "request_id",
-    "tenant",
-}
+ACCESS_FIELDS = REQUEST_LOG_FIELDS - {"actor"}
 PASSWORD = "e2e-correct-horse-battery-staple"
 
 
