@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 import uuid
 from collections.abc import Iterator
@@ -16,7 +17,7 @@ from tests.e2e.server import Server, bootstrap_tenant, manage, service_env
 pytestmark = pytest.mark.e2e
 
 ADMIN_URL = "postgres://postgres@127.0.0.1:5432/postgres"
-REDIS_URL = "redis://127.0.0.1:6379/0"
+REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 
 FLAG = {"key": "fresh", "state": "on", "rules": [], "default": {"variant": "on"}}
 USER = {"flag_key": "fresh", "user": {"id": "u-1"}}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 import uuid
 from collections.abc import Iterator
@@ -18,7 +19,7 @@ from flags.services import flag_update
 from tenancy.models import Tenant
 from tests.factories import make_flag
 
-REDIS_URL = "redis://127.0.0.1:6379/0"
+REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 
 
 def reason(tenant: Tenant) -> str:
@@ -35,7 +36,7 @@ def _redis_available() -> bool:
 pytestmark = [
     pytest.mark.redis,
     pytest.mark.django_db(transaction=True),
-    pytest.mark.skipif(not _redis_available(), reason="Redis is not reachable at 127.0.0.1:6379"),
+    pytest.mark.skipif(not _redis_available(), reason=f"Redis is not reachable at {REDIS_URL}"),
 ]
 
 
