@@ -2,10 +2,16 @@
 
 Tokens are HS256 only: simplejwt's backend passes `algorithms=["HS256"]` to PyJWT, so `alg: none`
 and every other algorithm fail signature verification. `exp` and `jti` must be present.
+
+A token string that verified once is remembered until its `exp` (keyed by the exact bytes, so a
+forged or altered token is never a hit): decoding was the largest single cost of an evaluation
+request (benchmarks/RESULTS.md). Revocation is still checked on every request.
 """
 
 from __future__ import annotations
 
+import threading
+import time
 from typing import Any
 
 from rest_framework.authentication import BaseAuthentication
@@ -18,10 +24,39 @@ from tenancy.principals import ApiPrincipal
 from tenancy.selectors import api_client_is_active
 
 MAX_TOKEN_LENGTH = 4096
+MAX_REMEMBERED_TOKENS = 10_000
+
+_verified: dict[str, tuple[float, ApiPrincipal]] = {}
+_verified_lock = threading.Lock()
+
+
+def _remember(raw: str, expires_at: float, principal: ApiPrincipal) -> None:
+    with _verified_lock:
+        if len(_verified) >= MAX_REMEMBERED_TOKENS:
+            _verified.clear()
+        _verified[raw] = (expires_at, principal)
+
+
+def forget_verified_tokens() -> None:
+    with _verified_lock:
+        _verified.clear()
+
+
+def _verify(raw: str) -> ApiPrincipal:
+    remembered = _verified.get(raw)
+    if remembered is not None and remembered[0] > time.time():
+        return remembered[1]
+    try:
+        token = AccessToken(raw)  # type: ignore[arg-type]  # the stubs omit the str form
+    except TokenError as exc:
+        raise AuthenticationFailed(f"The token is not valid: {exc}") from None
+    principal = _principal_from_claims(token.payload)
+    _remember(raw, float(token.payload["exp"]), principal)
+    return principal
 
 
 class ApiClientJWTAuthentication(BaseAuthentication):
-    def authenticate(self, request: Request) -> tuple[ApiPrincipal, AccessToken] | None:
+    def authenticate(self, request: Request) -> tuple[ApiPrincipal, str] | None:
         header = request.META.get("HTTP_AUTHORIZATION", "")
         if not header:
             return None
@@ -31,14 +66,10 @@ class ApiClientJWTAuthentication(BaseAuthentication):
             raise AuthenticationFailed("Send the token as `Authorization: Bearer <token>`.")
         if len(raw) > MAX_TOKEN_LENGTH:
             raise AuthenticationFailed("The token is too long.")
-        try:
-            token = AccessToken(raw)
-        except TokenError as exc:
-            raise AuthenticationFailed(f"The token is not valid: {exc}") from None
-        principal = _principal_from_claims(token.payload)
+        principal = _verify(raw)
         if not api_client_is_active(principal.client_id, principal.tenant_slug):
             raise AuthenticationFailed("The API client of this token is revoked or unknown.")
-        return principal, token
+        return principal, raw
 
     def authenticate_header(self, request: Request) -> str:
         return 'Bearer realm="flagsvc"'

@@ -9,6 +9,7 @@ from rest_framework.test import APIClient
 
 from evaluation.cache import RULESETS
 from tenancy import selectors as tenancy_selectors
+from tenancy.authentication import forget_verified_tokens
 from tenancy.models import SCOPES, Tenant
 from tenancy.services import api_client_create, token_issue
 from tests.factories import TenantFactory
@@ -20,6 +21,7 @@ def _fresh_process_caches() -> Iterator[None]:
     RULESETS.clear()
     RULESETS.warmed = False
     tenancy_selectors.clear_caches()
+    forget_verified_tokens()
     cache.clear()
     yield
     RULESETS.clear()

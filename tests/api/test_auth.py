@@ -211,3 +211,27 @@ def test_request__missing_scope__403_insufficient_scope(tenant, method, path, sc
 def test_request__write_scope_also_grants_read(tenant):
     _, token = token_for(tenant, ["flags:write"])
     assert _get(token).status_code == 200
+
+
+def test_request__a_remembered_token_still_expires(tenant):
+    """Verified tokens are remembered for speed, never beyond their exp."""
+    _, token = token_for(tenant)
+    claims = jwt.decode(token, settings.JWT_SECRET, algorithms=["HS256"])
+    claims["exp"] = int(time.time()) + 2
+    short = jwt.encode(claims, settings.JWT_SECRET, algorithm="HS256")
+    assert _get(short).status_code == 200
+    time.sleep(2.1)
+    assert _get(short).status_code == 401
+
+
+def test_request__a_token_altered_after_a_good_one__is_verified_again(tenant):
+    _, token = token_for(tenant)
+    assert _get(token).status_code == 200
+    header, _payload, signature = token.split(".")
+    forged_claims = jwt.decode(token, settings.JWT_SECRET, algorithms=["HS256"]) | {
+        "scope": "admin flags:write"
+    }
+    forged_payload = jwt.encode(
+        forged_claims, "wrong-secret-of-enough-length-for-hs256!!", algorithm="HS256"
+    ).split(".")[1]
+    assert _get(f"{header}.{forged_payload}.{signature}").status_code == 401
