@@ -6,6 +6,7 @@ its own compiled-ruleset cache, serving `GUNICORN_THREADS` requests at a time.
 
 from __future__ import annotations
 
+import gc
 import glob
 import multiprocessing
 import os
@@ -25,8 +26,10 @@ def _int(name: str, default: int) -> int:
 bind = os.environ.get(
     "GUNICORN_BIND", f"{os.environ.get('HOST', '127.0.0.1')}:{os.environ.get('PORT', '8000')}"
 )
-workers = _int("WEB_CONCURRENCY", min(4, multiprocessing.cpu_count() * 2))
-threads = _int("GUNICORN_THREADS", 4)
+# One worker per core, two threads each: the best throughput and p99 measured on 2 cores
+# (benchmarks/RESULTS.md, "Workers and threads").
+workers = _int("WEB_CONCURRENCY", multiprocessing.cpu_count())
+threads = _int("GUNICORN_THREADS", 2)
 worker_class = "gthread" if threads > 1 else "sync"
 # A worker silent for `timeout` seconds is killed and replaced; on SIGTERM, workers stop accepting,
 # finish what they are serving for up to `graceful_timeout` seconds, then exit.
@@ -142,6 +145,8 @@ def post_worker_init(worker: Any) -> None:
 
     try:
         count = RULESETS.warm_all()
+        # The compiled rulesets live as long as the worker: keep them out of every future GC pass.
+        gc.freeze()
         worker.log.info("rules cache warm for %d tenant(s)", count)
     except Exception:
         worker.log.exception("could not warm the rules cache; /readyz will retry")

@@ -11,6 +11,7 @@ store is unreachable, the last compiled ruleset keeps serving.
 
 from __future__ import annotations
 
+import gc
 import logging
 import threading
 import time
@@ -106,10 +107,16 @@ def build_ruleset(tenant: Tenant, version: int) -> CompiledRuleset:
     started = time.perf_counter()
     flags = [flag_to_engine(flag) for flag in live_flags_for_evaluation(tenant=tenant)]
     segments = [segment_to_engine(segment) for segment in segments_for_evaluation(tenant=tenant)]
+    # Compiling creates many small objects and no cycles; collecting during it doubles its time.
+    gc_was_enabled = gc.isenabled()
+    gc.disable()
     try:
         ruleset = compile_ruleset(tenant=tenant.slug, version=str(version), flags=flags, segments=segments)
     except DefinitionError:
         ruleset = _compile_skipping_invalid(tenant, version, flags, segments)
+    finally:
+        if gc_was_enabled:
+            gc.enable()
     metrics.COMPILE_SECONDS.observe(time.perf_counter() - started)
     metrics.LIVE_FLAGS.labels(tenant=tenant.slug).set(len(flags))
     return ruleset

@@ -60,11 +60,14 @@ def evaluate_bulk(*, tenant: Tenant, user: Any, flag_keys: Any = None) -> dict[s
     results = evaluate_many(ruleset, valid_user, flag_keys)
     metrics.EVALUATION_LATENCY.labels(route="bulk").observe(time.perf_counter() - started)
     flags: dict[str, Any] = {}
+    reasons: Counter[str] = Counter()
     for key, result in results.items():
-        metrics.EVALUATIONS.labels(reason=result.reason).inc()
+        reasons[result.reason] += 1
         body = result.to_dict()
         body.pop("flag_key", None)
         flags[key] = body
+    for reason, count in reasons.items():
+        metrics.EVALUATIONS.labels(reason=reason).inc(count)
     return {"flags": flags, "ruleset_version": ruleset.version}
 
 

@@ -1,0 +1,219 @@
+"""Compile: how long a tenant with 10,000 flags takes to compile, in the engine and in the server.
+
+Engine (``compile_ruleset`` on 10k generated valid flags of eight shapes, 20 segments), against a
+baseline measured in the same run: ``json.loads`` of the same documents (just reading the data).
+Also: ``validate_flag`` alone, compile with the garbage collector off, and what a full collection
+costs while the compiled ruleset is in memory (a pause every request in that process waits for).
+
+Server (unless ``--no-server``): a throwaway SQLite database seeded with the same 10k flags, then
+``evaluation.cache.build_ruleset(tenant, version)`` (ORM load + mappers + compile) against a raw
+``sqlite3`` fetch of the same rows with their JSON columns decoded. Seeding uses ``bulk_create``
+(benchmark-only: no audit rows or versions, which ``build_ruleset`` does not read).
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import shutil
+import sqlite3
+import sys
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import CLOCK, REPO, header, machine, median, spread, table, write_json
+from _workloads import TENANT, mixed_flags, mixed_segments, shape_names
+
+
+def sample(fn: Callable[[], Any], *, gc_on: bool) -> float:
+    """Seconds for one call; the heap is collected first so every sample starts alike."""
+    gc.collect()
+    if gc_on:
+        gc.enable()
+    else:
+        gc.disable()
+    try:
+        started = CLOCK()
+        result = fn()
+        elapsed = CLOCK() - started
+    finally:
+        gc.enable()
+    del result
+    return elapsed
+
+
+def rounds_of(contenders: dict[str, tuple[Callable[[], Any], bool]], rounds: int) -> dict[str, list[float]]:
+    samples: dict[str, list[float]] = {name: [] for name in contenders}
+    for _ in range(rounds):
+        for name, (fn, gc_on) in contenders.items():
+            samples[name].append(sample(fn, gc_on=gc_on))
+    return samples
+
+
+def engine_part(count: int, rounds: int) -> dict[str, Any]:
+    from flagsvc_sdk.engine import compile_ruleset, validate_flag
+
+    segments = mixed_segments()
+    segment_keys = [segment["key"] for segment in segments]
+    flags = [{**doc, "version": 1} for doc in mixed_flags(count, segment_keys)]
+    encoded = json.dumps(flags)
+
+    def compile_() -> Any:
+        return compile_ruleset(tenant=TENANT, version="1", flags=flags, segments=segments)
+
+    def validate() -> Any:
+        return [
+            validate_flag({k: v for k, v in flag.items() if k != "version"}, segment_keys=segment_keys)
+            for flag in flags
+        ]
+
+    contenders = {
+        "baseline: json.loads of the documents": (lambda: json.loads(encoded), True),
+        "validate_flag x N": (validate, True),
+        "compile_ruleset (gc on, as in the server)": (compile_, True),
+        "compile_ruleset (gc off)": (compile_, False),
+    }
+    samples = rounds_of(contenders, rounds)
+
+    # A full collection with and without the compiled ruleset alive.
+    pauses_with, pauses_without = [], []
+    ruleset = compile_()
+    for _ in range(rounds):
+        started = CLOCK()
+        gc.collect()
+        pauses_with.append(CLOCK() - started)
+    del ruleset
+    for _ in range(rounds):
+        started = CLOCK()
+        gc.collect()
+        pauses_without.append(CLOCK() - started)
+    samples["gc.collect() with the ruleset in memory"] = pauses_with
+    samples["gc.collect() without it"] = pauses_without
+    return {"flags": count, "segments": len(segments), "samples_s": samples}
+
+
+def server_part(count: int, rounds: int, directory: Path) -> dict[str, Any]:
+    from _server import base_env, prepare_database
+
+    database = prepare_database(directory)
+    os.environ.update(base_env(database.url))
+    os.environ["DJANGO_SETTINGS_MODULE"] = "flagsvc.settings"
+    sys.path.insert(0, str(REPO))
+    import django
+
+    django.setup()
+    from django.db import transaction
+    from flagsvc_sdk.engine import validate_flag, validate_segment
+
+    from evaluation.cache import build_ruleset
+    from flags.mappers import flag_to_engine
+    from flags.models import Flag
+    from flags.selectors import live_flags_for_evaluation
+    from segments.models import Segment
+    from tenancy.models import Tenant
+    from tenancy.scoping import tenant_scope
+
+    tenant = Tenant.objects.get(slug=TENANT)
+    segments = mixed_segments()
+    segment_keys = [segment["key"] for segment in segments]
+    with tenant_scope(tenant), transaction.atomic():
+        rows = []
+        for doc in segments:
+            segment = Segment(tenant=tenant)
+            segment.apply_content(validate_segment(doc))
+            rows.append(segment)
+        Segment.objects.bulk_create(rows)
+        rows = []
+        for doc in mixed_flags(count, segment_keys):
+            flag = Flag(tenant=tenant)
+            flag.apply_content(validate_flag(doc, segment_keys=segment_keys))
+            rows.append(flag)
+        Flag.objects.bulk_create(rows, batch_size=500)
+
+    db_path = database.url.removeprefix("sqlite:///")
+    json_columns = [field.column for field in Flag._meta.fields if field.get_internal_type() == "JSONField"]
+    table_name = Flag._meta.db_table
+
+    def raw_fetch() -> Any:
+        connection = sqlite3.connect(db_path)
+        try:
+            cursor = connection.execute(
+                f"SELECT * FROM {table_name} WHERE tenant_id = ? AND archived_at IS NULL ORDER BY key",
+                (tenant.pk,),
+            )
+            names = [column[0] for column in cursor.description]
+            decoded = []
+            for row in cursor.fetchall():
+                record = dict(zip(names, row, strict=True))
+                for column in json_columns:
+                    if record[column] is not None:
+                        record[column] = json.loads(record[column])
+                decoded.append(record)
+            return decoded
+        finally:
+            connection.close()
+
+    def orm_load() -> Any:
+        return [flag_to_engine(flag) for flag in live_flags_for_evaluation(tenant=tenant)]
+
+    contenders = {
+        "baseline: raw sqlite3 fetch + json.loads": (raw_fetch, True),
+        "ORM load + flag_to_engine": (orm_load, True),
+        "build_ruleset (load + compile)": (lambda: build_ruleset(tenant, 1), True),
+    }
+    return {"samples_s": rounds_of(contenders, rounds)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--flags", type=int, default=10_000, help="flags in the tenant (10000)")
+    parser.add_argument("--rounds", type=int, default=5, help="rounds; medians reported (5)")
+    parser.add_argument("--no-server", action="store_true", help="engine only")
+    parser.add_argument("--json", help="write the results as JSON here")
+    args = parser.parse_args()
+
+    out: dict[str, Any] = {
+        "benchmark": "compile",
+        "machine": machine(),
+        "command": " ".join([sys.executable, *sys.argv]),
+        "shapes": shape_names(),
+    }
+    out["engine"] = engine_part(args.flags, args.rounds)
+    if not args.no_server:
+        directory = Path(tempfile.mkdtemp(prefix="flagsvc-bench-compile-"))
+        try:
+            out["server"] = server_part(args.flags, args.rounds, directory)
+        finally:
+            shutil.rmtree(directory, ignore_errors=True)
+
+    print(header(f"Compile: a tenant with {args.flags:,} flags"))
+    print(f"shapes, in turn: {', '.join(out['shapes'])}; 20 segments; median of {args.rounds} rounds")
+    for part, baseline in (
+        ("engine", "baseline: json.loads of the documents"),
+        ("server", "baseline: raw sqlite3 fetch + json.loads"),
+    ):
+        if part not in out:
+            continue
+        samples = out[part]["samples_s"]
+        base = median(samples[baseline])
+        rows = []
+        for name, values in samples.items():
+            mid = median(values)
+            ratio = f"{mid / base:.1f}x" if not name.startswith("gc.collect") else ""
+            rows.append([name, f"{mid * 1000:,.0f}", spread(values), f"{mid / args.flags * 1e6:,.1f}", ratio])
+        out[f"{part}_ms"] = {name: median(values) * 1000 for name, values in samples.items()}
+        print()
+        print(f"{part}:")
+        print()
+        print(table(["step", "ms (median)", "spread", "µs per flag", "x baseline"], rows))
+    write_json(args.json, out)
+
+
+if __name__ == "__main__":
+    main()
