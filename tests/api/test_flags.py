@@ -338,3 +338,15 @@ def test_unknown_route_and_wrong_method__json_error_shape(api):
 def test_request_id__passed_through(api):
     response = api.get("/v1/flags", HTTP_X_REQUEST_ID="abc-123")
     assert response["X-Request-ID"] == "abc-123"
+
+
+def test_api_paths__skip_the_browser_only_layers(api, client):
+    """Sessions, users and frame options serve the admin; an API response carries none of them."""
+    response = api.get("/v1/flags")
+    assert response.status_code == 200
+    assert not response.cookies
+    assert "X-Frame-Options" not in response
+    admin = client.get("/admin/login/")
+    assert admin.status_code == 200
+    assert admin["X-Frame-Options"] == "DENY"
+    assert "csrftoken" in admin.cookies
