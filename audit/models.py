@@ -6,6 +6,7 @@ from typing import Any, ClassVar, NoReturn
 
 from django.db import models, transaction
 
+from flagsvc.errors import PreconditionFailed
 from tenancy.models import Tenant
 from tenancy.scoping import TenantScopedManager
 
@@ -46,6 +47,15 @@ class AuditedModel(models.Model):
 
     def to_document(self) -> dict[str, Any]:
         raise NotImplementedError
+
+    def ensure_version(self, expected_version: int | None) -> None:
+        """`If-Match` / body `version`: a stale expectation is a 412, nothing is written."""
+        if expected_version is not None and expected_version != self.version:
+            raise PreconditionFailed(
+                f"The {self.audit_entity} is at version {self.version}, not {expected_version}; "
+                "reload it and retry.",
+                details={"current_version": self.version},
+            )
 
     def save(self, *args: Any, **kwargs: Any) -> None:
         if not self._state.adding:

@@ -56,11 +56,7 @@ def live_flags_for_evaluation(*, tenant: Tenant | int) -> list[Flag]:
 
 def flags_using_segment(*, tenant: Tenant | int, segment_key: str) -> list[str]:
     """Keys of the live flags whose rules refer to the segment (a segment may not go while in use)."""
-    return [
-        flag.key
-        for flag in flag_queryset(tenant=tenant).only("key", "rules")
-        if segment_key in _segments_in(flag.rules)
-    ]
+    return flags_by_segment(tenant=tenant).get(segment_key, [])
 
 
 def flags_by_segment(*, tenant: Tenant | int) -> dict[str, list[str]]:

@@ -8,7 +8,6 @@ tenant's compiled ruleset after commit.
 
 from __future__ import annotations
 
-from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
 from django.db import IntegrityError, transaction
@@ -21,15 +20,11 @@ from flags import selectors
 from flags.models import FLAG_CONTENT_FIELDS, FLAG_READ_ONLY_FIELDS, Flag
 from flagsvc.context import acting_as
 from flagsvc.documents import same_document
-from flagsvc.errors import Conflict, FlagNotFound, Invalid, NotFound, PreconditionFailed
+from flagsvc.errors import Conflict, FlagNotFound, Invalid, NotFound
 from segments.selectors import segment_keys
 from tenancy.models import Tenant
 
 IMMUTABLE_FIELDS = ("key", "type")
-
-
-def _acting(actor: str | None) -> AbstractContextManager[None]:
-    return acting_as(actor) if actor else nullcontext()
 
 
 def _validated(tenant: Tenant, content: dict[str, Any]) -> dict[str, Any]:
@@ -48,14 +43,6 @@ def _content_of(data: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in data.items() if k not in FLAG_READ_ONLY_FIELDS}
 
 
-def _check_version(flag: Flag, expected_version: int | None) -> None:
-    if expected_version is not None and expected_version != flag.version:
-        raise PreconditionFailed(
-            f"The flag is at version {flag.version}, not {expected_version}; reload it and retry.",
-            details={"current_version": flag.version},
-        )
-
-
 def _locked(tenant: Tenant, key: str, *, include_archived: bool = False) -> Flag:
     qs = selectors.flag_queryset(tenant=tenant, include_archived=include_archived)
     flag = qs.select_for_update().filter(key=key).first()
@@ -67,7 +54,7 @@ def _locked(tenant: Tenant, key: str, *, include_archived: bool = False) -> Flag
 def flag_create(*, tenant: Tenant, actor: str | None = None, data: dict[str, Any]) -> tuple[Flag, bool]:
     """Create a flag; the same key with the same body again returns the existing one (created=False)."""
     content = _validated(tenant, _content_of(data))
-    with _acting(actor), transaction.atomic():
+    with acting_as(actor), transaction.atomic():
         flag = Flag(tenant=tenant)
         flag.apply_content(content)
         try:
@@ -102,9 +89,9 @@ def flag_update(
 ) -> Flag:
     """Full replace (PUT) or partial change (PATCH) of the mutable fields."""
     body = _content_of(data)
-    with _acting(actor), transaction.atomic():
+    with acting_as(actor), transaction.atomic():
         flag = _locked(tenant, key)
-        _check_version(flag, expected_version)
+        flag.ensure_version(expected_version)
         errors = {
             field: [f"`{field}` cannot change (it is {getattr(flag, field)!r})."]
             for field in IMMUTABLE_FIELDS
@@ -125,9 +112,9 @@ def flag_update(
 def flag_archive(
     *, tenant: Tenant, key: str, actor: str | None = None, expected_version: int | None = None
 ) -> Flag:
-    with _acting(actor), transaction.atomic():
+    with acting_as(actor), transaction.atomic():
         flag = _locked(tenant, key)
-        _check_version(flag, expected_version)
+        flag.ensure_version(expected_version)
         flag.archived_at = timezone.now()
         flag.save()
         return flag
@@ -135,7 +122,7 @@ def flag_archive(
 
 def flag_restore(*, tenant: Tenant, key: str, actor: str | None = None) -> Flag:
     """Un-archive. A live flag is returned unchanged (restoring twice is harmless)."""
-    with _acting(actor), transaction.atomic():
+    with acting_as(actor), transaction.atomic():
         flag = _locked(tenant, key, include_archived=True)
         if not flag.is_archived:
             return flag
@@ -147,7 +134,7 @@ def flag_restore(*, tenant: Tenant, key: str, actor: str | None = None) -> Flag:
 
 def flag_rollback(*, tenant: Tenant, key: str, version: int, actor: str | None = None) -> Flag:
     """Make version N's content current, as a new version."""
-    with _acting(actor), transaction.atomic():
+    with acting_as(actor), transaction.atomic():
         flag = _locked(tenant, key)
         stored = selectors.flag_version_get(tenant=tenant, flag=flag, version=version)
         if stored is None:

@@ -26,8 +26,9 @@ def request_id() -> str | None:
 
 
 @contextmanager
-def acting_as(actor_name: str, request_id: str | None = None) -> Iterator[None]:
-    actor_token = current_actor.set(actor_name)
+def acting_as(actor_name: str | None, request_id: str | None = None) -> Iterator[None]:
+    """Act as `actor_name` inside the block; `None` keeps whoever is acting already."""
+    actor_token = current_actor.set(actor_name or current_actor.get())
     request_token = current_request_id.set(request_id) if request_id is not None else None
     try:
         yield

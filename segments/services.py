@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
 from django.db import IntegrityError, transaction
@@ -11,16 +10,12 @@ from flagsvc_sdk.engine import validate_segment
 from flags.selectors import flags_using_segment
 from flagsvc.context import acting_as
 from flagsvc.documents import same_document
-from flagsvc.errors import Conflict, Invalid, NotFound, PreconditionFailed
+from flagsvc.errors import Conflict, Invalid, NotFound
 from segments import selectors
 from segments.models import SEGMENT_CONTENT_FIELDS, Segment
 from tenancy.models import Tenant
 
 READ_ONLY_FIELDS = ("version", "created_at", "updated_at")
-
-
-def _acting(actor: str | None) -> AbstractContextManager[None]:
-    return acting_as(actor) if actor else nullcontext()
 
 
 def _content_of(data: dict[str, Any]) -> dict[str, Any]:
@@ -34,17 +29,9 @@ def _locked(tenant: Tenant, key: str) -> Segment:
     return segment
 
 
-def _check_version(segment: Segment, expected_version: int | None) -> None:
-    if expected_version is not None and expected_version != segment.version:
-        raise PreconditionFailed(
-            f"The segment is at version {segment.version}, not {expected_version}; reload it and retry.",
-            details={"current_version": segment.version},
-        )
-
-
 def segment_create(*, tenant: Tenant, data: dict[str, Any], actor: str | None = None) -> tuple[Segment, bool]:
     content = validate_segment(_content_of(data))
-    with _acting(actor), transaction.atomic():
+    with acting_as(actor), transaction.atomic():
         segment = Segment(tenant=tenant)
         segment.apply_content(content)
         try:
@@ -73,9 +60,9 @@ def segment_update(
     partial: bool = False,
 ) -> Segment:
     body = _content_of(data)
-    with _acting(actor), transaction.atomic():
+    with acting_as(actor), transaction.atomic():
         segment = _locked(tenant, key)
-        _check_version(segment, expected_version)
+        segment.ensure_version(expected_version)
         if "key" in body and body["key"] != segment.key:
             raise Invalid({"key": [f"`key` cannot change (it is {segment.key!r})."]})
         base = segment.content() if partial else {"key": segment.key}
@@ -91,9 +78,9 @@ def segment_delete(
     *, tenant: Tenant, key: str, actor: str | None = None, expected_version: int | None = None
 ) -> None:
     """Hard delete, refused while a live flag refers to the segment."""
-    with _acting(actor), transaction.atomic():
+    with acting_as(actor), transaction.atomic():
         segment = _locked(tenant, key)
-        _check_version(segment, expected_version)
+        segment.ensure_version(expected_version)
         users = flags_using_segment(tenant=tenant, segment_key=key)
         if users:
             raise Conflict(

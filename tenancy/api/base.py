@@ -7,8 +7,6 @@ Views receive `self.tenant` and pass it explicitly to every selector and service
 
 from __future__ import annotations
 
-from typing import Any
-
 from rest_framework.request import Request
 from rest_framework.views import APIView
 
@@ -38,9 +36,6 @@ class TenantAPIView(APIView):
     @property
     def actor(self) -> str:
         return self.principal.actor
-
-    def get_exception_handler_context(self) -> dict[str, Any]:
-        return super().get_exception_handler_context()
 
 
 def resolve_tenant(request: Request, principal: ApiPrincipal) -> Tenant:
