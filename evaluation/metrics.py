@@ -2,6 +2,15 @@
 
 from __future__ import annotations
 
+from flagsvc_sdk.engine.results import (
+    DEFAULT,
+    ERROR,
+    OFF,
+    PERCENTAGE_ROLLOUT,
+    PREREQUISITE_FAILED,
+    RULE_MATCH,
+    TARGET_MATCH,
+)
 from prometheus_client import Counter, Gauge, Histogram
 
 EVALUATIONS = Counter("flagsvc_evaluations_total", "Flag evaluations by reason", ["reason"])
@@ -32,3 +41,16 @@ LIVE_FLAGS = Gauge(
     ["tenant"],
     multiprocess_mode="livemostrecent",
 )
+
+
+# Label children bound once: `.labels(...)` costs ~2 µs a call on the evaluation hot path, a bound
+# child ~0.5 µs (benchmarks/RESULTS.md).
+REASONS = (OFF, PREREQUISITE_FAILED, TARGET_MATCH, RULE_MATCH, DEFAULT, PERCENTAGE_ROLLOUT, ERROR)
+EVALUATIONS_BY_REASON = {reason: EVALUATIONS.labels(reason=reason) for reason in REASONS}
+EVALUATE_LATENCY = EVALUATION_LATENCY.labels(route="evaluate")
+BULK_LATENCY = EVALUATION_LATENCY.labels(route="bulk")
+
+
+def count_evaluations(reason: str, count: int = 1) -> None:
+    child = EVALUATIONS_BY_REASON.get(reason) or EVALUATIONS.labels(reason=reason)
+    child.inc(count)

@@ -41,10 +41,10 @@ def evaluate_one(*, tenant: Tenant, flag_key: Any, user: Any) -> dict[str, Any]:
     ruleset = RULESETS.get(tenant)
     started = time.perf_counter()
     result = evaluate(ruleset, flag_key, valid_user)
-    metrics.EVALUATION_LATENCY.labels(route="evaluate").observe(time.perf_counter() - started)
+    metrics.EVALUATE_LATENCY.observe(time.perf_counter() - started)
     if result.error_code == "FLAG_NOT_FOUND":
         raise FlagNotFound(f"No live flag {flag_key!r} in this tenant.", details={"flag_key": flag_key})
-    metrics.EVALUATIONS.labels(reason=result.reason).inc()
+    metrics.count_evaluations(result.reason)
     return result.to_dict()
 
 
@@ -58,7 +58,7 @@ def evaluate_bulk(*, tenant: Tenant, user: Any, flag_keys: Any = None) -> dict[s
     ruleset = RULESETS.get(tenant)
     started = time.perf_counter()
     results = evaluate_many(ruleset, valid_user, flag_keys)
-    metrics.EVALUATION_LATENCY.labels(route="bulk").observe(time.perf_counter() - started)
+    metrics.BULK_LATENCY.observe(time.perf_counter() - started)
     flags: dict[str, Any] = {}
     reasons: Counter[str] = Counter()
     for key, result in results.items():
@@ -67,7 +67,7 @@ def evaluate_bulk(*, tenant: Tenant, user: Any, flag_keys: Any = None) -> dict[s
         body.pop("flag_key", None)
         flags[key] = body
     for reason, count in reasons.items():
-        metrics.EVALUATIONS.labels(reason=reason).inc(count)
+        metrics.count_evaluations(reason, count)
     return {"flags": flags, "ruleset_version": ruleset.version}
 
 
