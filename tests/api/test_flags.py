@@ -350,3 +350,24 @@ def test_api_paths__skip_the_browser_only_layers(api, client):
     assert admin.status_code == 200
     assert admin["X-Frame-Options"] == "DENY"
     assert "csrftoken" in admin.cookies
+
+
+def test_get__if_none_match_current_version__304(api):
+    api.post("/v1/flags", FLAG, format="json")
+    assert api.get("/v1/flags/checkout-redesign", HTTP_IF_NONE_MATCH='"1"').status_code == 304
+    api.patch("/v1/flags/checkout-redesign", {"name": "v2"}, format="json")
+    assert api.get("/v1/flags/checkout-redesign", HTTP_IF_NONE_MATCH='"1"').status_code == 200
+
+
+def test_create__idempotency_key_older_than_24h__is_not_replayed(api, tenant):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from tenancy.models import IdempotentResponse
+
+    assert api.post("/v1/flags", FLAG, format="json", HTTP_IDEMPOTENCY_KEY="old").status_code == 201
+    IdempotentResponse.objects.filter(key="old").update(created_at=timezone.now() - timedelta(hours=25))
+    again = api.post("/v1/flags", FLAG, format="json", HTTP_IDEMPOTENCY_KEY="old")
+    assert again.status_code == 200  # answered afresh (same body → existing flag), not replayed
+    assert not again.has_header("Idempotent-Replayed")
