@@ -138,9 +138,9 @@ def drive(
     wall = 0.0
     for _ in range(runs):
         for server, connections, seconds in points:
-            cpu_before = server_cpu_seconds(server)
+            server_before = server_cpu_seconds(server)
             result = run_wrk(server, script, connections, seconds)
-            result["server_cpu_us"] = (server_cpu_seconds(server) - cpu_before) / result["requests"] * 1e6
+            result["server_cpu_us"] = (server_cpu_seconds(server) - server_before) / result["requests"] * 1e6
             wall += result["duration_us"] / 1e6
             if result["errors"]:
                 raise RuntimeError(f"{server.name} c={connections}: {result}; see {server.log}")
@@ -176,17 +176,19 @@ def run_main(args: argparse.Namespace, directory: Path) -> dict[str, Any]:
         "threads": args.threads,
         "load_generator": "wrk 4.1 (Debian), 1 thread, Lua POST script",
     }
-    with servers_running(start_all(specs, database, args.workers, args.threads)) as servers:
-        check_answers(servers, access_token)
-        by_name = {server.name: server for server in servers}
-        points = []
-        for c in connections:
-            points += [(by_name[BARE], c, args.duration), (by_name[FULL], c, args.duration)]
-        points += [(by_name[name], 16, args.layer_duration) for name, *_ in http_variants]
-        results, wrk_cpu, wrk_wall = drive(points, script, args.runs)
-    out["wrk_cpu_share_of_one_core"] = wrk_cpu / wrk_wall
-    out["http"] = {f"{name} @{c}": summary(runs) for (name, c), runs in results.items()}
-    out["http_raw"] = {f"{name} @{c}": runs for (name, c), runs in results.items()}
+    out["http"] = {}
+    if not args.no_http:
+        with servers_running(start_all(specs, database, args.workers, args.threads)) as servers:
+            check_answers(servers, access_token)
+            by_name = {server.name: server for server in servers}
+            points = []
+            for c in connections:
+                points += [(by_name[BARE], c, args.duration), (by_name[FULL], c, args.duration)]
+            points += [(by_name[name], 16, args.layer_duration) for name, *_ in http_variants]
+            results, wrk_cpu, wrk_wall = drive(points, script, args.runs)
+        out["wrk_cpu_share_of_one_core"] = wrk_cpu / wrk_wall
+        out["http"] = {f"{name} @{c}": summary(runs) for (name, c), runs in results.items()}
+        out["http_raw"] = {f"{name} @{c}": runs for (name, c), runs in results.items()}
 
     if not args.no_inprocess:
         variants = [
@@ -194,7 +196,7 @@ def run_main(args: argparse.Namespace, directory: Path) -> dict[str, Any]:
             _inprocess.Variant(FULL, "flagsvc", {}),
             *[
                 _inprocess.Variant(name, "flagsvc", layer_env(drop, extra))
-                for name, drop, extra, _ in LAYER_VARIANTS
+                for name, drop, extra, _ in ([] if args.no_layers else LAYER_VARIANTS)
             ],
         ]
         env = base_env(
@@ -232,6 +234,9 @@ def run_main(args: argparse.Namespace, directory: Path) -> dict[str, Any]:
 
 def report_main(out: dict[str, Any], connections: list[int]) -> None:
     http = out["http"]
+    if not http:
+        report_inprocess(out)
+        return
     print(header("HTTP: POST /v1/evaluate vs a bare Django view"))
     print(
         f"gunicorn -c gunicorn.conf.py, WEB_CONCURRENCY={out['workers']}, "
@@ -319,6 +324,18 @@ def report_main(out: dict[str, Any], connections: list[int]) -> None:
         )
 
 
+def report_inprocess(out: dict[str, Any]) -> None:
+    """``--no-http``: the in-process prices alone (a quick loop while optimising)."""
+    inproc, inproc_min = out.get("inprocess_us", {}), out.get("inprocess_min_us", {})
+    print(header("In-process: CPU µs per POST /v1/evaluate through the WSGI app (no HTTP)"))
+    bare = inproc[BARE]
+    rows = [
+        [name, f"{us:,.0f} ({inproc_min[name]:,.0f})", f"{us - bare:+,.0f}", f"{us / bare:.2f}x"]
+        for name, us in inproc.items()
+    ]
+    print(table(["variant", "µs/request median (min)", "over bare", "÷ bare"], rows))
+
+
 def run_sweep(args: argparse.Namespace, directory: Path) -> dict[str, Any]:
     database, access_token = setup(directory, 2, 1)
     script = wrk_script(directory, "evaluate", "/v1/evaluate", api_headers(access_token), EVALUATE_BODY)
@@ -388,11 +405,14 @@ def main() -> None:
     parser.add_argument("--profile-drop", default="", help="BENCH_DROP of the profiled variant")
     parser.add_argument("--no-layers", action="store_true", help="skip the layer servers")
     parser.add_argument("--no-inprocess", action="store_true", help="skip the in-process prices")
+    parser.add_argument(
+        "--no-http", action="store_true", help="in-process prices only: no gunicorn, no wrk (quick)"
+    )
     parser.add_argument("--sweep", action="store_true", help="compare workers x threads instead")
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory (logs)")
     parser.add_argument("--json", help="write the results as JSON here")
     args = parser.parse_args()
-    if not wrk_available():
+    if not args.no_http and not wrk_available():
         raise SystemExit("wrk is needed: apt-get install -y wrk")
     directory = Path(tempfile.mkdtemp(prefix="flagsvc-bench-http-"))
     try:

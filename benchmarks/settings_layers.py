@@ -36,6 +36,7 @@ if "metrics" in DROP:
 _PROMETHEUS = {
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "django_prometheus.middleware.PrometheusAfterMiddleware",
+    "flagsvc.middleware.PrometheusAfterMiddleware",
 }
 _API_NEEDS = {"flagsvc.middleware.RequestContextMiddleware", "flagsvc.middleware.ApiBodyLimitMiddleware"}
 

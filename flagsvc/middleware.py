@@ -7,6 +7,7 @@ import re
 import time
 import uuid
 from collections.abc import Callable
+from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import middleware as auth_middleware
@@ -14,6 +15,8 @@ from django.contrib.messages import middleware as messages_middleware
 from django.contrib.sessions import middleware as sessions_middleware
 from django.http import HttpRequest, HttpResponse
 from django.middleware import clickjacking
+from django_prometheus import middleware as prometheus_middleware
+from django_prometheus import utils as prometheus_utils
 
 from flagsvc import context
 from flagsvc.errors import as_api_error, error_response, is_api_path
@@ -27,7 +30,7 @@ Handler = Callable[[HttpRequest], HttpResponse]
 
 
 def _incoming_request_id(request: HttpRequest) -> str:
-    supplied = request.headers.get("X-Request-ID", "")
+    supplied = request.META.get("HTTP_X_REQUEST_ID", "")  # request.headers would copy every header
     if supplied and _REQUEST_ID.match(supplied):
         return supplied
     return uuid.uuid4().hex
@@ -174,3 +177,38 @@ class MessageMiddleware(_BrowserOnly, messages_middleware.MessageMiddleware):
 
 class XFrameOptionsMiddleware(_BrowserOnly, clickjacking.XFrameOptionsMiddleware):
     pass
+
+
+class PrometheusAfterMiddleware(prometheus_middleware.PrometheusAfterMiddleware):
+    """django-prometheus's request metrics, with each labelled series looked up once.
+
+    `Metric.labels()` validates and locks on every call (~1-2 µs), and this middleware makes nine
+    such calls per request. The label values (method, status, view name, transport, charset) come
+    from small fixed sets, so the children are kept by metric and values.
+    """
+
+    _children: dict[tuple[object, ...], Any] = {}
+
+    def process_request(self, request: HttpRequest) -> None:
+        """The library's, reading two headers from `META`: `request.headers` copies them all (~5 µs)."""
+        self.label_metric(self.metrics.requests_by_method, request, method=self._method(request)).inc()
+        self.label_metric(
+            self.metrics.requests_by_transport, request, transport=self._transport(request)
+        ).inc()
+        if request.META.get("HTTP_X_REQUESTED_WITH") == "XMLHttpRequest":
+            self.label_metric(self.metrics.requests_ajax, request).inc()
+        try:
+            content_length = int(request.META.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            content_length = 0
+        self.label_metric(self.metrics.requests_body_bytes, request).observe(content_length)
+        request.prometheus_after_middleware_event = prometheus_utils.Time()  # type: ignore[attr-defined]
+
+    def label_metric(self, metric: Any, request: Any, response: Any = None, **labels: Any) -> Any:
+        if not labels:
+            return metric
+        key = (metric, *labels.values())
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(**labels)
+        return child

@@ -11,6 +11,7 @@ from rest_framework.response import Response
 
 from evaluation import services
 from tenancy.api.base import TenantAPIView
+from tenancy.api.fast_lane import fast_lane
 from tenancy.api.helpers import json_object
 
 
@@ -85,3 +86,20 @@ class EvaluatePreviewView(TenantAPIView):
     @extend_schema(request=PreviewRequestSerializer, responses={200: PreviewResponseSerializer})
     def post(self, request: Request) -> Response:
         return Response(services.preview(tenant=self.tenant, body=json_object(request)))
+
+
+evaluate_view = fast_lane(
+    EvaluateView.as_view(),
+    scope=EvaluateView.scope,
+    answer=lambda tenant, body: services.evaluate_one(
+        tenant=tenant, flag_key=body.get("flag_key"), user=body.get("user")
+    ),
+)
+evaluate_bulk_view = fast_lane(
+    EvaluateBulkView.as_view(),
+    scope=EvaluateBulkView.scope,
+    answer=lambda tenant, body: services.evaluate_bulk(
+        tenant=tenant, user=body.get("user"), flag_keys=body.get("flag_keys")
+    ),
+)
+"""The two hot routes: DRF views whose happy path skips DRF (`tenancy.api.fast_lane`)."""

@@ -7,11 +7,17 @@ Views receive `self.tenant` and pass it explicitly to every selector and service
 
 from __future__ import annotations
 
+from typing import cast
+
+from django.http import HttpRequest
+from rest_framework.authentication import BaseAuthentication
+from rest_framework.exceptions import AuthenticationFailed
 from rest_framework.request import Request
+from rest_framework.settings import api_settings
 from rest_framework.views import APIView
 
 from flagsvc import context
-from flagsvc.errors import MalformedRequest, TenantMismatch, Unauthenticated
+from flagsvc.errors import ApiError, MalformedRequest, TenantMismatch, Unauthenticated
 from tenancy.models import Tenant
 from tenancy.principals import ApiPrincipal
 from tenancy.selectors import active_tenant_by_slug
@@ -38,7 +44,7 @@ class TenantAPIView(APIView):
         return self.principal.actor
 
 
-def resolve_tenant(request: Request, principal: ApiPrincipal) -> Tenant:
+def resolve_tenant(request: Request | HttpRequest, principal: ApiPrincipal) -> Tenant:
     slug = request.META.get("HTTP_X_TENANT_ID", "").strip()
     if not slug:
         raise MalformedRequest("The X-Tenant-ID header is required.", details={"header": "X-Tenant-ID"})
@@ -48,3 +54,32 @@ def resolve_tenant(request: Request, principal: ApiPrincipal) -> Tenant:
     if tenant is None:
         raise TenantMismatch("The tenant is unknown or disabled.")
     return tenant
+
+
+def authorised_tenant(request: HttpRequest, scope: str) -> tuple[ApiPrincipal, Tenant] | None:
+    """The caller and tenant of a request that passes every check `TenantAPIView` makes, or None.
+
+    For the routes that answer without DRF on the happy path (`evaluation.api.views`): None sends
+    the request through its DRF view, which says in the usual error shape which check failed.
+    The configured authentication classes are used, as DRF would use them.
+    """
+    principal = None
+    # DRF has imported the classes named in settings; they only read `request.META`.
+    classes = cast(list[type[BaseAuthentication]], api_settings.DEFAULT_AUTHENTICATION_CLASSES)
+    try:
+        for authentication_class in classes:
+            found = authentication_class().authenticate(cast(Request, request))
+            if found is not None:
+                principal = found[0]
+                break
+    except AuthenticationFailed:
+        return None
+    if not isinstance(principal, ApiPrincipal) or not principal.has_scope(scope):
+        return None
+    try:
+        tenant = resolve_tenant(request, principal)
+    except ApiError:
+        return None
+    context.current_actor.set(principal.actor)
+    context.current_tenant.set(tenant.slug)
+    return principal, tenant

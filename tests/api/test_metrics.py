@@ -103,6 +103,26 @@ def test_metrics__requests_are_labelled_by_route_name_method_and_status(api, ten
     assert delta(before, after, latency, view="flag-detail", method="GET") == 3
 
 
+def test_metrics__evaluation_requests_count_in_the_request_series_too(api, tenant):
+    """The evaluate route answers without DRF and with cached label children; its requests still count."""
+    make_flag(tenant, FLAG_KEY, **ROLLOUT)
+    _, before = scrape()
+    assert evaluate(api, FLAG_KEY).status_code == 200
+    assert evaluate(api, FLAG_KEY, country="NL").status_code == 200
+    assert evaluate(api, "no-such-flag").status_code == 404
+    _, after = scrape()
+
+    responses = "django_http_responses_total_by_status_view_method_total"
+    assert delta(before, after, responses, view="evaluate", method="POST", status="200") == 2
+    assert delta(before, after, responses, view="evaluate", method="POST", status="404") == 1
+    assert delta(before, after, "django_http_requests_total_by_method_total", method="POST") == 3
+    assert delta(before, after, "django_http_requests_total_by_transport_total", transport="http") >= 3
+    assert delta(before, after, "django_http_requests_body_total_bytes_count") >= 3
+    assert delta(before, after, "django_http_requests_body_total_bytes_sum") >= 3 * len('{"flag_key":""}')
+    latency = "django_http_requests_latency_seconds_by_view_method_count"
+    assert delta(before, after, latency, view="evaluate", method="POST") == 3
+
+
 def test_metrics__no_label_carries_a_user_id_a_flag_key_or_a_raw_path(api, tenant):
     make_flag(tenant, FLAG_KEY, **ROLLOUT)
     evaluate(api, FLAG_KEY, country="NL")
