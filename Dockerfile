@@ -5,7 +5,12 @@ WORKDIR /app
 
 COPY constraints.txt pyproject.toml ./
 COPY sdk ./sdk
-RUN pip install -c constraints.txt ./sdk . && useradd --system --uid 10001 flagsvc
+# gcc only while installing: mypyc compiles the engine's hot path (sdk/setup.py), then it goes.
+RUN apt-get update -qq && apt-get install -y -qq --no-install-recommends gcc libc6-dev >/dev/null \
+    && pip install -c constraints.txt ./sdk . \
+    && python -c "import flagsvc_sdk.engine as e; assert e.COMPILED, 'engine not compiled'" \
+    && apt-get purge -y -qq gcc libc6-dev >/dev/null && apt-get autoremove -y -qq >/dev/null \
+    && rm -rf /var/lib/apt/lists/* && useradd --system --uid 10001 flagsvc
 
 COPY . .
 RUN DEBUG=1 python manage.py collectstatic --noinput --verbosity 0

@@ -11,7 +11,9 @@ Contenders, all in one process and measured round-robin (``_common.interleaved``
 
 Every contender walks the same pre-generated users (distinct ids, mixed attributes). GrowthBook is
 installed only in ``benchmarks/.venv-growthbook``: run from there, or let this script create it
-(``python3 -m venv`` + ``pip install growthbook mmh3 google-re2 -e sdk``) and re-run itself in it.
+(``python3 -m venv`` + ``pip install growthbook mmh3 google-re2 ./sdk``) and re-run itself in it.
+The SDK is (re)installed there on every such run, as a user gets it: compiled by mypyc
+(``sdk/setup.py``). ``--pure`` measures the plain-Python engine from the source tree instead.
 """
 
 from __future__ import annotations
@@ -101,10 +103,18 @@ def ensure_growthbook(argv: list[str]) -> None:
                 str(GROWTHBOOK_PYTHON),
                 *("-m", "pip", "install", "--quiet"),
                 *("-c", str(REPO / "constraints.txt")),
-                *("growthbook", "mmh3", "google-re2", "-e", str(REPO / "sdk")),
+                *("growthbook", "mmh3", "google-re2"),
             ],
             check=True,
         )
+    print(f"installing ./sdk into {GROWTHBOOK_VENV}", file=sys.stderr)
+    subprocess.run(
+        [
+            str(GROWTHBOOK_PYTHON),
+            *("-m", "pip", "install", "--quiet", "--no-deps", "--force-reinstall", str(REPO / "sdk")),
+        ],
+        check=True,
+    )
     os.execv(str(GROWTHBOOK_PYTHON), [str(GROWTHBOOK_PYTHON), str(Path(__file__).resolve()), *argv])
 
 
@@ -218,14 +228,22 @@ def main() -> None:
         help="users per GrowthBook sample, a prefix of the same list (20000)",
     )
     parser.add_argument("--no-growthbook", action="store_true", help="skip GrowthBook")
+    parser.add_argument(
+        "--pure", action="store_true", help="the plain-Python engine from sdk/ (not the compiled build)"
+    )
     parser.add_argument("--no-breakdown", action="store_true", help="skip the cost breakdown")
     parser.add_argument("--json", help="write the results as JSON here")
     args = parser.parse_args()
     if not args.no_growthbook:
         ensure_growthbook(sys.argv[1:])
+    if args.pure:
+        sys.path.insert(0, str(REPO / "sdk"))
 
     import mmh3
-    from flagsvc_sdk.engine import compile_ruleset, evaluate, validate_flag
+    from flagsvc_sdk.engine import COMPILED, compile_ruleset, evaluate, validate_flag
+
+    if args.pure and COMPILED:
+        raise SystemExit("--pure: the compiled build was imported instead of sdk/")
 
     ruleset = compile_ruleset(
         tenant=TENANT,
@@ -312,6 +330,7 @@ def main() -> None:
         "machine": machine(),
         "command": " ".join([sys.executable, *sys.argv]),
         "users": len(users),
+        "engine_build": "mypyc-compiled" if COMPILED else "plain Python",
         "rounds": args.rounds,
         "ns_per_eval": ns,
         "samples_ns": {k: [v * 1e9 for v in vs] for k, vs in samples.items()},
@@ -339,6 +358,7 @@ def main() -> None:
 
     print(header("Engine: ns per evaluation"))
     print(f"{len(users):,} distinct users, median of {args.rounds} interleaved rounds, gc off")
+    print(f"engine: {results['engine_build']} (flagsvc_sdk.engine.COMPILED = {COMPILED})")
     if gb_version is not None:
         print(f"growthbook {gb_version}: {len(gb_users):,} users per sample (same list, prefix)")
     print()

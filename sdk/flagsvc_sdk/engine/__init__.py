@@ -9,6 +9,7 @@ No Django, no I/O, no global state. The server and the SDK import these names an
     result = evaluate(ruleset, "checkout-redesign", validate_user({"id": "u-42"}))
 """
 
+from flagsvc_sdk.engine import evaluation as _evaluation
 from flagsvc_sdk.engine.bucketing import bucket
 from flagsvc_sdk.engine.compiled import CompiledFlag, CompiledRuleset, compile_ruleset
 from flagsvc_sdk.engine.errors import (
@@ -22,7 +23,11 @@ from flagsvc_sdk.engine.evaluation import evaluate, evaluate_many
 from flagsvc_sdk.engine.results import EvaluationResult
 from flagsvc_sdk.engine.validation import validate_flag, validate_segment, validate_user
 
+COMPILED: bool = not _evaluation.__file__.endswith(".py")
+"""Whether the hot path runs compiled by mypyc (an installed build) or as plain Python."""
+
 __all__ = [
+    "COMPILED",
     "CompiledFlag",
     "CompiledRuleset",
     "DefinitionError",

@@ -22,7 +22,6 @@ Memo = dict[str, EvaluationResult | None]
 """Results by flag key for one user; ``None`` marks a flag still being evaluated (a cycle)."""
 
 _hash = mmh3.hash
-_new = object.__new__
 
 
 def evaluate(
@@ -78,8 +77,7 @@ def decide(
     The bucket is computed first, whichever step decides, because ``details.bucket`` is always
     present when the user can be bucketed. A Python call is a good share of an evaluation's cost,
     so ``CompiledFlag.bucket_position`` and ``Distribution.pick`` are inlined here, and the result
-    is built once, at the end, without running ``EvaluationResult.__init__`` (same slots, set
-    directly).
+    is built once, at the end.
     """
     user_id: str = user["id"]
     attributes = user["attributes"]
@@ -120,11 +118,7 @@ def decide(
                 outcome = flag.not_bucketable
             else:
                 outcome = flag.default_choices[bisect_right(flag.default_shares, position)]
-    result: EvaluationResult = _new(EvaluationResult)
-    result.outcome = outcome
-    result.bucket = position
-    result._details = None
-    return result
+    return EvaluationResult(outcome, position)
 
 
 def _failed_prerequisite(
