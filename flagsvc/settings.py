@@ -52,15 +52,15 @@ MIDDLEWARE = [
     "flagsvc.middleware.RequestContextMiddleware",
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "django.middleware.security.SecurityMiddleware",
-    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "flagsvc.middleware.WhiteNoiseMiddleware",  # browser-only: skips /v1, as do those marked below
     "flagsvc.middleware.ApiBodyLimitMiddleware",
-    "flagsvc.middleware.SessionMiddleware",  # these four skip /v1 (browser-only)
-    "django.middleware.common.CommonMiddleware",
-    "django.middleware.csrf.CsrfViewMiddleware",
-    "flagsvc.middleware.AuthenticationMiddleware",
+    "flagsvc.middleware.SessionMiddleware",  # browser-only
+    "django.middleware.common.CommonMiddleware",  # also checks the Host against ALLOWED_HOSTS
+    "flagsvc.middleware.CsrfViewMiddleware",  # browser-only: /v1 takes bearer tokens, never cookies
+    "flagsvc.middleware.AuthenticationMiddleware",  # browser-only
     "flagsvc.middleware.AdminActorMiddleware",
-    "flagsvc.middleware.MessageMiddleware",
-    "flagsvc.middleware.XFrameOptionsMiddleware",
+    "flagsvc.middleware.MessageMiddleware",  # browser-only
+    "flagsvc.middleware.XFrameOptionsMiddleware",  # browser-only
     "flagsvc.middleware.PrometheusAfterMiddleware",  # django-prometheus's, cheaper labels
 ]
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from django.test import Client
+from rest_framework.test import APIClient
 
 from audit.models import AuditEntry
 
@@ -333,6 +335,22 @@ def test_unknown_route_and_wrong_method__json_error_shape(api):
     wrong = api.put("/v1/flags", {}, format="json")
     assert wrong.status_code == 405
     assert wrong.json()["error"]["code"] == "method_not_allowed"
+
+
+@pytest.mark.parametrize("method", ["post", "put", "patch", "delete"])
+def test_unknown_route__unsafe_method_with_a_csrf_cookie__json_404_not_the_html_csrf_page(method):
+    """CSRF protects the admin's cookie sessions; /v1 takes bearer tokens and answers in JSON only."""
+    client = APIClient(enforce_csrf_checks=True)
+    client.cookies["csrftoken"] = "a" * 32
+    response = getattr(client, method)("/v1/nothing-here", {"a": 1}, format="json")
+    assert response.status_code == 404, response.content[:200]
+    assert response.json()["error"]["code"] == "not_found"
+
+
+def test_admin__post_without_csrf_token__still_refused(db):
+    client = Client(enforce_csrf_checks=True)
+    response = client.post("/admin/login/", {"username": "x", "password": "y"})
+    assert response.status_code == 403
 
 
 def test_request_id__passed_through(api):
