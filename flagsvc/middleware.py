@@ -13,7 +13,7 @@ from django.conf import settings
 from django.contrib.auth import middleware as auth_middleware
 from django.contrib.messages import middleware as messages_middleware
 from django.contrib.sessions import middleware as sessions_middleware
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseForbidden
 from django.middleware import clickjacking, csrf
 from django_prometheus import middleware as prometheus_middleware
 from django_prometheus import utils as prometheus_utils
@@ -180,7 +180,7 @@ class CsrfViewMiddleware(_BrowserOnly, csrf.CsrfViewMiddleware):
 
     def process_view(
         self, request: HttpRequest, callback: Any, callback_args: Any, callback_kwargs: Any
-    ) -> HttpResponse | None:
+    ) -> HttpResponseForbidden | None:
         if is_api_path(request):
             return None
         return super().process_view(request, callback, callback_args, callback_kwargs)
