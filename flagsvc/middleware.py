@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
+import os
 import re
+import secrets
 import time
-import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -30,11 +32,34 @@ _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 Handler = Callable[[HttpRequest], HttpResponse]
 
 
+class RequestIds:
+    """New request ids: 32 hex digits, a random prefix per process and a counter.
+
+    Ids must be unique, not secret. `uuid4()` costs a `getrandom()` call and a `UUID` object on
+    every request (a few µs, visible in a py-spy profile of a loaded worker). The prefix (80 random
+    bits) is drawn again in a forked child, so gunicorn's workers never share one.
+    """
+
+    def __init__(self) -> None:
+        self._reseed()
+        os.register_at_fork(after_in_child=self._reseed)
+
+    def _reseed(self) -> None:
+        self._prefix = secrets.token_hex(10)
+        self._next = itertools.count().__next__
+
+    def new(self) -> str:
+        return f"{self._prefix}{self._next():012x}"
+
+
+_new_request_id = RequestIds().new
+
+
 def _incoming_request_id(request: HttpRequest) -> str:
     supplied = request.META.get("HTTP_X_REQUEST_ID", "")  # request.headers would copy every header
     if supplied and _REQUEST_ID.match(supplied):
         return supplied
-    return uuid.uuid4().hex
+    return _new_request_id()
 
 
 class RequestContextMiddleware:
