@@ -179,6 +179,7 @@ SPECTACULAR_SETTINGS = {
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "tenancy.schema.add_tenant_header",
+        "tenancy.schema.canonical_paths",
     ],
 }
 

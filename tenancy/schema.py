@@ -38,3 +38,9 @@ def add_tenant_header(result: dict[str, Any], generator: Any, request: Any, publ
             if not any(p.get("name") == "X-Tenant-ID" for p in parameters):
                 parameters.append(dict(TENANT_HEADER))
     return result
+
+
+def canonical_paths(result: dict[str, Any], generator: Any, request: Any, public: bool) -> dict[str, Any]:
+    """Routes accept an optional trailing slash (`/?$`); the schema names them as api.md does, without it."""
+    result["paths"] = {path.rstrip("/") or "/": item for path, item in result.get("paths", {}).items()}
+    return result

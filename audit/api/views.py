@@ -64,6 +64,7 @@ class AuditListView(TenantAPIView):
         responses={200: AuditEntrySerializer(many=True)},
     )
     def get(self, request: Request) -> Response:
+        """The tenant's audit entries, newest first: who changed what, before, after and the diff."""
         entity = choice_param(request, "entity", ENTITIES)
         entity_key = text_param(request, "entity_key")
         flag_key = text_param(request, "flag_key")

@@ -63,6 +63,7 @@ class EvaluateView(TenantAPIView):
 
     @extend_schema(request=EvaluateRequestSerializer, responses={200: EvaluationSerializer})
     def post(self, request: Request) -> Response:
+        """Evaluate one flag for one user: variant, value, reason, rule id and details (bucket, version)."""
         body = json_object(request)
         return Response(
             services.evaluate_one(tenant=self.tenant, flag_key=body.get("flag_key"), user=body.get("user"))
@@ -74,6 +75,7 @@ class EvaluateBulkView(TenantAPIView):
 
     @extend_schema(request=BulkRequestSerializer, responses={200: BulkResponseSerializer})
     def post(self, request: Request) -> Response:
+        """Evaluate several flags (all live ones without `flag_keys`) for one user, at one ruleset version."""
         body = json_object(request)
         return Response(
             services.evaluate_bulk(tenant=self.tenant, user=body.get("user"), flag_keys=body.get("flag_keys"))
@@ -85,6 +87,7 @@ class EvaluatePreviewView(TenantAPIView):
 
     @extend_schema(request=PreviewRequestSerializer, responses={200: PreviewResponseSerializer})
     def post(self, request: Request) -> Response:
+        """Dry-run: traces for one user, or variant counts and changes against the stored flag for up to 1,000 users; stores nothing."""
         return Response(services.preview(tenant=self.tenant, body=json_object(request)))
 
 

@@ -50,6 +50,7 @@ class FlagCollectionView(TenantAPIView):
         responses={200: FlagSerializer(many=True)},
     )
     def get(self, request: Request) -> Response:
+        """List the tenant's flags: filters, search and limit/offset pages; archived ones with `include_archived`."""
         qs = selectors.flag_list(
             tenant=self.tenant,
             state=choice_param(request, "state", tuple(FlagState.values)),
@@ -65,6 +66,8 @@ class FlagCollectionView(TenantAPIView):
 
     @extend_schema(request=FlagSerializer, responses={201: FlagSerializer, 200: FlagSerializer})
     def post(self, request: Request) -> Response:
+        """Create a flag. The same body again answers 200 with the stored flag; `Idempotency-Key` replays the first response."""
+
         def create() -> Response:
             flag, created = services.flag_create(
                 tenant=self.tenant, actor=self.actor, data=json_object(request)
@@ -83,6 +86,7 @@ class FlagDetailView(TenantAPIView):
 
     @extend_schema(parameters=[OpenApiParameter("include_archived", bool)], responses={200: FlagSerializer})
     def get(self, request: Request, key: str) -> Response:
+        """One flag with its `ETag`; `If-None-Match` with the current version answers 304."""
         flag = selectors.flag_get(
             tenant=self.tenant, key=key, include_archived=bool_param(request, "include_archived")
         )
@@ -94,10 +98,12 @@ class FlagDetailView(TenantAPIView):
 
     @extend_schema(request=FlagSerializer, responses={200: FlagSerializer})
     def put(self, request: Request, key: str) -> Response:
+        """Replace a flag's definition; `If-Match` (or `version`) must name the current version, else 412."""
         return self._update(request, key, partial=False)
 
     @extend_schema(request=FlagSerializer, responses={200: FlagSerializer})
     def patch(self, request: Request, key: str) -> Response:
+        """Change some fields of a flag; `If-Match` (or `version`) must name the current version, else 412."""
         return self._update(request, key, partial=True)
 
     def _update(self, request: Request, key: str, *, partial: bool) -> Response:
@@ -114,6 +120,7 @@ class FlagDetailView(TenantAPIView):
 
     @extend_schema(responses={204: None})
     def delete(self, request: Request, key: str) -> Response:
+        """Archive a flag: it stops evaluating (404 `flag_not_found`) and can be restored."""
         services.flag_archive(
             tenant=self.tenant, key=key, actor=self.actor, expected_version=expected_version(request)
         )
@@ -126,6 +133,7 @@ class FlagRestoreView(TenantAPIView):
 
     @extend_schema(request=None, responses={200: FlagSerializer})
     def post(self, request: Request, key: str) -> Response:
+        """Restore an archived flag."""
         return _flag_response(services.flag_restore(tenant=self.tenant, key=key, actor=self.actor))
 
 
@@ -134,6 +142,7 @@ class FlagVersionsView(TenantAPIView):
 
     @extend_schema(responses={200: FlagVersionSerializer(many=True)})
     def get(self, request: Request, key: str) -> Response:
+        """The flag's versions, newest first, each with its full definition."""
         flag = selectors.flag_get(
             tenant=self.tenant, key=key, include_archived=bool_param(request, "include_archived")
         )
@@ -161,6 +170,7 @@ class FlagRollbackView(TenantAPIView):
 
     @extend_schema(request=RollbackSerializer, responses={200: FlagSerializer})
     def post(self, request: Request, key: str) -> Response:
+        """Make an earlier version's definition current again, as a new version."""
         body = json_object(request)
         if "version" not in body:
             raise Invalid({"version": ['Name the version to roll back to: {"version": N}.']})

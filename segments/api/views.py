@@ -41,6 +41,7 @@ class SegmentCollectionView(TenantAPIView):
         responses={200: SegmentSerializer(many=True)},
     )
     def get(self, request: Request) -> Response:
+        """List the tenant's segments."""
         qs = selectors.segment_list(
             tenant=self.tenant, key_prefix=text_param(request, "key_prefix"), q=text_param(request, "q")
         )
@@ -50,6 +51,8 @@ class SegmentCollectionView(TenantAPIView):
 
     @extend_schema(request=SegmentSerializer, responses={201: SegmentSerializer, 200: SegmentSerializer})
     def post(self, request: Request) -> Response:
+        """Create a segment; the same body again answers 200 with the stored segment."""
+
         def create() -> Response:
             segment, created = services.segment_create(
                 tenant=self.tenant, actor=self.actor, data=json_object(request)
@@ -68,6 +71,7 @@ class SegmentDetailView(TenantAPIView):
 
     @extend_schema(responses={200: SegmentSerializer})
     def get(self, request: Request, key: str) -> Response:
+        """One segment with its `ETag`."""
         segment = selectors.segment_get(tenant=self.tenant, key=key)
         if segment is None:
             raise NotFound(f"No segment {key!r} in this tenant.")
@@ -75,10 +79,12 @@ class SegmentDetailView(TenantAPIView):
 
     @extend_schema(request=SegmentSerializer, responses={200: SegmentSerializer})
     def put(self, request: Request, key: str) -> Response:
+        """Replace a segment's definition; `If-Match` must name the current version, else 412."""
         return self._update(request, key, partial=False)
 
     @extend_schema(request=SegmentSerializer, responses={200: SegmentSerializer})
     def patch(self, request: Request, key: str) -> Response:
+        """Change some fields of a segment; `If-Match` must name the current version, else 412."""
         return self._update(request, key, partial=True)
 
     def _update(self, request: Request, key: str, *, partial: bool) -> Response:
@@ -95,6 +101,7 @@ class SegmentDetailView(TenantAPIView):
 
     @extend_schema(responses={204: None})
     def delete(self, request: Request, key: str) -> Response:
+        """Delete a segment; 409 `conflict` while a live flag uses it."""
         services.segment_delete(
             tenant=self.tenant, key=key, actor=self.actor, expected_version=expected_version(request)
         )
