@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from typing import Any
 
 from builders import ruleset, user
@@ -16,6 +17,7 @@ from flagsvc_sdk.engine import (
     evaluate_many,
     validate_flag,
 )
+from flagsvc_sdk.engine.bucketing import pick_index, thresholds
 
 keys = st.from_regex(r"[A-Za-z0-9][A-Za-z0-9._-]{0,20}", fullmatch=True)
 ids = st.text(min_size=1, max_size=40)
@@ -257,3 +259,20 @@ def test_validate_flag__is_idempotent(whens: list[dict[str, Any]], tags: list[st
     once = validate_flag(doc)
     assert validate_flag(once) == once
     compile_ruleset(tenant="acme", version="1", flags=[{**once, "version": 1}], segments=[])
+
+
+@given(
+    weights=st.lists(st.integers(min_value=0, max_value=100), min_size=1, max_size=8).filter(any),
+    position=st.one_of(
+        st.floats(min_value=0.0, max_value=1.0, exclude_max=True),
+        st.sampled_from([0.0, 0.25, 0.5, 0.75, 0.9999999999999999]),
+    ),
+)
+def test_pick_index__agrees_with_bisect_right_on_every_split(
+    weights: list[int], position: float
+) -> None:
+    """The evaluation loop picks exactly the entry ``bisect_right`` would (ties, zero weights)."""
+    shares = thresholds(weights)
+    assert pick_index(shares, position) == bisect_right(shares, position)
+    for share in shares:  # each threshold itself and its neighbours are the edge cases
+        assert pick_index(shares, share) == bisect_right(shares, share)

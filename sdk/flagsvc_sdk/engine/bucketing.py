@@ -5,7 +5,6 @@ Another SDK must reproduce these numbers bit for bit; ``tests/vectors/bucketing.
 
 from __future__ import annotations
 
-from bisect import bisect_right
 from collections.abc import Sequence
 from typing import Final, Generic, TypeVar
 
@@ -58,12 +57,22 @@ def thresholds(weights: Sequence[float]) -> tuple[float, ...]:
     return tuple(shares)
 
 
-class Distribution(Generic[Choice]):
-    """Weighted choices: the first entry whose cumulative share exceeds the bucket wins.
+def pick_index(shares: tuple[float, ...], position: float) -> int:
+    """The index of the first share strictly greater than ``position``: ``bisect_right``'s answer.
 
-    ``bisect_right`` finds that entry: the shares never decrease, and it returns the first index
-    whose share is strictly greater than the bucket, which skips entries of weight 0.
+    Entries of weight 0 repeat the previous share and are skipped. A loop, not ``bisect_right``:
+    splits have a handful of entries, and compiled (ADR 0006) the loop costs less than the call.
     """
+    index = 0
+    for share in shares:
+        if position < share:
+            return index
+        index += 1
+    return index
+
+
+class Distribution(Generic[Choice]):
+    """Weighted choices: the first entry whose cumulative share exceeds the bucket wins."""
 
     __slots__ = ("choices", "shares")
 
@@ -74,4 +83,4 @@ class Distribution(Generic[Choice]):
         self.choices = tuple(choices)
 
     def pick(self, position: float) -> Choice:
-        return self.choices[bisect_right(self.shares, position)]
+        return self.choices[pick_index(self.shares, position)]

@@ -6,12 +6,12 @@ predicates and one small allocation for the result; everything else was done by 
 
 from __future__ import annotations
 
-from bisect import bisect_right
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 import mmh3
 
+from flagsvc_sdk.engine.bucketing import pick_index
 from flagsvc_sdk.engine.compiled import CompiledFlag, CompiledRuleset
 from flagsvc_sdk.engine.limits import MAX_PREREQUISITE_DEPTH
 from flagsvc_sdk.engine.results import EvaluationResult, Outcome, not_found
@@ -109,7 +109,7 @@ def decide(
                     outcome = rule.outcome
                     break
             elif position is not None and rule.when(user_id, attributes):
-                outcome = rule.choices[bisect_right(rule.shares, position)]
+                outcome = rule.choices[pick_index(rule.shares, position)]
                 break
         else:
             if flag.default_outcome is not None:
@@ -117,7 +117,7 @@ def decide(
             elif position is None:
                 outcome = flag.not_bucketable
             else:
-                outcome = flag.default_choices[bisect_right(flag.default_shares, position)]
+                outcome = flag.default_choices[pick_index(flag.default_shares, position)]
     return EvaluationResult(outcome, position)
 
 
