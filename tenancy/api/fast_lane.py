@@ -26,6 +26,7 @@ Answer = Callable[[Tenant, dict[str, Any]], Any]
 View = Callable[..., HttpResponse]
 
 _UTF8 = ("utf-8", "utf8")
+_JSON_MEDIA_RANGES = ("application/json", "application/*", "*/*")
 
 
 def fast_lane(drf_view: View, *, scope: str, answer: Answer) -> View:
@@ -34,7 +35,7 @@ def fast_lane(drf_view: View, *, scope: str, answer: Answer) -> View:
 
     @functools.wraps(drf_view)
     def view(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-        if request.method == "POST":
+        if request.method == "POST" and accepts_json(request):
             authorised = authorised_tenant(request, scope)
             body = json_object_body(request) if authorised is not None else None
             if authorised is not None and body is not None:
@@ -48,6 +49,12 @@ def fast_lane(drf_view: View, *, scope: str, answer: Answer) -> View:
         return drf_view(request, *args, **kwargs)
 
     return view
+
+
+def accepts_json(request: HttpRequest) -> bool:
+    """Whether DRF's content negotiation would pick its JSON renderer (else it answers 406)."""
+    accept = request.META.get("HTTP_ACCEPT", "")
+    return not accept or any(media in accept for media in _JSON_MEDIA_RANGES)
 
 
 def json_object_body(request: HttpRequest) -> dict[str, Any] | None:

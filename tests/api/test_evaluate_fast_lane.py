@@ -81,6 +81,18 @@ def test_bulk__fast_lane_answers_exactly_what_the_drf_view_answers(api, monkeypa
 
 
 @pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("accept", ["application/json", "*/*", "text/html, application/xhtml+xml, */*;q=0.8"])
+def test_evaluate__fast_lane_serves_every_accept_header_drf_would_answer_in_json(api, monkeypatch, accept):
+    assert api.post("/v1/flags", ROLLOUT, format="json").status_code == 201
+    _refuse_drf(monkeypatch)
+    response = api.post(
+        "/v1/evaluate", {"flag_key": "checkout", "user": USERS[0]}, format="json", HTTP_ACCEPT=accept
+    )
+    assert response.status_code == 200 and response.json()["reason"] == "RULE_MATCH"
+
+
+@pytest.mark.django_db(transaction=True)
 def test_evaluate__errors_raised_inside_the_lane_keep_the_error_shape(api, monkeypatch):
     _refuse_drf(monkeypatch)
     missing = api.post("/v1/evaluate", {"flag_key": "nope", "user": {"id": "u"}}, format="json")
@@ -124,5 +136,7 @@ def test_evaluate__callers_the_lane_refuses_get_the_drf_error(api, make_api, ten
     assert (wrong_tenant.status_code, wrong_tenant.json()["error"]["code"]) == (403, "tenant_mismatch")
     no_header = make_api(tenant, tenant_header="").post("/v1/evaluate", body, format="json")
     assert (no_header.status_code, no_header.json()["error"]["code"]) == (400, "malformed_request")
+    html_only = api.post("/v1/evaluate", body, format="json", HTTP_ACCEPT="text/html")
+    assert (html_only.status_code, html_only.json()["error"]["code"]) == (406, "not_acceptable")
     get = api.get("/v1/evaluate")
     assert (get.status_code, get.json()["error"]["code"]) == (405, "method_not_allowed")
