@@ -33,19 +33,24 @@ def fast_lane(drf_view: View, *, scope: str, answer: Answer) -> View:
     """`drf_view` (from `as_view()`), except that an authorised POST with a JSON object body is
     answered by `answer(tenant, body)` directly."""
 
+    allow = ", ".join(drf_view.view_class().allowed_methods)  # type: ignore[attr-defined]
+
     @functools.wraps(drf_view)
     def view(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         if request.method == "POST" and accepts_json(request):
             authorised = authorised_tenant(request, scope)
             body = json_object_body(request) if authorised is not None else None
             if authorised is not None and body is not None:
+                response: HttpResponse
                 try:
-                    return json_response(answer(authorised[1], body))
+                    response = json_response(answer(authorised[1], body))
                 except Exception as exc:
                     err = as_api_error(exc)
                     if err is None:
                         raise
-                    return error_response(err.code, err.message, err.status, err.details)
+                    response = error_response(err.code, err.message, err.status, err.details)
+                response["Allow"] = allow  # as DRF's view sends it
+                return response
         return drf_view(request, *args, **kwargs)
 
     return view

@@ -35,12 +35,20 @@ USERS = [
 
 def _through_drf(api: APIClient, monkeypatch: pytest.MonkeyPatch, path: str, body: dict) -> tuple[int, dict]:
     """The same request with the lane closed: the DRF view answers it."""
+    response = _drf_response(api, monkeypatch, path, body)
+    return response.status_code, response.json()
+
+
+def _drf_response(api: APIClient, monkeypatch: pytest.MonkeyPatch, path: str, body: dict):
     from tenancy.api import fast_lane
 
     with monkeypatch.context() as patched:
         patched.setattr(fast_lane, "authorised_tenant", lambda request, scope: None)
-        response = api.post(path, body, format="json")
-    return response.status_code, response.json()
+        return api.post(path, body, format="json")
+
+
+def _headers(response) -> dict[str, str]:
+    return {name: value for name, value in response.headers.items() if name != "X-Request-ID"}
 
 
 def _refuse_drf(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -62,6 +70,8 @@ def test_evaluate__fast_lane_answers_exactly_what_the_drf_view_answers(api, monk
     response = api.post("/v1/evaluate", body, format="json")
     assert (response.status_code, response.json()) == expected
     assert response["Content-Type"] == "application/json"
+    monkeypatch.undo()
+    assert _headers(response) == _headers(_drf_response(api, monkeypatch, "/v1/evaluate", body))
     assert json.loads(response.content.decode("utf-8")) == expected[1]
 
 
