@@ -1,9 +1,9 @@
 """A DRF view's happy path without DRF, for the routes where DRF's cost is most of the request.
 
 `POST /v1/evaluate` does ~10 µs of its own work; DRF's request wrapping, content negotiation,
-parsing and rendering cost ~200 µs around it (benchmarks/RESULTS.md). `fast_lane` answers a request
-that passes every check the DRF view would make (token, tenant, scope, a JSON object body) with the
-same body the DRF view would send, and hands anything else, untouched, to the DRF view, so every
+parsing and rendering cost about ten times that around it (benchmarks/RESULTS.md). `fast_lane` answers a request
+that passes every check the DRF view would make (token, tenant, scope, a JSON `Accept`, a JSON
+object body) with the same body and headers the DRF view would send, and hands anything else, untouched, to the DRF view, so every
 error keeps its one shape, status and message. The wrapper keeps the DRF view's attributes, so the
 OpenAPI schema still describes the route from the DRF view.
 """
