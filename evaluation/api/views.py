@@ -11,8 +11,9 @@ from rest_framework.response import Response
 
 from evaluation import services
 from tenancy.api.base import TenantAPIView
-from tenancy.api.fast_lane import fast_lane
+from tenancy.api.fast_lane import JsonAnswerView, fast_lane
 from tenancy.api.helpers import json_object
+from tenancy.models import Tenant
 
 
 class UserSerializer(serializers.Serializer[Any]):
@@ -58,28 +59,30 @@ class PreviewResponseSerializer(serializers.Serializer[Any]):
     summary = serializers.DictField()
 
 
-class EvaluateView(TenantAPIView):
+class EvaluateView(JsonAnswerView):
     scope = "evaluate"
+
+    @staticmethod
+    def answer(tenant: Tenant, body: dict[str, Any]) -> dict[str, Any]:
+        return services.evaluate_one(tenant=tenant, flag_key=body.get("flag_key"), user=body.get("user"))
 
     @extend_schema(request=EvaluateRequestSerializer, responses={200: EvaluationSerializer})
     def post(self, request: Request) -> Response:
         """Evaluate one flag for one user: variant, value, reason, rule id and details (bucket, version)."""
-        body = json_object(request)
-        return Response(
-            services.evaluate_one(tenant=self.tenant, flag_key=body.get("flag_key"), user=body.get("user"))
-        )
+        return Response(self.answer(self.tenant, json_object(request)))
 
 
-class EvaluateBulkView(TenantAPIView):
+class EvaluateBulkView(JsonAnswerView):
     scope = "evaluate"
+
+    @staticmethod
+    def answer(tenant: Tenant, body: dict[str, Any]) -> dict[str, Any]:
+        return services.evaluate_bulk(tenant=tenant, user=body.get("user"), flag_keys=body.get("flag_keys"))
 
     @extend_schema(request=BulkRequestSerializer, responses={200: BulkResponseSerializer})
     def post(self, request: Request) -> Response:
         """Evaluate several flags (all live ones without `flag_keys`) for one user, at one ruleset version."""
-        body = json_object(request)
-        return Response(
-            services.evaluate_bulk(tenant=self.tenant, user=body.get("user"), flag_keys=body.get("flag_keys"))
-        )
+        return Response(self.answer(self.tenant, json_object(request)))
 
 
 class EvaluatePreviewView(TenantAPIView):
@@ -91,18 +94,6 @@ class EvaluatePreviewView(TenantAPIView):
         return Response(services.preview(tenant=self.tenant, body=json_object(request)))
 
 
-evaluate_view = fast_lane(
-    EvaluateView.as_view(),
-    scope=EvaluateView.scope,
-    answer=lambda tenant, body: services.evaluate_one(
-        tenant=tenant, flag_key=body.get("flag_key"), user=body.get("user")
-    ),
-)
-evaluate_bulk_view = fast_lane(
-    EvaluateBulkView.as_view(),
-    scope=EvaluateBulkView.scope,
-    answer=lambda tenant, body: services.evaluate_bulk(
-        tenant=tenant, user=body.get("user"), flag_keys=body.get("flag_keys")
-    ),
-)
+evaluate_view = fast_lane(EvaluateView)
+evaluate_bulk_view = fast_lane(EvaluateBulkView)
 """The two hot routes: DRF views whose happy path skips DRF (`tenancy.api.fast_lane`)."""
