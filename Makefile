@@ -66,6 +66,7 @@ test-sdk-alone:
 	cd sdk/tests && ../../.venv-sdk/bin/python -c "import sys, flagsvc_sdk.engine as e; \
 		sys.exit(0 if e.COMPILED else 'flagsvc-sdk installed without its compiled engine')"
 	cd sdk && ../.venv-sdk/bin/pytest -q -p no:cacheprovider -c /dev/null -ra tests
+	.venv-sdk/bin/python scripts/check_sdk_fallback.py
 
 test: lint typecheck test-sdk-alone test-sqlite test-postgres
 
