@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 
 DEV_JWT_SECRET = "dev-only-insecure-jwt-secret-do-not-use-in-production"
@@ -46,6 +47,17 @@ def env_list(name: str, default: list[str]) -> list[str]:
     if raw is None or raw.strip() == "":
         return default
     return [part.strip() for part in raw.split(",") if part.strip()]
+
+
+def env_networks(name: str) -> list[str]:
+    """A comma-separated list of IP addresses or CIDRs, checked now so a typo fails at start."""
+    entries = env_list(name, [])
+    for entry in entries:
+        try:
+            ipaddress.ip_network(entry, strict=False)
+        except ValueError as exc:
+            raise ImproperlyConfiguredEnv(f"{name}: {entry!r} is not an IP address or CIDR") from exc
+    return entries
 
 
 class ImproperlyConfiguredEnv(RuntimeError):

@@ -22,6 +22,7 @@ from django_prometheus import utils as prometheus_utils
 from whitenoise import middleware as whitenoise_middleware
 
 from flagsvc import context
+from flagsvc.client_address import client_address
 from flagsvc.errors import as_api_error, error_response, is_api_path
 
 access_logger = logging.getLogger("flagsvc.access")
@@ -135,6 +136,7 @@ def _log_request(request: HttpRequest, status: int, started: float) -> None:
             "request_id": context.current_request_id.get(),
             "tenant": context.current_tenant.get(),
             "actor": context.current_actor.get(),
+            "client_addr": client_address(request),
         },
     )
 

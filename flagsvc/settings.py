@@ -189,6 +189,12 @@ RULESET_CHECK_INTERVAL = env.env_float("RULESET_CHECK_INTERVAL", 0.5)
 API_CLIENT_CHECK_INTERVAL = env.env_float("API_CLIENT_CHECK_INTERVAL", 10.0)
 RULESET_WARM_ON_START = env.env_bool("RULESET_WARM_ON_START", default=True)
 IDEMPOTENCY_TTL_SECONDS = 24 * 3600
+# An `Idempotency-Key` claimed by a request that never finished (its worker died) is free again after this.
+IDEMPOTENCY_IN_FLIGHT_SECONDS = 120
+
+# Proxies we run (addresses or CIDRs): only a request from one of them may name its client in
+# `X-Forwarded-For` (flagsvc.client_address). Default none: the peer address is the client.
+TRUSTED_PROXIES = env.env_networks("TRUSTED_PROXIES")
 
 LOG_LEVEL = env.env_str("LOG_LEVEL", "INFO")
 # One JSON object per line on stdout, Python warnings included (flagsvc.logging).

@@ -103,14 +103,20 @@ class Membership(models.Model):
 
 
 class IdempotentResponse(models.Model):
-    """A stored first response to a request that carried `Idempotency-Key` (api.md: replayed for 24 h)."""
+    """A stored first response to a request that carried `Idempotency-Key` (api.md: replayed for 24 h).
+
+    The row is claimed (inserted, `status` empty) before the request does its work, so the unique
+    constraint lets exactly one of several concurrent requests with the key do it (tenancy.api.helpers).
+    """
 
     tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE)
     actor = models.CharField(max_length=200)
     key = models.CharField(max_length=200)
     request_fingerprint = models.CharField(max_length=64)
-    status = models.PositiveSmallIntegerField()
-    body = models.JSONField()
+    status = models.PositiveSmallIntegerField(
+        null=True, help_text="Empty while the first request is in flight."
+    )
+    body = models.JSONField(null=True)
     headers = models.JSONField(default=dict)
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -124,3 +130,22 @@ class IdempotentResponse(models.Model):
 
     def __str__(self) -> str:
         return f"{self.actor} {self.key} -> {self.status}"
+
+
+class RateLimitBucket(models.Model):
+    """One rate-limit bucket (tenancy.ratelimits): when it would be empty, if nothing else arrived.
+
+    Kept in the database and changed by one atomic upsert per limited request, so that every worker
+    process and every host counts against the same limit whether or not Redis is configured (and
+    when it is down).
+    """
+
+    key = models.CharField(max_length=255, primary_key=True)
+    drained_at = models.FloatField(help_text="Unix time at which the bucket is empty again.")
+    last_refused = models.BooleanField(default=False, help_text="Whether the latest attempt was refused.")
+
+    class Meta:
+        indexes = [models.Index(fields=["drained_at"], name="ratelimit_drained_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.key}: empty at {self.drained_at:.0f}"

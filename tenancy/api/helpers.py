@@ -4,19 +4,19 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import DatabaseError, IntegrityError, transaction
 from django.utils import timezone
-from rest_framework.permissions import SAFE_METHODS
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.throttling import SimpleRateThrottle
 
 from flagsvc.errors import Conflict, Invalid
+from tenancy.api.throttles import WriteRateThrottle as WriteRateThrottle  # re-exported for the views
 from tenancy.models import IdempotentResponse, Tenant
 from tenancy.principals import ApiPrincipal
 
@@ -87,12 +87,20 @@ def text_param(request: Request, name: str, max_length: int = 200) -> str | None
 
 
 IDEMPOTENCY_HEADER = "HTTP_IDEMPOTENCY_KEY"
+logger = logging.getLogger("flagsvc.idempotency")
 
 
 def idempotent(
     request: Request, tenant: Tenant, principal: ApiPrincipal, handler: Callable[[], Response]
 ) -> Response:
-    """Replay the first successful response to a request with the same `Idempotency-Key` for 24 h."""
+    """Replay the first successful response to a request with the same `Idempotency-Key` for 24 h.
+
+    The key is claimed in the database (a row under a unique constraint, committed) *before* the work
+    is done, so of several concurrent requests with one key exactly one does it. The others get 409
+    `conflict`: "used with a different request" when their method, path or body differ, "still in
+    flight" when they are the same request and the first has not answered yet (retry it: the replay
+    follows). A first request that fails (not 2xx) frees the key again.
+    """
     key = request.META.get(IDEMPOTENCY_HEADER)
     if not key:
         return handler()
@@ -102,50 +110,85 @@ def idempotent(
     fingerprint = hashlib.sha256(
         json.dumps([request.method, request.path, body], sort_keys=True, default=str).encode()
     ).hexdigest()
-    cutoff = timezone.now() - timedelta(seconds=settings.IDEMPOTENCY_TTL_SECONDS)
-    stored = IdempotentResponse.objects.filter(
-        tenant=tenant, actor=principal.actor, key=key, created_at__gte=cutoff
-    ).first()
-    if stored is not None:
-        if stored.request_fingerprint != fingerprint:
-            raise Conflict(
-                "This Idempotency-Key was used with a different request; use a new key.",
-                details={"idempotency_key": key},
-            )
-        response = Response(stored.body, status=stored.status, headers=stored.headers)
-        response["Idempotent-Replayed"] = "true"
+    claim, claimed = _claim_idempotency_key(
+        tenant=tenant, actor=principal.actor, key=key, fingerprint=fingerprint
+    )
+    if not claimed:
+        return _replay(claim, key=key, fingerprint=fingerprint)
+    try:
+        response = handler()
+    except BaseException:
+        _release_idempotency_key(claim)
+        raise
+    if not 200 <= response.status_code < 300:
+        _release_idempotency_key(claim)
         return response
-    response = handler()
-    if 200 <= response.status_code < 300:
-        headers = {name: response[name] for name in ("ETag", "Location") if response.has_header(name)}
-        IdempotentResponse.objects.filter(tenant=tenant, actor=principal.actor, key=key).filter(
-            created_at__lt=cutoff
-        ).delete()
-        try:
-            with transaction.atomic():
-                IdempotentResponse.objects.create(
-                    tenant=tenant,
-                    actor=principal.actor,
-                    key=key,
-                    request_fingerprint=fingerprint,
-                    status=response.status_code,
-                    body=response.data,
-                    headers=headers,
-                )
-        except IntegrityError:
-            pass
+    claim.status = response.status_code
+    claim.body = response.data
+    claim.headers = {name: response[name] for name in ("ETag", "Location") if response.has_header(name)}
+    claim.save(update_fields=["status", "body", "headers"])
     return response
 
 
-class WriteRateThrottle(SimpleRateThrottle):
-    """Per API client, on unsafe methods only; evaluation routes carry no throttle at all."""
+def _claim_idempotency_key(
+    *, tenant: Tenant, actor: str, key: str, fingerprint: str
+) -> tuple[IdempotentResponse, bool]:
+    """Our new claim and True, or the live row another request holds and False.
 
-    scope = "write"
+    An expired row (a response older than the TTL, or a claim whose request never finished: its
+    worker died) is deleted and the claim tried again; the delete names the row's pk and time so
+    that of two requests freeing it, only one frees it.
+    """
+    for _ in range(3):
+        try:
+            with transaction.atomic():
+                return (
+                    IdempotentResponse.objects.create(
+                        tenant=tenant, actor=actor, key=key, request_fingerprint=fingerprint, headers={}
+                    ),
+                    True,
+                )
+        except IntegrityError:
+            pass
+        held = IdempotentResponse.objects.filter(tenant=tenant, actor=actor, key=key).first()
+        if held is None:
+            continue  # freed between our insert and our read
+        if not _idempotency_claim_expired(held):
+            return held, False
+        IdempotentResponse.objects.filter(pk=held.pk, created_at=held.created_at).delete()
+    raise Conflict(
+        "This Idempotency-Key is being claimed by other requests right now; retry in a moment.",
+        details={"idempotency_key": key, "in_flight": True},
+    )
 
-    def get_cache_key(self, request: Request, view: Any) -> str | None:
-        if request.method in SAFE_METHODS:
-            return None
-        principal = request.user
-        if not isinstance(principal, ApiPrincipal):
-            return None
-        return f"throttle:write:{principal.tenant_slug}:{principal.client_id}"
+
+def _idempotency_claim_expired(held: IdempotentResponse) -> bool:
+    age = timezone.now() - held.created_at
+    if held.status is None:
+        return age > timedelta(seconds=settings.IDEMPOTENCY_IN_FLIGHT_SECONDS)
+    return age > timedelta(seconds=settings.IDEMPOTENCY_TTL_SECONDS)
+
+
+def _replay(held: IdempotentResponse, *, key: str, fingerprint: str) -> Response:
+    if held.request_fingerprint != fingerprint:
+        raise Conflict(
+            "This Idempotency-Key was used with a different request; use a new key.",
+            details={"idempotency_key": key, "in_flight": held.status is None},
+        )
+    if held.status is None:
+        raise Conflict(
+            "A request with this Idempotency-Key is still in flight; retry in a moment for its response.",
+            details={"idempotency_key": key, "in_flight": True},
+        )
+    response = Response(held.body, status=held.status, headers=held.headers)
+    response["Idempotent-Replayed"] = "true"
+    return response
+
+
+def _release_idempotency_key(claim: IdempotentResponse) -> None:
+    """Free the key of a request that did not succeed, so the caller may retry with it."""
+    try:
+        IdempotentResponse.objects.filter(pk=claim.pk).delete()
+    except DatabaseError:
+        # The database went away under the request; the claim expires on its own (IN_FLIGHT_SECONDS).
+        logger.warning("could not release an Idempotency-Key claim", exc_info=True)

@@ -4,10 +4,10 @@ from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.throttling import AnonRateThrottle
 from rest_framework.views import APIView
 
 from flagsvc.errors import Invalid, Unauthenticated
+from tenancy.api.throttles import TokenRateThrottle
 from tenancy.services import token_issue
 
 
@@ -23,16 +23,12 @@ class TokenResponseSerializer(serializers.Serializer[dict[str, object]]):
     scope = serializers.CharField()
 
 
-class TokenThrottle(AnonRateThrottle):
-    scope = "token"
-
-
 class TokenView(APIView):
     """`POST /v1/auth/token`: client credentials → a short-lived HS256 JWT."""
 
     authentication_classes = ()
     permission_classes = ()
-    throttle_classes = (TokenThrottle,)
+    throttle_classes = (TokenRateThrottle,)
 
     @extend_schema(request=TokenRequestSerializer, responses={200: TokenResponseSerializer}, auth=[])
     def post(self, request: Request) -> Response:

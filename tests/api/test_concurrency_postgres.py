@@ -89,3 +89,76 @@ def test_audit_table__database_refuses_update_and_delete(api, tenant):
     with pytest.raises(DatabaseError), transaction.atomic(), connection.cursor() as cursor:
         cursor.execute("DELETE FROM audit_auditentry WHERE id = %s", [entry_id])
     assert AuditEntry.objects.for_tenant(tenant).get().actor.startswith("client:")
+
+
+def _clients_of_one_caller(tenant: Any, count: int) -> list[Any]:
+    """`count` HTTP clients that all carry one API client's token: one actor, as a retrying caller."""
+    from rest_framework.test import APIClient
+
+    from tests.conftest import token_for
+
+    _, token = token_for(tenant)
+    clients = []
+    for _ in range(count):
+        client = APIClient()
+        client.credentials(HTTP_AUTHORIZATION=f"Bearer {token}", HTTP_X_TENANT_ID=tenant.slug)
+        clients.append(client)
+    return clients
+
+
+def test_idempotency_key__twenty_concurrent_creates_with_other_bodies__one_flag_one_audit_row(tenant):
+    clients = iter(_clients_of_one_caller(tenant, 20))
+    numbers = iter(range(20))
+    lock = threading.Lock()
+    answers: list[tuple[int, dict[str, Any]]] = []
+
+    def create() -> int:
+        with lock:
+            client, number = next(clients), next(numbers)
+        response = client.post(
+            "/v1/flags",
+            {"key": f"race-{number}", "state": "on"},
+            format="json",
+            HTTP_IDEMPOTENCY_KEY="one-key",
+        )
+        with lock:
+            answers.append((response.status_code, response.json()))
+        return response.status_code
+
+    statuses = run_concurrently(20, create)
+
+    assert Counter(statuses) == Counter({201: 1, 409: 19})
+    assert all(body["error"]["code"] == "conflict" for status, body in answers if status == 409)
+    assert Flag.objects.for_tenant(tenant).count() == 1
+    assert AuditEntry.objects.for_tenant(tenant).count() == 1
+
+
+def test_idempotency_key__twenty_concurrent_identical_creates__one_creation_others_replay_or_in_flight(
+    tenant,
+):
+    clients = iter(_clients_of_one_caller(tenant, 20))
+    lock = threading.Lock()
+    answers: list[tuple[int, bool, dict[str, Any]]] = []
+
+    def create() -> int:
+        with lock:
+            client = next(clients)
+        response = client.post(
+            "/v1/flags", {"key": "race", "state": "on"}, format="json", HTTP_IDEMPOTENCY_KEY="one-key"
+        )
+        with lock:
+            answers.append(
+                (response.status_code, response.has_header("Idempotent-Replayed"), response.json())
+            )
+        return response.status_code
+
+    run_concurrently(20, create)
+
+    created = [a for a in answers if a[0] == 201 and not a[1]]
+    replayed = [a for a in answers if a[0] == 201 and a[1]]
+    in_flight = [a for a in answers if a[0] == 409 and a[2]["error"]["details"].get("in_flight") is True]
+    assert len(created) == 1, answers
+    assert len(replayed) + len(in_flight) == 19, answers
+    assert all(a[2] == created[0][2] for a in replayed)
+    assert Flag.objects.for_tenant(tenant).count() == 1
+    assert AuditEntry.objects.for_tenant(tenant).count() == 1

@@ -1,10 +1,14 @@
-"""Rate limiting (api.md: 429 `rate_limited` with Retry-After): writes per API client, never evaluation."""
+"""Rate limiting (api.md: 429 `rate_limited` with Retry-After): writes per API client, never evaluation;
+tokens per client address, which a client cannot choose by sending `X-Forwarded-For`."""
 
 from __future__ import annotations
 
 import pytest
+from django.test import override_settings
+from rest_framework.test import APIClient
 
 from tenancy.api.helpers import WriteRateThrottle
+from tenancy.api.throttles import TokenRateThrottle
 
 pytestmark = pytest.mark.django_db
 
@@ -65,3 +69,48 @@ def test_write_limit__is_per_api_client(make_api, tenant, low_write_rate):
         busy.post("/v1/flags", {"key": f"busy-{index}"}, format="json")
     assert busy.post("/v1/flags", {"key": "busy-x"}, format="json").status_code == 429
     assert other.post("/v1/flags", {"key": "other"}, format="json").status_code == 201
+
+
+TOKENS_PER_MINUTE = 3
+BAD_CREDENTIALS = {"client_id": "nobody", "client_secret": "wrong"}
+
+
+@pytest.fixture
+def low_token_rate(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(TokenRateThrottle, "rate", f"{TOKENS_PER_MINUTE}/min", raising=False)
+
+
+def _token_attempt(client: APIClient, forwarded_for: str, peer: str = "127.0.0.1") -> int:
+    response = client.post(
+        "/v1/auth/token", BAD_CREDENTIALS, format="json", HTTP_X_FORWARDED_FOR=forwarded_for, REMOTE_ADDR=peer
+    )
+    return response.status_code
+
+
+def test_token_limit__rotating_x_forwarded_for_from_an_untrusted_peer__is_still_limited(low_token_rate):
+    client = APIClient()
+    statuses = [_token_attempt(client, f"203.0.113.{n}") for n in range(TOKENS_PER_MINUTE + 2)]
+
+    assert statuses == [401] * TOKENS_PER_MINUTE + [429, 429]
+
+
+@override_settings(TRUSTED_PROXIES=["10.0.0.0/8"])
+def test_token_limit__behind_a_trusted_proxy__counts_the_rightmost_untrusted_address(low_token_rate):
+    client = APIClient()
+    for n in range(TOKENS_PER_MINUTE):
+        # The client wrote the left part itself: a spoofed address it rotates, then what our proxy saw.
+        assert _token_attempt(client, f"198.51.100.{n}, 203.0.113.7, 10.1.1.1", peer="10.0.0.2") == 401
+
+    assert _token_attempt(client, "198.51.100.99, 203.0.113.7", peer="10.0.0.2") == 429
+    assert _token_attempt(client, "203.0.113.8", peer="10.0.0.2") == 401, "another client behind the proxy"
+
+
+def test_token_limit__over_the_rate__429_with_retry_after_within_the_window(low_token_rate):
+    client = APIClient()
+    for _ in range(TOKENS_PER_MINUTE):
+        _token_attempt(client, "")
+    response = client.post("/v1/auth/token", BAD_CREDENTIALS, format="json")
+
+    assert response.status_code == 429
+    assert response.json()["error"]["code"] == "rate_limited"
+    assert 0 < int(response["Retry-After"]) <= 60
