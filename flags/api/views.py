@@ -66,7 +66,11 @@ class FlagCollectionView(TenantAPIView):
 
     @extend_schema(request=FlagSerializer, responses={201: FlagSerializer, 200: FlagSerializer})
     def post(self, request: Request) -> Response:
-        """Create a flag. The same body again answers 200 with the stored flag; `Idempotency-Key` replays the first response."""
+        """Create a flag. The same body again answers 200 with the stored flag.
+
+        `Idempotency-Key`: the first successful response is replayed for 24 h (`Idempotent-Replayed: true`);
+        the key with a different request, or while its first request is still in flight, is 409 `conflict`.
+        """
 
         def create() -> Response:
             flag, created = services.flag_create(

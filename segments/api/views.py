@@ -51,7 +51,10 @@ class SegmentCollectionView(TenantAPIView):
 
     @extend_schema(request=SegmentSerializer, responses={201: SegmentSerializer, 200: SegmentSerializer})
     def post(self, request: Request) -> Response:
-        """Create a segment; the same body again answers 200 with the stored segment."""
+        """Create a segment; the same body again answers 200 with the stored segment.
+
+        `Idempotency-Key`: as for `POST /v1/flags` (replayed 24 h; another request or one in flight: 409).
+        """
 
         def create() -> Response:
             segment, created = services.segment_create(

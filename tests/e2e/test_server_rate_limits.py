@@ -21,9 +21,10 @@ def test_token_limit__two_processes_without_redis__count_one_limit_between_them(
     second = Server(env).start(tmp_path / "second.log")
     try:
         servers = [first, second] * TOKENS_PER_HOUR
+        spoofed = [{"X-Forwarded-For": f"203.0.113.{n}"} for n in range(len(servers))]
         statuses = [
-            server.request("POST", "/v1/auth/token", BAD_CREDENTIALS, {"X-Forwarded-For": f"203.0.113.{n}"})[0]
-            for n, server in enumerate(servers)
+            server.request("POST", "/v1/auth/token", BAD_CREDENTIALS, headers)[0]
+            for server, headers in zip(servers, spoofed, strict=True)
         ]
         # Each process alone would have allowed four: it is the shared count that refuses.
         assert statuses == [401] * TOKENS_PER_HOUR + [429] * TOKENS_PER_HOUR
