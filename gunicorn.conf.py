@@ -43,7 +43,10 @@ limit_request_fields = 100
 # Not preloaded: each worker imports the app itself, so no database connection or metric file is
 # shared across a fork.
 preload_app = False
-forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
+# Our own proxies: the app's TRUSTED_PROXIES (flagsvc.client_address) unless gunicorn is told otherwise.
+forwarded_allow_ips = (
+    os.environ.get("FORWARDED_ALLOW_IPS") or os.environ.get("TRUSTED_PROXIES") or "127.0.0.1"
+)
 proxy_allow_ips = forwarded_allow_ips
 # The heartbeat file lives in memory where there is /dev/shm (containers: overlay file systems stall).
 _SHM = "/dev/shm"  # noqa: S108 - gunicorn creates its heartbeat file there with mkstemp

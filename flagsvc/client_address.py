@@ -21,7 +21,7 @@ UNKNOWN = "unknown"
 
 @lru_cache(maxsize=8)
 def _networks(configured: tuple[str, ...]) -> tuple[Network, ...]:
-    return tuple(ipaddress.ip_network(entry, strict=False) for entry in configured)
+    return tuple(ipaddress.ip_network(entry) for entry in configured)
 
 
 def trusted_proxy_networks() -> tuple[Network, ...]:

@@ -54,7 +54,7 @@ def env_networks(name: str) -> list[str]:
     entries = env_list(name, [])
     for entry in entries:
         try:
-            ipaddress.ip_network(entry, strict=False)
+            ipaddress.ip_network(entry)
         except ValueError as exc:
             raise ImproperlyConfiguredEnv(f"{name}: {entry!r} is not an IP address or CIDR") from exc
     return entries

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from django.contrib.auth import get_user_model
 from django.http import HttpRequest, HttpResponse
+from django.test import override_settings
 from django.urls import include, path
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -216,3 +217,12 @@ def test_json_formatter__an_exception_in_a_log_call__becomes_the_exception_field
     assert line["message"] == "failed here" and line["level"] == "ERROR"
     assert "Boom: with token=[REDACTED]" in line["exception"]
     assert "abc123secret" not in json.dumps(line)
+
+
+def test_request_line__client_addr__is_the_peer_unless_a_trusted_proxy_forwarded_it(json_log):
+    client = APIClient()
+    client.get("/healthz", REMOTE_ADDR="192.0.2.10", HTTP_X_FORWARDED_FOR="203.0.113.5")
+    with override_settings(TRUSTED_PROXIES=["192.0.2.0/24"]):
+        client.get("/healthz", REMOTE_ADDR="192.0.2.10", HTTP_X_FORWARDED_FOR="198.51.100.1, 203.0.113.5")
+
+    assert [line["client_addr"] for line in json_log.lines()] == ["192.0.2.10", "203.0.113.5"]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from django.test import RequestFactory, override_settings
 
@@ -46,7 +48,13 @@ def test_client_address__from_a_trusted_proxy__is_the_rightmost_untrusted_addres
     assert client_address(_request(peer, forwarded_for)) == client
 
 
-def test_trusted_proxies_setting__not_an_address__fails_at_start(monkeypatch):
-    monkeypatch.setenv("TRUSTED_PROXIES", "10.0.0.0/8, proxy.internal")
-    with pytest.raises(ImproperlyConfiguredEnv, match=r"proxy\.internal"):
+@pytest.mark.parametrize("entry", ["proxy.internal", "10.0.0.1/8"])
+def test_trusted_proxies_setting__not_an_address_or_network__fails_at_start(monkeypatch, entry):
+    monkeypatch.setenv("TRUSTED_PROXIES", f"10.0.0.0/8, {entry}")
+    with pytest.raises(ImproperlyConfiguredEnv, match=re.escape(repr(entry))):
         env_networks("TRUSTED_PROXIES")
+
+
+def test_trusted_proxies_setting__addresses_and_networks__are_kept(monkeypatch):
+    monkeypatch.setenv("TRUSTED_PROXIES", "10.0.0.0/8, 192.0.2.7 ,2001:db8::/32")
+    assert env_networks("TRUSTED_PROXIES") == ["10.0.0.0/8", "192.0.2.7", "2001:db8::/32"]
