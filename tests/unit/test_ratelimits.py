@@ -61,3 +61,13 @@ def test_rate_limit__idle_for_a_window__allows_a_full_burst_again():
 
     assert all(rate_limit_hit("b", 3, WINDOW, now=T0 + 2 * WINDOW + n * 0.1).allowed for n in range(3))
     assert RateLimitBucket.objects.count() == 1, "one row per bucket, whatever the number of attempts"
+
+
+def test_rate_limit__prune__deletes_only_buckets_already_empty(monkeypatch):
+    monkeypatch.setattr("tenancy.ratelimits._PRUNE_ONE_IN", 1)
+    rate_limit_hit("idle", 3, WINDOW, now=T0)  # empty again at T0 + 20
+    rate_limit_hit("busy", 3, WINDOW, now=T0 + 25)
+
+    rate_limit_hit("other", 3, WINDOW, now=T0 + 30)
+
+    assert sorted(RateLimitBucket.objects.values_list("key", flat=True)) == ["busy", "other"]
