@@ -30,10 +30,14 @@ def trusted_proxy_networks() -> tuple[Network, ...]:
 
 
 def _parse(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """An address, IPv4-mapped IPv6 (`::ffff:10.0.0.2`, from a dual-stack socket) as the IPv4 it is."""
     try:
-        return ipaddress.ip_address(text.strip())
+        address = ipaddress.ip_address(text.strip())
     except ValueError:
         return None
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    return address
 
 
 def _is_trusted(
@@ -44,13 +48,13 @@ def _is_trusted(
 
 def client_address(request: HttpRequest) -> str:
     """The client's IP address as text; `REMOTE_ADDR` unless it is a trusted proxy (module docstring)."""
-    peer_text = str(request.META.get("REMOTE_ADDR") or "")
-    peer = _parse(peer_text)
-    if peer is None:
-        return peer_text or UNKNOWN
+    peer_text = str(request.META.get("REMOTE_ADDR") or "") or UNKNOWN
     networks = trusted_proxy_networks()
-    if not networks or not _is_trusted(peer, networks):
-        return str(peer)
+    if not networks:  # the default, and every request is logged with it: no parsing needed
+        return peer_text
+    peer = _parse(peer_text)
+    if peer is None or not _is_trusted(peer, networks):
+        return peer_text
     forwarded = str(request.META.get("HTTP_X_FORWARDED_FOR") or "")
     nearest_trusted = peer
     for hop in reversed(forwarded.split(",")):

@@ -28,7 +28,7 @@ def parse_rate(rate: str) -> tuple[int, int]:
 
 
 class CountedRateThrottle(BaseThrottle):
-    """At most `rate` attempts per bucket (a sliding window); a subclass names a request's bucket, or None."""
+    """At most `rate` attempts per bucket (a leaky bucket); a subclass names a request's bucket, or None."""
 
     scope: ClassVar[str]
     rate: str | None = None

@@ -40,6 +40,8 @@ def test_client_address__header_from_an_untrusted_peer__is_ignored():
         ("10.0.0.2", "", "10.0.0.2"),
         ("10.0.0.2", None, "10.0.0.2"),
         ("2001:db8::1", "2001:db8::2, 2a00:1450::1", "2a00:1450::1"),
+        ("::ffff:10.0.0.2", "203.0.113.5", "203.0.113.5"),  # a dual-stack socket's view of an IPv4 proxy
+        ("10.0.0.2", "::ffff:10.9.9.9, ::ffff:203.0.113.5, 10.9.9.9", "203.0.113.5"),
     ],
 )
 def test_client_address__from_a_trusted_proxy__is_the_rightmost_untrusted_address(
