@@ -4,6 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 PORT   ?= 8000
 PG_TEST_URL ?= postgres://postgres@127.0.0.1:5432/test
+TEST_REDIS_URL ?= redis://127.0.0.1:6379/0
 PYTEST_ARGS ?=
 
 .PHONY: install dev-install browser run migrate test lint typecheck test-sdk-alone test-sqlite test-postgres lock clean bench
@@ -51,11 +52,12 @@ typecheck: dev-install
 	DEBUG=1 $(BIN)/mypy flagsvc tenancy flags segments audit evaluation sdk/flagsvc_sdk
 
 test-sqlite: dev-install browser
-	DEBUG=0 JWT_SECRET=test-only-jwt-secret-of-at-least-32-bytes SECRET_KEY=test-only-secret-key DATABASE_URL= $(BIN)/pytest $(PYTEST_ARGS)
+	@$(BIN)/python scripts/require_services.py "$(PG_TEST_URL)" "$(TEST_REDIS_URL)"
+	TEST_REDIS_URL=$(TEST_REDIS_URL) DEBUG=0 JWT_SECRET=test-only-jwt-secret-of-at-least-32-bytes SECRET_KEY=test-only-secret-key DATABASE_URL= $(BIN)/pytest $(PYTEST_ARGS)
 
 test-postgres: dev-install browser
-	@$(BIN)/python scripts/require_postgres.py "$(PG_TEST_URL)"
-	DEBUG=0 JWT_SECRET=test-only-jwt-secret-of-at-least-32-bytes SECRET_KEY=test-only-secret-key DATABASE_URL=$(PG_TEST_URL) $(BIN)/pytest -p no:cacheprovider $(PYTEST_ARGS) tests
+	@$(BIN)/python scripts/require_services.py "$(PG_TEST_URL)" "$(TEST_REDIS_URL)"
+	TEST_REDIS_URL=$(TEST_REDIS_URL) DEBUG=0 JWT_SECRET=test-only-jwt-secret-of-at-least-32-bytes SECRET_KEY=test-only-secret-key DATABASE_URL=$(PG_TEST_URL) $(BIN)/pytest -p no:cacheprovider $(PYTEST_ARGS) tests
 
 # The SDK installs and passes its tests alone, in a virtual environment without Django, as the
 # mypyc-compiled build a user gets from `pip install` (test-sqlite runs the same tests on the source).

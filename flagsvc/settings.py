@@ -151,7 +151,7 @@ REST_FRAMEWORK = {
     "PAGE_SIZE": 50,
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "EXCEPTION_HANDLER": "flagsvc.errors.api_exception_handler",
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "tenancy.schema.FlagsvcAutoSchema",
     "UNAUTHENTICATED_USER": None,
     "DEFAULT_THROTTLE_RATES": {
         "write": env.env_str("RATE_LIMIT_WRITES", "600/min"),
@@ -180,6 +180,7 @@ SPECTACULAR_SETTINGS = {
         "drf_spectacular.hooks.postprocess_schema_enums",
         "tenancy.schema.add_tenant_header",
         "tenancy.schema.canonical_paths",
+        "tenancy.schema.document_errors_and_headers",
     ],
 }
 

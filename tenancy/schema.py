@@ -1,11 +1,13 @@
-"""OpenAPI description of our authentication: a bearer JWT plus the `X-Tenant-ID` header."""
+"""The OpenAPI document tells the truth: auth (a bearer JWT plus `X-Tenant-ID`), errors, pages, headers."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
-from drf_spectacular.plumbing import build_bearer_security_scheme_object
+from drf_spectacular.openapi import AutoSchema
+from drf_spectacular.plumbing import build_bearer_security_scheme_object, force_instance
+from rest_framework import serializers
 
 TENANT_HEADER = {
     "name": "X-Tenant-ID",
@@ -44,3 +46,192 @@ def canonical_paths(result: dict[str, Any], generator: Any, request: Any, public
     """Routes accept an optional trailing slash (`/?$`); the schema names them as api.md does, without it."""
     result["paths"] = {path.rstrip("/") or "/": item for path, item in result.get("paths", {}).items()}
     return result
+
+
+ERROR_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "description": "The one error shape of every `/v1` answer that is not a success (api.md, Conventions).",
+    "required": ["error", "request_id"],
+    "properties": {
+        "error": {
+            "type": "object",
+            "required": ["code", "message", "details"],
+            "properties": {
+                "code": {"type": "string", "description": "stable, e.g. `validation_error`"},
+                "message": {"type": "string", "description": "what went wrong, in words a person can act on"},
+                "details": {
+                    "type": "object",
+                    "description": "`fields` maps each bad field path to its messages",
+                    "additionalProperties": True,
+                },
+            },
+        },
+        "request_id": {"type": "string"},
+    },
+}
+
+
+def paginated(item: type[serializers.Serializer[Any]], name: str) -> type[serializers.Serializer[Any]]:
+    """The limit/offset page every list route answers: `{"count", "next", "previous", "results"}`."""
+    fields: dict[str, Any] = {
+        "count": serializers.IntegerField(min_value=0),
+        "next": serializers.URLField(allow_null=True),
+        "previous": serializers.URLField(allow_null=True),
+        "results": item(many=True),
+    }
+    page: type[serializers.Serializer[Any]] = type(name, (serializers.Serializer,), fields)
+    return page
+
+
+PAGE_PARAMETERS = [
+    {
+        "name": "limit",
+        "in": "query",
+        "required": False,
+        "description": "page size: 50 by default, a larger value is capped at 200",
+        "schema": {"type": "integer", "minimum": 1, "maximum": 1_000_000_000},
+    },
+    {
+        "name": "offset",
+        "in": "query",
+        "required": False,
+        "description": "entries to skip",
+        "schema": {"type": "integer", "minimum": 0, "maximum": 1_000_000_000},
+    },
+]
+
+# The statuses our own layers answer on every protected operation, with the one error shape.
+_ERRORS_EVERYWHERE = {
+    "400": "Malformed request: the body is not JSON, or `X-Tenant-ID` is missing.",
+    "401": "No token, or a malformed, expired or wrongly signed one (`WWW-Authenticate: Bearer`).",
+    "403": "`tenant_mismatch` (token of another tenant) or `insufficient_scope`.",
+    "406": "The `Accept` header names no media type the route can answer (it answers JSON).",
+    "422": "`validation_error`: `details.fields` maps each field path to its messages.",
+    "503": "`unavailable`: the database is down (evaluation keeps serving from memory).",
+}
+_ERRORS_WITH_BODY = {
+    "413": "`payload_too_large`: the body or a JSON value is over its cap.",
+    "415": "The body is not `application/json`.",
+}
+_ERRORS_OF_WRITES = {
+    "409": "`conflict` (key taken by another definition, archived key, still in use) or `prerequisite_cycle`.",
+    "429": "`rate_limited`: too many writes by this client; retry after `Retry-After` seconds.",
+}
+_ERRORS_OF_DETAIL_ROUTES = {"404": "`not_found` / `flag_not_found`: no such entity in this tenant."}
+_ERRORS_OF_VERSIONED_WRITES = {
+    "412": "`precondition_failed`: `If-Match` names a version that is not current."
+}
+
+_IF_MATCH = {
+    "name": "If-Match",
+    "in": "header",
+    "required": False,
+    "description": 'the version you read (`"<version>"`, from `ETag`); a stale one answers 412',
+    "schema": {"type": "string", "pattern": r'^\s*(W/)?"?[1-9][0-9]{0,17}"?\s*$'},
+}
+_IF_NONE_MATCH = {
+    "name": "If-None-Match",
+    "in": "header",
+    "required": False,
+    "description": "the `ETag` you hold; the current one answers 304 without a body",
+    "schema": {"type": "string"},
+}
+_IDEMPOTENCY_KEY = {
+    "name": "Idempotency-Key",
+    "in": "header",
+    "required": False,
+    "description": "a key of yours: the first response is kept 24 h and replayed (`Idempotent-Replayed: true`)",
+    "schema": {"type": "string", "maxLength": 200},
+}
+
+
+def _answers_a_page(operation: dict[str, Any]) -> bool:
+    schema = operation.get("responses", {}).get("200", {}).get("content", {}).get("application/json", {})
+    return str(schema.get("schema", {}).get("$ref", "")).startswith("#/components/schemas/Paginated")
+
+
+def _error_response(description: str) -> dict[str, Any]:
+    return {
+        "description": description,
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+    }
+
+
+def _add_parameter(operation: dict[str, Any], parameter: dict[str, Any]) -> None:
+    parameters = operation.setdefault("parameters", [])
+    if not any(p.get("name") == parameter["name"] and p.get("in") == parameter["in"] for p in parameters):
+        parameters.append(dict(parameter))
+
+
+def document_errors_and_headers(
+    result: dict[str, Any], generator: Any, request: Any, public: bool
+) -> dict[str, Any]:
+    """Every `/v1` operation lists the error statuses it can answer, and the headers it honours.
+
+    Which status an operation can answer follows from what it is (protected or not, with a body or
+    not, a write, a detail route, versioned), the same facts that decide it at run time, so the schema
+    cannot silently miss one; the schema fuzzer in `make test` checks it against the running service.
+    """
+    result.setdefault("components", {}).setdefault("schemas", {})["Error"] = ERROR_SCHEMA
+    for path, operations in result.get("paths", {}).items():
+        if not path.startswith("/v1/"):
+            continue
+        protected = not path.startswith("/v1/auth/")
+        for method, operation in operations.items():
+            if method not in ("get", "post", "put", "patch", "delete"):
+                continue
+            errors = dict(_ERRORS_EVERYWHERE)
+            if not protected:
+                errors.pop("403")
+            writes = method != "get" and not path.startswith("/v1/evaluate")
+            if "requestBody" in operation:
+                errors.update(_ERRORS_WITH_BODY)
+            if writes and protected:
+                errors.update(_ERRORS_OF_WRITES)
+            if not protected:
+                errors["429"] = "`rate_limited`: too many token requests from this address (`Retry-After`)."
+            if "{" in path or path.startswith("/v1/evaluate"):
+                errors.update(_ERRORS_OF_DETAIL_ROUTES)
+            if method in ("put", "patch", "delete") and "{" in path:
+                errors.update(_ERRORS_OF_VERSIONED_WRITES)
+                _add_parameter(operation, _IF_MATCH)
+            if method == "post" and "{" not in path and protected and not path.startswith("/v1/evaluate"):
+                _add_parameter(operation, _IDEMPOTENCY_KEY)
+            responses = operation.setdefault("responses", {})
+            for status_code, description in errors.items():
+                responses.setdefault(status_code, _error_response(description))
+            if method == "get" and "{key}" in path and path.count("/") == 3:
+                _add_parameter(operation, _IF_NONE_MATCH)
+                responses.setdefault(
+                    "304", {"description": "Not modified: `If-None-Match` names the current `ETag`."}
+                )
+            if _answers_a_page(operation):
+                for parameter in PAGE_PARAMETERS:
+                    _add_parameter(operation, parameter)
+            for parameter in operation.get("parameters", []):
+                if parameter.get("in") == "query":
+                    # `?state=` is the same as no `state`: every query parameter reads an empty value so.
+                    parameter["allowEmptyValue"] = True
+    return result
+
+
+class StrictBody:
+    """Mixin for a request document the engine reads field by field (a flag, a segment, a user).
+
+    Such a document refuses a field it does not know (422 naming it), and takes `null` for an optional
+    field as "not given" (its default applies): the schema says both.
+    """
+
+
+class FlagsvcAutoSchema(AutoSchema):
+    """drf-spectacular's schema, as strict and as lenient as the server is with a `StrictBody`."""
+
+    def _map_serializer(self, serializer: Any, direction: str, bypass_extensions: bool = False) -> Any:
+        schema = super()._map_serializer(serializer, direction, bypass_extensions)
+        if direction == "request" and isinstance(force_instance(serializer), StrictBody):
+            schema["additionalProperties"] = False
+            required = set(schema.get("required", ()))
+            for name, field_schema in schema.get("properties", {}).items():
+                if name not in required:
+                    field_schema["nullable"] = True
+        return schema

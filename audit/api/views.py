@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from django.utils.dateparse import parse_date, parse_datetime
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers
 from rest_framework.request import Request
@@ -17,6 +18,7 @@ from flagsvc.errors import Invalid
 from flagsvc.pagination import LimitOffsetPage
 from tenancy.api.base import TenantAPIView
 from tenancy.api.helpers import choice_param, text_param
+from tenancy.schema import paginated
 
 ENTITIES = ("flag", "segment")
 
@@ -58,10 +60,10 @@ class AuditListView(TenantAPIView):
             OpenApiParameter("flag_key", str, description="alias of entity_key for entity=flag"),
             OpenApiParameter("actor", str, description="client:<client_id> or user:<username>"),
             OpenApiParameter("action", str, enum=list(AuditAction.values)),
-            OpenApiParameter("since", str, description="ISO 8601, inclusive"),
-            OpenApiParameter("until", str, description="ISO 8601, exclusive"),
+            OpenApiParameter("since", OpenApiTypes.DATETIME, description="ISO 8601 (or a date), inclusive"),
+            OpenApiParameter("until", OpenApiTypes.DATETIME, description="ISO 8601 (or a date), exclusive"),
         ],
-        responses={200: AuditEntrySerializer(many=True)},
+        responses={200: paginated(AuditEntrySerializer, "PaginatedAuditEntryList")},
     )
     def get(self, request: Request) -> Response:
         """The tenant's audit entries, newest first: who changed what, before, after and the diff."""

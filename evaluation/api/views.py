@@ -14,11 +14,24 @@ from tenancy.api.base import TenantAPIView
 from tenancy.api.fast_lane import JsonAnswerView, fast_lane
 from tenancy.api.helpers import json_object
 from tenancy.models import Tenant
+from tenancy.schema import StrictBody
+
+REASONS = [
+    "OFF",
+    "PREREQUISITE_FAILED",
+    "TARGET_MATCH",
+    "RULE_MATCH",
+    "DEFAULT",
+    "PERCENTAGE_ROLLOUT",
+    "ERROR",
+]
 
 
-class UserSerializer(serializers.Serializer[Any]):
+class UserSerializer(StrictBody, serializers.Serializer[Any]):
     id = serializers.CharField()
-    attributes = serializers.DictField(required=False)
+    attributes = serializers.DictField(
+        required=False, allow_null=True, help_text="attribute name → JSON value"
+    )
 
 
 class EvaluateRequestSerializer(serializers.Serializer[Any]):
@@ -26,37 +39,75 @@ class EvaluateRequestSerializer(serializers.Serializer[Any]):
     user = UserSerializer()
 
 
+class EvaluationDetailsSerializer(serializers.Serializer[Any]):
+    bucket = serializers.FloatField(
+        required=False, help_text="the user's bucket in [0, 1) where a split decided"
+    )
+    flag_version = serializers.IntegerField(required=False)
+
+
 class EvaluationSerializer(serializers.Serializer[Any]):
     flag_key = serializers.CharField()
     variant = serializers.CharField(allow_null=True)
     value = serializers.JSONField(allow_null=True)
-    reason = serializers.ChoiceField(
-        ["OFF", "PREREQUISITE_FAILED", "TARGET_MATCH", "RULE_MATCH", "DEFAULT", "PERCENTAGE_ROLLOUT", "ERROR"]
-    )
+    reason = serializers.ChoiceField(REASONS)
     rule_id = serializers.CharField(allow_null=True)
-    details = serializers.DictField()
+    details = EvaluationDetailsSerializer()
+
+
+class BulkEntrySerializer(serializers.Serializer[Any]):
+    """One flag's answer in a bulk evaluation: an unknown or archived key answers `reason: ERROR`."""
+
+    variant = serializers.CharField(allow_null=True)
+    value = serializers.JSONField(allow_null=True)
+    reason = serializers.ChoiceField(REASONS)
+    rule_id = serializers.CharField(allow_null=True)
+    details = EvaluationDetailsSerializer()
+    error_code = serializers.ChoiceField(["FLAG_NOT_FOUND"], required=False)
 
 
 class BulkRequestSerializer(serializers.Serializer[Any]):
     user = UserSerializer()
-    flag_keys = serializers.ListField(child=serializers.CharField(), required=False)
+    flag_keys = serializers.ListField(
+        child=serializers.CharField(allow_blank=True),
+        required=False,
+        allow_null=True,
+        help_text="all live flags when absent; an unknown key answers `error_code: FLAG_NOT_FOUND`",
+    )
 
 
 class BulkResponseSerializer(serializers.Serializer[Any]):
-    flags = serializers.DictField(child=EvaluationSerializer())
+    flags = serializers.DictField(child=BulkEntrySerializer(), help_text="flag key → its answer")
     ruleset_version = serializers.CharField()
 
 
 class PreviewRequestSerializer(serializers.Serializer[Any]):
-    flag_key = serializers.CharField(required=False)
-    user = UserSerializer(required=False)
-    users = UserSerializer(many=True, required=False, help_text="up to 1,000")
-    flag = serializers.JSONField(required=False, help_text="an unsaved flag definition to dry-run")
+    flag_key = serializers.CharField(required=False, allow_null=True)
+    user = UserSerializer(required=False, allow_null=True)
+    users = UserSerializer(many=True, required=False, allow_null=True, help_text="up to 1,000")
+    flag = serializers.DictField(
+        required=False, allow_null=True, help_text="an unsaved flag definition to dry-run"
+    )
+
+
+class PreviewResultSerializer(EvaluationSerializer):
+    user_id = serializers.CharField()
+    trace = serializers.ListField(
+        child=serializers.DictField(),
+        help_text='steps tried in order: {"step": "off"|"prerequisite"|"target"|"rule"|"default", "outcome", ...}',
+    )
+
+
+class PreviewSummarySerializer(serializers.Serializer[Any]):
+    variants = serializers.DictField(child=serializers.IntegerField(min_value=0), help_text="variant → users")
+    changed = serializers.IntegerField(
+        required=False, min_value=0, help_text="users whose answer differs from the stored flag's"
+    )
 
 
 class PreviewResponseSerializer(serializers.Serializer[Any]):
-    results = serializers.ListField(child=serializers.DictField())
-    summary = serializers.DictField()
+    results = PreviewResultSerializer(many=True)
+    summary = PreviewSummarySerializer()
 
 
 class EvaluateView(JsonAnswerView):

@@ -10,14 +10,16 @@ from typing import Any
 
 from rest_framework import serializers
 
+from tenancy.schema import StrictBody
 
-class VariantSerializer(serializers.Serializer[Any]):
+
+class VariantSerializer(StrictBody, serializers.Serializer[Any]):
     key = serializers.CharField()
     value = serializers.JSONField()
     weight = serializers.FloatField(required=False)
 
 
-class FlagSerializer(serializers.Serializer[Any]):
+class FlagSerializer(StrictBody, serializers.Serializer[Any]):
     key = serializers.RegexField(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
     name = serializers.CharField(required=False)
     description = serializers.CharField(required=False)
@@ -46,8 +48,3 @@ class FlagVersionSerializer(serializers.Serializer[Any]):
 
 class RollbackSerializer(serializers.Serializer[Any]):
     version = serializers.IntegerField(min_value=1)
-
-
-class ErrorSerializer(serializers.Serializer[Any]):
-    error = serializers.JSONField(help_text='{"code", "message", "details"}')
-    request_id = serializers.CharField()

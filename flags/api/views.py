@@ -25,6 +25,7 @@ from tenancy.api.helpers import (
     parse_version,
     text_param,
 )
+from tenancy.schema import paginated
 
 
 def _flag_response(flag: Flag, status_code: int = status.HTTP_200_OK) -> Response:
@@ -44,10 +45,8 @@ class FlagCollectionView(TenantAPIView):
             OpenApiParameter("key_prefix", str),
             OpenApiParameter("q", str, description="key, name or description contains"),
             OpenApiParameter("include_archived", bool),
-            OpenApiParameter("limit", int),
-            OpenApiParameter("offset", int),
         ],
-        responses={200: FlagSerializer(many=True)},
+        responses={200: paginated(FlagSerializer, "PaginatedFlagList")},
     )
     def get(self, request: Request) -> Response:
         """List the tenant's flags: filters, search and limit/offset pages; archived ones with `include_archived`."""
@@ -144,7 +143,10 @@ class FlagRestoreView(TenantAPIView):
 class FlagVersionsView(TenantAPIView):
     scope = "flags:read"
 
-    @extend_schema(responses={200: FlagVersionSerializer(many=True)})
+    @extend_schema(
+        parameters=[OpenApiParameter("include_archived", bool)],
+        responses={200: paginated(FlagVersionSerializer, "PaginatedFlagVersionList")},
+    )
     def get(self, request: Request, key: str) -> Response:
         """The flag's versions, newest first, each with its full definition."""
         flag = selectors.flag_get(

@@ -15,9 +15,10 @@ from segments import selectors, services
 from segments.models import Segment
 from tenancy.api.base import TenantAPIView
 from tenancy.api.helpers import WriteRateThrottle, etag, expected_version, idempotent, json_object, text_param
+from tenancy.schema import StrictBody, paginated
 
 
-class SegmentSerializer(serializers.Serializer[Any]):
+class SegmentSerializer(StrictBody, serializers.Serializer[Any]):
     key = serializers.RegexField(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
     name = serializers.CharField(required=False)
     description = serializers.CharField(required=False)
@@ -38,7 +39,7 @@ class SegmentCollectionView(TenantAPIView):
 
     @extend_schema(
         parameters=[OpenApiParameter("key_prefix", str), OpenApiParameter("q", str)],
-        responses={200: SegmentSerializer(many=True)},
+        responses={200: paginated(SegmentSerializer, "PaginatedSegmentList")},
     )
     def get(self, request: Request) -> Response:
         """List the tenant's segments."""

@@ -33,15 +33,13 @@ def _redis_available() -> bool:
         return False
 
 
-pytestmark = [
-    pytest.mark.redis,
-    pytest.mark.django_db(transaction=True),
-    pytest.mark.skipif(not _redis_available(), reason=f"Redis is not reachable at {REDIS_URL}"),
-]
+pytestmark = [pytest.mark.redis, pytest.mark.django_db(transaction=True)]
 
 
 @pytest.fixture
 def with_redis() -> Iterator[None]:
+    if not _redis_available():
+        pytest.fail(f"Redis is required and not reachable at {REDIS_URL} (set TEST_REDIS_URL); never skipped")
     caches = {
         "default": {
             "BACKEND": "django_redis.cache.RedisCache",
