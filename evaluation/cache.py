@@ -199,6 +199,7 @@ def _compile_skipping_invalid(
 class RulesetCache:
     def __init__(self) -> None:
         self._entries: dict[int, _Entry] = {}
+        self._refused: dict[int, int | None] = {}  # per tenant, a kept version that could not be restored
         self._locks: dict[int, threading.Lock] = {}
         self._guard = threading.Lock()
         self.warmed = False
@@ -248,10 +249,13 @@ class RulesetCache:
         with self._lock_for(tenant.pk):
             entry = self._entries.get(tenant.pk)
             held = last_known.stored_version(tenant.slug, last_known.RULESET)
-            if held is not None and (entry is None or held > entry.version):
+            newer = held is not None and (entry is None or held > entry.version)
+            if newer and self._refused.get(tenant.pk) != held:
                 restored = self._restore(tenant)
                 if restored is not None:
                     entry = restored
+                else:
+                    self._refused[tenant.pk] = held  # said once in the log, not every interval
             if entry is None:
                 return None
             entry.checked_at = time.monotonic()
@@ -299,6 +303,7 @@ class RulesetCache:
 
     def clear(self) -> None:
         self._entries.clear()
+        self._refused.clear()
 
     def is_warm(self, tenant_id: int) -> bool:
         return tenant_id in self._entries

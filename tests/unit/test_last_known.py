@@ -275,10 +275,17 @@ def test_ruleset_cache__without_database__a_newer_kept_ruleset_serves_until_the_
 
 
 @pytest.mark.django_db
-def test_ruleset_cache__without_database__a_kept_ruleset_of_another_tenant_id__is_ignored(tenant):
+def test_ruleset_cache__without_database__a_kept_ruleset_of_another_tenant_id__is_ignored_and_said_once(
+    tenant, caplog
+):
     last_known.save("acme", last_known.RULESET, _ruleset_record(5) | {"tenant_id": tenant.pk + 1}, version=5)
 
     assert RULESETS._without_database(tenant) is None
+    assert RULESETS._without_database(tenant) is None
+
+    assert [r.message for r in caplog.records if "another tenant" in r.message] == [
+        "the last known ruleset is another tenant's of that name; ignored"
+    ]
 
 
 @pytest.mark.django_db
