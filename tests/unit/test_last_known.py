@@ -153,10 +153,10 @@ def test_last_known_file__a_directory_of_another_user__is_neither_read_nor_writt
 def test_last_known_file__a_write_that_fails_midway__leaves_the_old_record_whole(monkeypatch):
     last_known.save("acme", last_known.RULESET, _ruleset_record(1, "old"), version=1)
 
-    def disk_full(fd: int) -> None:
+    def disk_full(source: str, target: str) -> None:
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(os, "fsync", disk_full)
+    monkeypatch.setattr(os, "replace", disk_full)
     assert last_known.save("acme", last_known.RULESET, _ruleset_record(2, "new"), version=2) is None
     monkeypatch.undo()
 
