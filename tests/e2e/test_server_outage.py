@@ -143,6 +143,16 @@ def _service_env(database: str, tmp_path: Path, store: str) -> dict[str, str]:
     return service_env(database, **extra)
 
 
+def _kept_rulesets(env: dict[str, str], tmp_path: Path, store: str) -> set[str]:
+    """The tenants whose ruleset is kept, in the store the configuration names (and only there)."""
+    files = {path.parent.name for path in (tmp_path / "last-known").rglob("ruleset.json")}
+    if store == "file":
+        return files
+    assert files == set(), "with Redis, nothing is written to the directory"
+    pattern = f"{env['REDIS_KEY_PREFIX']}:last-known:*:ruleset"
+    return {key.decode().split(":")[-2] for key in redis.Redis.from_url(REDIS_URL).scan_iter(pattern)}
+
+
 @pytest.mark.parametrize("store", ["redis", "file"])
 def test_database_outage__restarted_and_new_workers__evaluate_from_the_last_known_rulesets(
     database, tmp_path, store
@@ -170,6 +180,7 @@ def test_database_outage__restarted_and_new_workers__evaluate_from_the_last_know
         time.sleep(0.5)
         for _ in range(2 * WORKERS):
             assert server.request("POST", "/v1/evaluate", evaluate_revoked, revoked_headers)[0] == 401
+        assert _kept_rulesets(env, tmp_path, store) == {"acme", "globex"}
 
         _allow_connections(name, allow=False)
         _kill_every_worker(server)
