@@ -229,7 +229,7 @@ def _file_save(
 ) -> int | None:
     directory = _tenant_directory(tenant, create=True)
     if directory is None:
-        return None
+        raise PermissionError(f"{settings.LAST_KNOWN_DIR} is not the service user's")
     name = f"{kind}.json"
     if version is None:
         _write_atomically(directory, name, f"{header}\n{body}\n")
@@ -271,19 +271,24 @@ def save(
     With a `version`, only over an older version (or `replace=True`, when the database says the held
     one is wrong); returns the newer or equal version that was kept instead, else None.
     """
-    if not _valid(tenant, kind):
-        return None
-    header = json.dumps(_header(tenant, kind, version), separators=(",", ":"))
-    body = json.dumps(data, separators=(",", ":"), ensure_ascii=True, allow_nan=False)
     try:
-        if settings.REDIS_URL:
-            return _redis_save(tenant, kind, header, body, version, replace)
-        return _file_save(tenant, kind, header, body, version, replace)
+        return _save(tenant, kind, data, version, replace)
     except Exception:
         logger.warning(
             "could not keep the last known state", extra={"tenant": tenant, "kind": kind}, exc_info=True
         )
         return None
+
+
+def _save(tenant: str, kind: str, data: dict[str, Any], version: int | None, replace: bool) -> int | None:
+    """As `save`, but raises when the record could not be written."""
+    if not _valid(tenant, kind):
+        raise ValueError(f"no record can be named {kind!r} of {tenant!r}")
+    header = json.dumps(_header(tenant, kind, version), separators=(",", ":"))
+    body = json.dumps(data, separators=(",", ":"), ensure_ascii=True, allow_nan=False)
+    if settings.REDIS_URL:
+        return _redis_save(tenant, kind, header, body, version, replace)
+    return _file_save(tenant, kind, header, body, version, replace)
 
 
 def load(tenant: str, kind: str) -> Record | None:
@@ -320,13 +325,21 @@ _kept_lock = threading.Lock()
 
 
 def _keep_if_changed(tenant: str, kind: str, data: dict[str, Any]) -> None:
+    if _kept.get((tenant, kind)) == data:
+        return
+    if not _valid(tenant, kind):
+        return
+    try:
+        _save(tenant, kind, data, None, False)
+    except Exception:  # not remembered as kept: the next read of the database tries again
+        logger.warning(
+            "could not keep the last known state", extra={"tenant": tenant, "kind": kind}, exc_info=True
+        )
+        return
     with _kept_lock:
-        if _kept.get((tenant, kind)) == data:
-            return
         if len(_kept) > 10_000:
             _kept.clear()
         _kept[(tenant, kind)] = data
-    save(tenant, kind, data)
 
 
 def remember_tenant(slug: str, tenant: Tenant | None) -> None:

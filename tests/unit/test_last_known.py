@@ -337,3 +337,18 @@ def test_last_known__after_token_and_evaluations__keeps_no_secret(store, make_ap
     for secret in secrets:
         assert secret not in kept
     assert "secret" not in kept.lower()
+
+
+def test_remember_client__store_unwritable_then_back__written_on_the_next_read(settings, tmp_path):
+    blocked = tmp_path / "a-file"
+    blocked.write_text("")
+    writable = settings.LAST_KNOWN_DIR
+    settings.LAST_KNOWN_DIR = str(blocked / "last-known")  # a directory under a file: cannot be made
+
+    last_known.remember_client("acme", "acme-0123", active=True)
+    settings.LAST_KNOWN_DIR = writable
+    assert last_known.last_known_client_active("acme", "acme-0123") is None
+
+    last_known.remember_client("acme", "acme-0123", active=True)
+
+    assert last_known.last_known_client_active("acme", "acme-0123") is True
