@@ -30,6 +30,7 @@ import json
 import logging
 import os
 import re
+import stat
 import tempfile
 import threading
 from collections.abc import Iterator
@@ -166,14 +167,16 @@ def _tenant_directory(tenant: str, *, create: bool) -> Path | None:
     if create:
         root.mkdir(mode=0o700, parents=True, exist_ok=True)
     try:
-        status = root.stat()
+        status = root.lstat()
     except FileNotFoundError:
         return None
-    if status.st_uid != os.geteuid():
+    # In a shared temp dir, another user could have made the path first, or a link to elsewhere.
+    if status.st_uid != os.geteuid() or not stat.S_ISDIR(status.st_mode):
         if str(root) not in _DIRECTORY_REFUSED:
             _DIRECTORY_REFUSED.add(str(root))
             logger.error(
-                "LAST_KNOWN_DIR belongs to another user; the last known state is not kept",
+                "LAST_KNOWN_DIR is not a directory of the service user (another user's, or a link); "
+                "the last known state is not kept",
                 extra={"path": str(root)},
             )
         return None

@@ -352,3 +352,16 @@ def test_remember_client__store_unwritable_then_back__written_on_the_next_read(s
     last_known.remember_client("acme", "acme-0123", active=True)
 
     assert last_known.last_known_client_active("acme", "acme-0123") is True
+
+
+def test_last_known_file__a_link_in_place_of_the_directory__is_neither_read_nor_written(settings, tmp_path):
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir(mode=0o700)
+    link = tmp_path / "last-known-link"
+    link.symlink_to(elsewhere)
+    settings.LAST_KNOWN_DIR = str(link)
+
+    last_known.save("acme", last_known.TENANT, {"active": True, "id": 1, "name": "Acme"})
+
+    assert last_known.load("acme", last_known.TENANT) is None
+    assert list(elsewhere.iterdir()) == []
