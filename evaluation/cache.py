@@ -7,6 +7,11 @@ per `RULESET_CHECK_INTERVAL` seconds per tenant whether the version moved, so ot
 change within that bound (0.5 s by default) and a warm evaluation makes no query. A write in this
 process drops the local entry at once (read your writes). One compile at a time per tenant. If the
 store is unreachable, the last compiled ruleset keeps serving.
+
+Every compile from the database also keeps the engine's input documents in `tenancy.last_known`
+(Redis, or a local file), so that a process that starts while the database is down, or that has an
+older version in memory, serves the newest ruleset any process compiled (ADR 0007). Such an entry
+is provisional: once the database answers, it is compiled again from the database.
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ from flags.mappers import flag_to_engine
 from flags.selectors import live_flags_for_evaluation
 from segments.mappers import segment_to_engine
 from segments.selectors import segments_for_evaluation
+from tenancy import last_known
 from tenancy.models import Tenant
 
 logger = logging.getLogger("flagsvc.evaluation")
@@ -49,6 +55,8 @@ class _Entry:
     ruleset: CompiledRuleset
     version: int
     checked_at: float
+    # False for a ruleset restored from the last known documents: the database has not confirmed it.
+    confirmed: bool = True
 
 
 # The Redis mirror of a tenant's version expires: a bump whose publish was lost (Redis unreachable at
@@ -104,9 +112,20 @@ def bump_ruleset_version(tenant_id: int) -> None:
 
 
 def build_ruleset(tenant: Tenant, version: int) -> CompiledRuleset:
-    started = time.perf_counter()
+    return compile_documents(tenant, version, *ruleset_documents(tenant))
+
+
+def ruleset_documents(tenant: Tenant) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The engine's input: the tenant's live flags and its segments, as plain documents."""
     flags = [flag_to_engine(flag) for flag in live_flags_for_evaluation(tenant=tenant)]
     segments = [segment_to_engine(segment) for segment in segments_for_evaluation(tenant=tenant)]
+    return flags, segments
+
+
+def compile_documents(
+    tenant: Tenant, version: int, flags: list[dict[str, Any]], segments: list[dict[str, Any]]
+) -> CompiledRuleset:
+    started = time.perf_counter()
     # Compiling creates many small objects and no cycles; collecting during it doubles its time.
     gc_was_enabled = gc.isenabled()
     gc.disable()
@@ -120,6 +139,30 @@ def build_ruleset(tenant: Tenant, version: int) -> CompiledRuleset:
     metrics.COMPILE_SECONDS.observe(time.perf_counter() - started)
     metrics.LIVE_FLAGS.labels(tenant=tenant.slug).set(len(flags))
     return ruleset
+
+
+def keep_last_known(
+    tenant: Tenant, version: int, flags: list[dict[str, Any]], segments: list[dict[str, Any]]
+) -> None:
+    """Keep the documents of `version` unless a newer version is kept, or the database says otherwise.
+
+    A kept version newer than the database's is wrong (the database was restored from a backup, or
+    another installation wrote it): the database wins, and the kept record is replaced.
+    """
+    data = {"tenant_id": tenant.pk, "flags": flags, "segments": segments}
+    held = last_known.save(tenant.slug, last_known.RULESET, data, version=version)
+    if held is None or held <= version:
+        return
+    try:
+        current = Tenant.objects.filter(pk=tenant.pk).values_list("ruleset_version", flat=True).first()
+    except DatabaseError:
+        return
+    if current is not None and current < held:
+        logger.warning(
+            "the last known ruleset is newer than the database's; replaced",
+            extra={"tenant": tenant.slug, "kept": held, "database": current},
+        )
+        last_known.save(tenant.slug, last_known.RULESET, data, version=version, replace=True)
 
 
 def _compile_skipping_invalid(
@@ -156,6 +199,7 @@ def _compile_skipping_invalid(
 class RulesetCache:
     def __init__(self) -> None:
         self._entries: dict[int, _Entry] = {}
+        self._refused: dict[int, int | None] = {}  # per tenant, a kept version that could not be restored
         self._locks: dict[int, threading.Lock] = {}
         self._guard = threading.Lock()
         self.warmed = False
@@ -168,26 +212,85 @@ class RulesetCache:
             return entry.ruleset
         try:
             shared = read_shared_version(tenant.pk)
-        except (DatabaseError, RulesetUnavailable):
+            if entry is not None and entry.confirmed and entry.version == shared:
+                entry.checked_at = now
+                metrics.CACHE_HITS.inc()
+                return entry.ruleset
+            return self._compile(tenant, shared)
+        except RulesetUnavailable:
             if entry is not None:
                 metrics.CACHE_STALE_SERVES.inc()
                 return entry.ruleset
             raise
-        if entry is not None and entry.version == shared:
-            entry.checked_at = now
-            metrics.CACHE_HITS.inc()
-            return entry.ruleset
-        return self._compile(tenant, shared)
+        except DatabaseError:
+            ruleset = self._without_database(tenant)
+            if ruleset is None:
+                raise
+            metrics.CACHE_STALE_SERVES.inc()
+            return ruleset
 
     def _compile(self, tenant: Tenant, version: int) -> CompiledRuleset:
         with self._lock_for(tenant.pk):
             entry = self._entries.get(tenant.pk)
-            if entry is not None and entry.version >= version:
+            if entry is not None and entry.confirmed and entry.version >= version:
                 return entry.ruleset
             metrics.CACHE_MISSES.inc()
-            ruleset = build_ruleset(tenant, version)
+            flags, segments = ruleset_documents(tenant)
+            ruleset = compile_documents(tenant, version, flags, segments)
             self._entries[tenant.pk] = _Entry(ruleset=ruleset, version=version, checked_at=time.monotonic())
-            return ruleset
+        keep_last_known(tenant, version, flags, segments)
+        return ruleset
+
+    def _without_database(self, tenant: Tenant) -> CompiledRuleset | None:
+        """The database cannot be read: the newest of this process's ruleset and the last known one.
+
+        Checked again after `RULESET_CHECK_INTERVAL`, not on every request.
+        """
+        with self._lock_for(tenant.pk):
+            entry = self._entries.get(tenant.pk)
+            held = last_known.stored_version(tenant.slug, last_known.RULESET)
+            newer = held is not None and (entry is None or held > entry.version)
+            if newer and self._refused.get(tenant.pk) != held:
+                restored = self._restore(tenant)
+                if restored is not None:
+                    entry = restored
+                else:
+                    self._refused[tenant.pk] = held  # said once in the log, not every interval
+            if entry is None:
+                return None
+            entry.checked_at = time.monotonic()
+            return entry.ruleset
+
+    def _restore(self, tenant: Tenant) -> _Entry | None:
+        record = last_known.load(tenant.slug, last_known.RULESET)
+        if record is None or record.version is None:
+            return None
+        data = record.data
+        if data.get("tenant_id") != tenant.pk:
+            logger.warning(
+                "the last known ruleset is another tenant's of that name; ignored",
+                extra={"tenant": tenant.slug},
+            )
+            return None
+        entry = self._entries.get(tenant.pk)
+        if entry is not None and entry.version >= record.version:
+            return None
+        try:
+            ruleset = compile_documents(tenant, record.version, list(data["flags"]), list(data["segments"]))
+        except Exception:
+            logger.exception(
+                "the last known ruleset does not compile; ignored", extra={"tenant": tenant.slug}
+            )
+            return None
+        restored = _Entry(
+            ruleset=ruleset, version=record.version, checked_at=time.monotonic(), confirmed=False
+        )
+        self._entries[tenant.pk] = restored
+        logger.warning(
+            "database unreachable: serving the last known ruleset",
+            extra={"tenant": tenant.slug, "version": record.version, "saved_at": record.saved_at},
+        )
+        return restored
 
     def _lock_for(self, tenant_id: int) -> threading.Lock:
         with self._guard:
@@ -200,6 +303,7 @@ class RulesetCache:
 
     def clear(self) -> None:
         self._entries.clear()
+        self._refused.clear()
 
     def is_warm(self, tenant_id: int) -> bool:
         return tenant_id in self._entries

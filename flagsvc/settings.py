@@ -5,7 +5,9 @@ See README "Configuration" for the variables. `flagsvc.env` is the only module t
 
 from __future__ import annotations
 
+import os
 import sys
+import tempfile
 from datetime import timedelta
 from pathlib import Path
 
@@ -189,6 +191,11 @@ RULESET_CHECK_INTERVAL = env.env_float("RULESET_CHECK_INTERVAL", 0.5)
 # How long an API client's "still active" answer is trusted before it is read again (seconds).
 API_CLIENT_CHECK_INTERVAL = env.env_float("API_CLIENT_CHECK_INTERVAL", 10.0)
 RULESET_WARM_ON_START = env.env_bool("RULESET_WARM_ON_START", default=True)
+# Without Redis, where each tenant's last known rulesets and access state are kept for a process that
+# starts during a database outage (ADR 0007). Private to the service user.
+LAST_KNOWN_DIR = env.env_str("LAST_KNOWN_DIR", "") or str(
+    Path(tempfile.gettempdir()) / f"flagsvc-last-known-{os.geteuid()}"
+)
 IDEMPOTENCY_TTL_SECONDS = 24 * 3600
 # An `Idempotency-Key` claimed by a request that never finished (its worker died) is free again after this.
 IDEMPOTENCY_IN_FLIGHT_SECONDS = 120

@@ -1,7 +1,9 @@
 """Reads for tenancy. The hot path (every API request) answers from a short-lived in-process cache.
 
 While the database is unreachable the last known answers keep serving, so that evaluation goes on
-from memory (api.md: "evaluation keeps serving from memory").
+from memory (api.md: "evaluation keeps serving from memory"): this process's own, and those kept in
+`tenancy.last_known` for a process that starts during the outage (ADR 0007). There, "inactive" or
+"revoked" from either source wins: an outage never lets in a client the database had shut out.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from typing import Generic, TypeVar
 from django.conf import settings
 from django.db import DatabaseError
 
+from tenancy import last_known
 from tenancy.models import ApiClient, Tenant
 
 T = TypeVar("T")
@@ -63,12 +66,22 @@ def active_tenant_by_slug(slug: str) -> Tenant | None:
     try:
         tenant = Tenant.objects.filter(slug=slug, is_active=True).first()
     except DatabaseError:
-        known, last = _active_tenants.stale(slug)
-        if known:
-            return last
-        raise
+        known, tenant = _tenant_without_database(slug)
+        if not known:
+            raise
+        _active_tenants.put(slug, tenant)  # ask the database again after the interval, not per request
+        return tenant
     _active_tenants.put(slug, tenant)
+    last_known.remember_tenant(slug, tenant)
     return tenant
+
+
+def _tenant_without_database(slug: str) -> tuple[bool, Tenant | None]:
+    known_here, here = _active_tenants.stale(slug)
+    known_kept, kept = last_known.last_known_tenant(slug)
+    if (known_here and here is None) or (known_kept and kept is None):
+        return True, None
+    return known_here or known_kept, here or kept
 
 
 def api_client_is_active(client_id: str, tenant_slug: str) -> bool:
@@ -81,11 +94,15 @@ def api_client_is_active(client_id: str, tenant_slug: str) -> bool:
             client_id=client_id, tenant__slug=tenant_slug, is_active=True
         ).exists()
     except DatabaseError:
-        known, last = _active_clients.stale(key)
-        if known:
-            return bool(last)
-        raise
+        known_here, here = _active_clients.stale(key)
+        kept = last_known.last_known_client_active(tenant_slug, client_id)
+        if not known_here and kept is None:
+            raise
+        active = here is not False and kept is not False
+        _active_clients.put(key, active)
+        return active
     _active_clients.put(key, active)
+    last_known.remember_client(tenant_slug, client_id, active=active)
     return active
 
 
@@ -100,6 +117,7 @@ def forget_cached_client(client_id: str, tenant_slug: str) -> None:
 def clear_caches() -> None:
     _active_tenants.clear()
     _active_clients.clear()
+    last_known.forget_kept()
 
 
 def api_client_by_id(client_id: str) -> ApiClient | None:

@@ -13,6 +13,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from rest_framework_simplejwt.tokens import AccessToken
 
+from tenancy import last_known
 from tenancy.models import SCOPES, ApiClient, Tenant, hash_client_secret
 from tenancy.selectors import api_client_by_id, forget_cached_client, forget_cached_tenant
 
@@ -40,6 +41,7 @@ def tenant_set_active(*, tenant: Tenant, active: bool) -> Tenant:
         tenant.is_active = active
         tenant.save(update_fields=["is_active"])
     forget_cached_tenant(tenant.slug)
+    last_known.remember_tenant(tenant.slug, tenant if active else None)
     return tenant
 
 
@@ -73,6 +75,9 @@ def api_client_revoke(*, client: ApiClient) -> ApiClient:
         client.is_active = False
         client.save(update_fields=["is_active"])
     forget_cached_client(client.client_id, client.tenant.slug)
+    # At once, not when some process next reads it: a process that starts during an outage must
+    # refuse this client's tokens even if no request of it was seen since.
+    last_known.remember_client(client.tenant.slug, client.client_id, active=False)
     return client
 
 

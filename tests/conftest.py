@@ -28,6 +28,12 @@ def _fresh_process_caches() -> Iterator[None]:
     tenancy_selectors.clear_caches()
 
 
+@pytest.fixture(autouse=True)
+def _own_last_known_directory(settings: Any, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Each test keeps the last known state (ADR 0007) in a directory of its own, never the machine's."""
+    settings.LAST_KNOWN_DIR = str(tmp_path_factory.mktemp("last-known"))
+
+
 @pytest.fixture
 def tenant(db: Any) -> Tenant:
     return TenantFactory(slug="acme")
