@@ -8,7 +8,6 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, Literal
 
-from django.db import transaction
 from flagsvc_sdk.engine import (
     DefinitionError,
     PayloadTooLarge,
@@ -27,6 +26,7 @@ from flagsvc.errors import ApiError
 from segments import selectors as segment_selectors
 from segments.services import segment_create, segment_delete, segment_update
 from tenancy.models import Tenant
+from tenancy.ruleset import ruleset_change
 
 IMPORT_ACTOR = "system:import_flags"
 Entity = Literal["segment", "flag"]
@@ -119,12 +119,16 @@ def ruleset_import(
     if dry_run:
         changes, unchanged = _plan(tenant, document, prune)
         return ImportPlan(changes=tuple(changes), unchanged=unchanged, applied=False)
-    with transaction.atomic():
-        # One import at a time per tenant, planned on the state it will change.
-        Tenant.objects.select_for_update().filter(pk=tenant.pk).values_list("pk", flat=True).first()
-        changes, unchanged = _plan(tenant, document, prune)
-        for change in changes:
-            _apply(tenant, change, actor)
+    try:
+        # One ruleset change: planned under the tenant's lock on the state it will change, every write
+        # joins it, and the ruleset check judges the final state once, before the commit.
+        with ruleset_change(tenant):
+            changes, unchanged = _plan(tenant, document, prune)
+            for change in changes:
+                _apply(tenant, change, actor)
+    except (ApiError, DefinitionError) as exc:
+        message = getattr(exc, "message", None) or str(exc)
+        raise ImportRejected([Problem("ruleset", "(after the import)", message)]) from exc
     return ImportPlan(changes=tuple(changes), unchanged=unchanged, applied=True)
 
 
