@@ -110,7 +110,11 @@ def test_update__removes_a_variant_a_dependant_requires__409_conflict(api, tenan
     assert error["details"] == {
         "flags": ["sale"],
         "problems": [
-            {"flag": "sale", "field": "prerequisites[0].variants[0]", "message": "flag 'colour' has no variant 'blue'"}
+            {
+                "flag": "sale",
+                "field": "prerequisites[0].variants[0]",
+                "message": "flag 'colour' has no variant 'blue'",
+            }
         ],
     }
     assert stored_state(tenant) == before
@@ -197,7 +201,9 @@ def test_restore__prerequisite_archived_meanwhile__422_and_stays_archived(api, t
     assert error["code"] == "validation_error"
     assert error["details"] == {
         "fields": {
-            "prerequisites[0].flag": ["unknown or archived flag 'payments': a prerequisite must be a live flag"]
+            "prerequisites[0].flag": [
+                "unknown or archived flag 'payments': a prerequisite must be a live flag"
+            ]
         }
     }
     assert stored_state(tenant) == before
