@@ -24,7 +24,6 @@ from collections.abc import Mapping
 from typing import Any
 
 from flagsvc_sdk.engine import PrerequisiteCycle, ValidationFailed, validate_flag
-from flagsvc_sdk.engine.prerequisites import prerequisite_keys
 
 from flags.selectors import live_flag_contents, segment_keys_in
 from flagsvc.errors import Conflict
@@ -38,8 +37,10 @@ class RulesetConflict(Conflict):
 
 def ruleset_check(change: RulesetChange) -> None:
     """Refuse the change unless every live flag it wrote or affected is valid against the stored ruleset."""
-    flags = live_flag_contents(tenant=change.tenant)
     segments = segment_keys(tenant=change.tenant)
+    if not change.flags and change.segments <= segments:
+        return  # segments only created or edited: flags name a segment by its key alone
+    flags = live_flag_contents(tenant=change.tenant)
     for key in sorted(change.flags & flags.keys()):
         validate_flag(flags[key], segment_keys=segments, live_flags=_others(flags, key))
     broken: dict[str, dict[str, list[str]]] = {}
@@ -58,12 +59,16 @@ def ruleset_check(change: RulesetChange) -> None:
         raise _conflict(change, flags, broken)
 
 
+def _prerequisite_keys(doc: Mapping[str, Any]) -> list[str]:
+    return [entry["flag"] for entry in doc["prerequisites"]]
+
+
 def _others(flags: Mapping[str, dict[str, Any]], key: str) -> dict[str, dict[str, Any]]:
     return {other: doc for other, doc in flags.items() if other != key}
 
 
 def _refers_to(doc: Mapping[str, Any], change: RulesetChange) -> bool:
-    return bool(change.flags.intersection(prerequisite_keys(doc))) or bool(
+    return bool(change.flags.intersection(_prerequisite_keys(doc))) or bool(
         change.segments & segment_keys_in(doc["rules"])
     )
 
@@ -100,7 +105,7 @@ def _conflict(
     needs: dict[tuple[str, str], set[str]] = {}
     for key in broken:
         doc = flags[key]
-        for target in change.flags.intersection(prerequisite_keys(doc)):
+        for target in change.flags.intersection(_prerequisite_keys(doc)):
             needs.setdefault(("flag", target), set()).add(key)
         for target in change.segments & segment_keys_in(doc["rules"]):
             needs.setdefault(("segment", target), set()).add(key)
