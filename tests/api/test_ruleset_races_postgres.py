@@ -18,6 +18,7 @@ from django.db import connection, connections
 from flagsvc_sdk.engine import compile_ruleset
 from rest_framework.test import APIClient
 
+from flags.config_io import ImportRejected, ruleset_import
 from flags.mappers import flag_to_engine
 from flags.selectors import live_flags_for_evaluation
 from segments.mappers import segment_to_engine
@@ -65,11 +66,13 @@ def listed_live_flags(api: APIClient) -> set[str]:
 
 
 def assert_ruleset_whole(api: APIClient, tenant: Tenant) -> None:
-    """The stored ruleset compiles, holds every flag the API calls live, and refers to nothing missing."""
+    """The stored ruleset compiles, holds every flag the API calls live, and refers to nothing missing;
+    and the service's own evaluation serves every one of them (none is `FLAG_NOT_FOUND`)."""
     flags = [flag_to_engine(flag) for flag in live_flags_for_evaluation(tenant=tenant)]
     segments = [segment_to_engine(segment) for segment in segments_for_evaluation(tenant=tenant)]
     compiled = compile_ruleset(tenant=tenant.slug, version="check", flags=flags, segments=segments)
-    assert listed_live_flags(api) <= set(compiled.flags), "a live flag is missing from the compiled ruleset"
+    listed = listed_live_flags(api)
+    assert listed <= set(compiled.flags), "a live flag is missing from the compiled ruleset"
     for flag in compiled.flags.values():
         for prerequisite in flag.prerequisites:
             required = compiled.flags.get(prerequisite.flag_key)
@@ -78,6 +81,11 @@ def assert_ruleset_whole(api: APIClient, tenant: Tenant) -> None:
             assert prerequisite.variants <= offered, f"{flag.key} requires variants {required.key} lacks"
     edges = {key: [p.flag_key for p in flag.prerequisites] for key, flag in compiled.flags.items()}
     assert find_loop(edges) is None, f"prerequisite cycle {find_loop(edges)}"
+    served = api.post(
+        "/v1/evaluate/bulk", {"user": {"id": "u-1"}, "flag_keys": sorted(listed)}, format="json"
+    ).json()["flags"]
+    not_served = sorted(key for key, result in served.items() if result.get("error_code") is not None)
+    assert not_served == [], "the service's own compiled ruleset does not serve these live flags"
 
 
 def find_loop(edges: dict[str, list[str]]) -> list[str] | None:
@@ -206,3 +214,33 @@ def test_archive_of_a_prerequisite_racing_a_create_of_its_dependant__never_leave
             )
             assert archived.json()["error"]["details"]["flags"] == [dependant]
         assert_ruleset_whole(api, tenant)
+
+
+def test_import_racing_a_delete_of_the_segment_it_uses__never_leaves_a_dangling_reference(
+    api, tenant, writers
+):
+    """The importer path (as `import_flags` runs it) takes the same lock and passes the same check."""
+    one, _ = writers
+    for round_ in range(ROUNDS):
+        segment, flag = f"s{round_}", f"f{round_}"
+        assert api.post("/v1/segments", {"key": segment}, format="json").status_code == 201
+        document = {"format_version": 1, "flags": [{"key": flag, "rules": uses(segment)}]}
+
+        deleted, imported = at_once(
+            partial(one.delete, f"/v1/segments/{segment}"), partial(import_outcome, tenant, document)
+        )
+
+        if deleted.status_code == 204:
+            assert imported == [f'flags[0] "{flag}": rules[0].when.segment'], imported
+        else:
+            assert (deleted.status_code, imported) == (409, "applied"), (deleted.content, imported)
+        assert_ruleset_whole(api, tenant)
+
+
+def import_outcome(tenant: Tenant, document: dict[str, Any]) -> str | list[str]:
+    """ "applied", or where and at which field the import was rejected."""
+    try:
+        ruleset_import(tenant=tenant, document=document)
+    except ImportRejected as rejected:
+        return [f"{problem.where}: {problem.field}" for problem in rejected.problems]
+    return "applied"
