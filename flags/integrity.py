@@ -13,6 +13,10 @@ of a valid flag, about:
   flag archived or stripped of a variant it requires): if that flag is no longer valid, the change is
   refused with 409 `conflict`, and `details.flags` names those dependants.
 
+The rule itself is `broken_flags`, a pure function of a ruleset and what a change wrote: the importer's
+plan asks it about the state a document would lead to, before writing anything, so a rejected import
+lists every problem at once and the final check under the lock never disagrees with it.
+
 A live flag that was already broken before the change (rows from before this check) and does not refer to
 what the change wrote is left alone: the change did not break it, and refusing would lock the tenant out.
 """
@@ -20,7 +24,8 @@ what the change wrote is left alone: the change did not break it, and refusing w
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from flagsvc_sdk.engine import PrerequisiteCycle, ValidationFailed, validate_flag
@@ -35,28 +40,70 @@ class RulesetConflict(Conflict):
     """The change would leave live flags it did not touch referring to nothing (409 `conflict`)."""
 
 
+@dataclass(frozen=True)
+class BrokenFlag:
+    """A live flag that is not valid in the ruleset after a change.
+
+    `written`: the change wrote it (its own error); otherwise the change broke it by writing what it
+    refers to, and `error` holds only those problems.
+    """
+
+    key: str
+    written: bool
+    error: ValidationFailed | PrerequisiteCycle
+
+
 def ruleset_check(change: RulesetChange) -> None:
     """Refuse the change unless every live flag it wrote or affected is valid against the stored ruleset."""
     segments = segment_keys(tenant=change.tenant)
     if not change.flags and change.segments <= segments:
         return  # segments only created or edited: flags name a segment by its key alone
     flags = live_flag_contents(tenant=change.tenant)
-    for key in sorted(change.flags & flags.keys()):
-        validate_flag(flags[key], segment_keys=segments, live_flags=_others(flags, key))
-    broken: dict[str, dict[str, list[str]]] = {}
-    for key, doc in flags.items():
-        if key in change.flags or not _refers_to(doc, change):
-            continue
-        try:
-            validate_flag(doc, segment_keys=segments, live_flags=_others(flags, key))
-        except ValidationFailed as exc:
-            caused = {path: msgs for path, msgs in exc.fields.items() if _caused_by(change, doc, path)}
-            if caused:
-                broken[key] = caused
-        except PrerequisiteCycle:
-            pass  # taking things away closes no cycle: this one was there before (and is not ours)
+    broken = broken_flags(
+        flags=flags, segment_keys=segments, flags_written=change.flags, segments_written=change.segments
+    )
+    for flag in broken:
+        if flag.written:
+            raise flag.error
     if broken:
         raise _conflict(change, flags, broken)
+
+
+def broken_flags(
+    *,
+    flags: Mapping[str, dict[str, Any]],
+    segment_keys: Collection[str],
+    flags_written: Collection[str],
+    segments_written: Collection[str],
+) -> list[BrokenFlag]:
+    """The live flags (`flags`, key → document) that a change writing these keys leaves invalid.
+
+    Pure: `ruleset_check` runs it on the stored state under the lock, the importer's plan on the state
+    a document would lead to, so both judge a ruleset by the same rule.
+    """
+    written_flags, written_segments = set(flags_written), set(segments_written)
+    broken: list[BrokenFlag] = []
+    for key, doc in sorted(flags.items()):
+        written = key in written_flags
+        if not written and not _refers_to(doc, written_flags, written_segments):
+            continue
+        try:
+            validate_flag(doc, segment_keys=segment_keys, live_flags=_others(flags, key))
+        except ValidationFailed as exc:
+            if written:
+                broken.append(BrokenFlag(key, True, exc))
+                continue
+            caused = {
+                path: messages
+                for path, messages in exc.fields.items()
+                if _caused_by(doc, path, written_flags, written_segments)
+            }
+            if caused:
+                broken.append(BrokenFlag(key, False, ValidationFailed(caused, subject=f"flag {key!r}")))
+        except PrerequisiteCycle as exc:
+            if written:  # taking things away closes no cycle: one through an unwritten flag was there before
+                broken.append(BrokenFlag(key, True, exc))
+    return broken
 
 
 def _prerequisite_keys(doc: Mapping[str, Any]) -> list[str]:
@@ -67,9 +114,9 @@ def _others(flags: Mapping[str, dict[str, Any]], key: str) -> dict[str, dict[str
     return {other: doc for other, doc in flags.items() if other != key}
 
 
-def _refers_to(doc: Mapping[str, Any], change: RulesetChange) -> bool:
-    return bool(change.flags.intersection(_prerequisite_keys(doc))) or bool(
-        change.segments & segment_keys_in(doc["rules"])
+def _refers_to(doc: Mapping[str, Any], written_flags: set[str], written_segments: set[str]) -> bool:
+    return bool(written_flags.intersection(_prerequisite_keys(doc))) or bool(
+        written_segments & segment_keys_in(doc["rules"])
     )
 
 
@@ -88,40 +135,42 @@ def _value_at(doc: Any, path: str) -> Any:
     return node
 
 
-def _caused_by(change: RulesetChange, doc: Mapping[str, Any], path: str) -> bool:
-    """Whether a problem of an untouched flag lies in a reference to something the change wrote."""
+def _caused_by(
+    doc: Mapping[str, Any], path: str, written_flags: set[str], written_segments: set[str]
+) -> bool:
+    """Whether a problem of an unwritten flag lies in a reference to something the change wrote."""
     prerequisite = _PREREQUISITE_PATH.match(path)
     if prerequisite is not None:
         target = _value_at(doc, f"prerequisites[{prerequisite[1]}].flag")
-        return isinstance(target, str) and target in change.flags
+        return isinstance(target, str) and target in written_flags
     target = _value_at(doc, path)
-    return isinstance(target, str) and target in change.segments
+    return isinstance(target, str) and target in written_segments
 
 
 def _conflict(
-    change: RulesetChange, flags: Mapping[str, dict[str, Any]], broken: dict[str, dict[str, list[str]]]
+    change: RulesetChange, flags: Mapping[str, dict[str, Any]], broken: list[BrokenFlag]
 ) -> RulesetConflict:
     """One sentence per thing the change took away, naming the live flags that still need it."""
     needs: dict[tuple[str, str], set[str]] = {}
-    for key in broken:
-        doc = flags[key]
+    for flag in broken:
+        doc = flags[flag.key]
         for target in change.flags.intersection(_prerequisite_keys(doc)):
-            needs.setdefault(("flag", target), set()).add(key)
+            needs.setdefault(("flag", target), set()).add(flag.key)
         for target in change.segments & segment_keys_in(doc["rules"]):
-            needs.setdefault(("segment", target), set()).add(key)
+            needs.setdefault(("segment", target), set()).add(flag.key)
     sentences = [
         _sentence(kind, target, sorted(users), still_live=target in flags)
         for (kind, target), users in sorted(needs.items())
     ]
-    dependants = sorted(broken)
     problems = [
-        {"flag": key, "field": path, "message": " ".join(messages)}
-        for key in dependants
-        for path, messages in broken[key].items()
+        {"flag": flag.key, "field": path, "message": " ".join(messages)}
+        for flag in broken
+        if isinstance(flag.error, ValidationFailed)
+        for path, messages in flag.error.fields.items()
     ]
     return RulesetConflict(
         "; ".join(sentences) + ". Change those flags first; nothing was changed.",
-        details={"flags": dependants, "problems": problems},
+        details={"flags": [flag.key for flag in broken], "problems": problems},
     )
 
 
