@@ -7,3 +7,7 @@ class FlagsConfig(AppConfig):
 
     def ready(self) -> None:
         from flags import receivers  # noqa: F401
+        from flags.integrity import ruleset_check
+        from tenancy.ruleset import register_ruleset_check
+
+        register_ruleset_check(ruleset_check)

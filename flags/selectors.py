@@ -63,7 +63,7 @@ def flags_by_segment(*, tenant: Tenant | int) -> dict[str, list[str]]:
     """Segment key → keys of the live flags that refer to it, for a whole tenant in one query."""
     usage: dict[str, list[str]] = {}
     for flag in flag_queryset(tenant=tenant).only("key", "rules"):
-        for segment_key in _segments_in(flag.rules):
+        for segment_key in segment_keys_in(flag.rules):
             usage.setdefault(segment_key, []).append(flag.key)
     return usage
 
@@ -76,7 +76,8 @@ def flag_version_get(*, tenant: Tenant | int, flag: Flag, version: int) -> FlagV
     return flag_versions(tenant=tenant, flag=flag).filter(version=version).first()
 
 
-def _segments_in(value: Any) -> set[str]:
+def segment_keys_in(value: Any) -> set[str]:
+    """The segment keys that a flag's rules (or any part of them) refer to."""
     found: set[str] = set()
     stack = [value]
     while stack:

@@ -1,4 +1,8 @@
-"""Writes of segments, one function per use case; same transaction and audit rules as flags."""
+"""Writes of segments, one function per use case; same transaction and audit rules as flags.
+
+Each runs in a ruleset transaction (`tenancy.ruleset.ruleset_change`), so deleting a segment that a live
+flag uses is refused by the same ruleset check, under the same per-tenant lock, as every flag write.
+"""
 
 from __future__ import annotations
 
@@ -7,13 +11,13 @@ from typing import Any
 from django.db import IntegrityError, transaction
 from flagsvc_sdk.engine import validate_segment
 
-from flags.selectors import flags_using_segment
 from flagsvc.context import acting_as
 from flagsvc.documents import same_document
 from flagsvc.errors import Conflict, Invalid, NotFound
 from segments import selectors
 from segments.models import SEGMENT_CONTENT_FIELDS, Segment
 from tenancy.models import Tenant
+from tenancy.ruleset import ruleset_change
 
 READ_ONLY_FIELDS = ("version", "created_at", "updated_at")
 
@@ -31,17 +35,19 @@ def _locked(tenant: Tenant, key: str) -> Segment:
 
 def segment_create(*, tenant: Tenant, data: dict[str, Any], actor: str | None = None) -> tuple[Segment, bool]:
     content = validate_segment(_content_of(data))
-    with acting_as(actor), transaction.atomic():
+    with acting_as(actor), ruleset_change(tenant) as change:
         segment = Segment(tenant=tenant)
         segment.apply_content(content)
         try:
             with transaction.atomic():
                 segment.save()
-            return segment, True
         except IntegrityError:
             existing = selectors.segment_get(tenant=tenant, key=content["key"])
             if existing is None:
                 raise
+        else:
+            change.segments.add(segment.key)
+            return segment, True
     if not same_document(existing.content(), content):
         raise Conflict(
             f"A segment with key {content['key']!r} already exists with a different definition.",
@@ -60,7 +66,7 @@ def segment_update(
     partial: bool = False,
 ) -> Segment:
     body = _content_of(data)
-    with acting_as(actor), transaction.atomic():
+    with acting_as(actor), ruleset_change(tenant) as change:
         segment = _locked(tenant, key)
         segment.ensure_version(expected_version)
         if "key" in body and body["key"] != segment.key:
@@ -71,23 +77,19 @@ def segment_update(
             return segment
         segment.apply_content(content)
         segment.save()
+        change.segments.add(segment.key)
         return segment
 
 
 def segment_delete(
     *, tenant: Tenant, key: str, actor: str | None = None, expected_version: int | None = None
 ) -> None:
-    """Hard delete, refused while a live flag refers to the segment."""
-    with acting_as(actor), transaction.atomic():
+    """Hard delete, refused (409 `conflict`, `details.flags`) while a live flag refers to the segment."""
+    with acting_as(actor), ruleset_change(tenant) as change:
         segment = _locked(tenant, key)
         segment.ensure_version(expected_version)
-        users = flags_using_segment(tenant=tenant, segment_key=key)
-        if users:
-            raise Conflict(
-                f"Segment {key!r} is used by {len(users)} live flag(s); change those flags first.",
-                details={"flags": users},
-            )
         segment.delete()
+        change.segments.add(key)
 
 
 __all__ = ["SEGMENT_CONTENT_FIELDS", "segment_create", "segment_delete", "segment_update"]

@@ -8,7 +8,6 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, Literal
 
-from django.db import transaction
 from flagsvc_sdk.engine import (
     DefinitionError,
     PayloadTooLarge,
@@ -21,12 +20,14 @@ from flagsvc_sdk.engine import (
 from audit.diff import document_diff
 from flags import selectors as flag_selectors
 from flags.config_io.documents import DOCUMENT_FIELDS, FORMAT_VERSION
+from flags.integrity import BrokenFlag, broken_flags
 from flags.models import FLAG_READ_ONLY_FIELDS
 from flags.services import flag_archive, flag_create, flag_update
 from flagsvc.errors import ApiError
 from segments import selectors as segment_selectors
 from segments.services import segment_create, segment_delete, segment_update
 from tenancy.models import Tenant
+from tenancy.ruleset import ruleset_change
 
 IMPORT_ACTOR = "system:import_flags"
 Entity = Literal["segment", "flag"]
@@ -119,12 +120,16 @@ def ruleset_import(
     if dry_run:
         changes, unchanged = _plan(tenant, document, prune)
         return ImportPlan(changes=tuple(changes), unchanged=unchanged, applied=False)
-    with transaction.atomic():
-        # One import at a time per tenant, planned on the state it will change.
-        Tenant.objects.select_for_update().filter(pk=tenant.pk).values_list("pk", flat=True).first()
-        changes, unchanged = _plan(tenant, document, prune)
-        for change in changes:
-            _apply(tenant, change, actor)
+    try:
+        # One ruleset change: planned under the tenant's lock on the state it will change, every write
+        # joins it, and the ruleset check judges the final state once, before the commit.
+        with ruleset_change(tenant):
+            changes, unchanged = _plan(tenant, document, prune)
+            for change in changes:
+                _apply(tenant, change, actor)
+    except (ApiError, DefinitionError) as exc:
+        message = getattr(exc, "message", None) or str(exc)
+        raise ImportRejected([Problem("ruleset", "(after the import)", message)]) from exc
     return ImportPlan(changes=tuple(changes), unchanged=unchanged, applied=True)
 
 
@@ -152,7 +157,9 @@ def _plan(tenant: Tenant, document: Any, prune: bool) -> tuple[list[EntityChange
     """Every check first (ImportRejected lists all it found), then the changes in the order to apply them.
 
     The checks run in two rounds: each entity on its own, then (once every flag of the file is known to
-    be well-formed) prerequisites and the live flags the file leaves alone.
+    be well-formed) the ruleset check (`flags.integrity.broken_flags`, the rule every write is held to)
+    on the state the import leads to: the file's flags with their references, and the live flags it
+    leaves alone but would break.
     """
     problems: list[Problem] = []
     segments_in, flags_in = _entries(document, problems)
@@ -163,9 +170,16 @@ def _plan(tenant: Tenant, document: Any, prune: bool) -> tuple[list[EntityChange
     if problems:
         raise ImportRejected(problems)
     future_flags = {**({} if prune else stored.flags), **new_flags}
-    _check_prerequisites(flags_in, future_flags, future_segments, problems)
-    for key in sorted(set(future_flags) - set(new_flags)):
-        _check_untouched(key, future_flags, future_segments, stored, problems)
+    pruned_flags = set(stored.flags) - set(new_flags) if prune else set()
+    pruned_segments = set(stored.segments) - set(new_segments) if prune else set()
+    where = {entry.key: entry.where for entry in flags_in}
+    for broken in broken_flags(
+        flags=future_flags,
+        segment_keys=future_segments,
+        flags_written=set(new_flags) | pruned_flags,
+        segments_written=set(new_segments) | pruned_segments,
+    ):
+        problems.extend(_problems_of(broken, where))
     if problems:
         raise ImportRejected(problems)
 
@@ -215,19 +229,6 @@ def _validated_flags(
             continue
         validated[entry.key] = content
     return validated
-
-
-def _check_prerequisites(
-    entries: list[_Entry],
-    future_flags: dict[str, dict[str, Any]],
-    segment_keys: Mapping[str, Any],
-    problems: list[Problem],
-) -> None:
-    """Prerequisites exist and are live after the import, name their variants, form no cycle."""
-    for entry in entries:
-        others = {k: v for k, v in future_flags.items() if k != entry.key}
-        check = partial(validate_flag, entry.content, segment_keys=segment_keys, live_flags=others)
-        _checked(check, entry.where, problems)
 
 
 def _entries(document: Any, problems: list[Problem]) -> tuple[list[_Entry], list[_Entry]]:
@@ -303,31 +304,15 @@ def _checked(
     return None
 
 
-def _check_untouched(
-    key: str,
-    future_flags: dict[str, dict[str, Any]],
-    future_segments: Mapping[str, Any],
-    stored: _Stored,
-    problems: list[Problem],
-) -> None:
-    """A live flag the file leaves alone must stay valid: report what the import would break in it."""
-    content = future_flags[key]
-    future_others = {k: v for k, v in future_flags.items() if k != key}
-    found: list[Problem] = []
-    _checked(
-        partial(validate_flag, content, segment_keys=future_segments, live_flags=future_others), "", found
-    )
-    if not found:
-        return
-    current_others = {k: v for k, v in stored.flags.items() if k != key}
-    already: list[Problem] = []
-    _checked(
-        partial(validate_flag, content, segment_keys=stored.segments, live_flags=current_others), "", already
-    )
-    if already:  # broken before the import: not the document's fault
-        return
-    where = f'flag "{key}" (live, not in the file)'
-    problems.extend(Problem(where, p.field, f"the import would break it: {p.message}") for p in found)
+def _problems_of(broken: BrokenFlag, where: Mapping[str, str]) -> list[Problem]:
+    """The ruleset check's verdict on one flag, as problems of the file entry (or the live flag) it concerns."""
+    if broken.written:
+        place, note = where[broken.key], ""
+    else:
+        place, note = f'flag "{broken.key}" (live, not in the file)', "the import would break it: "
+    if isinstance(broken.error, PrerequisiteCycle):
+        return [Problem(place, "prerequisites", note + str(broken.error))]
+    return [Problem(place, path, note + " ".join(messages)) for path, messages in broken.error.fields.items()]
 
 
 def _change(

@@ -9,6 +9,7 @@ from builders import TENANT, evaluate_both, flag, ruleset, user
 
 from flagsvc_sdk.engine import (
     COMPILED,
+    InvalidDefinition,
     PrerequisiteCycle,
     ValidationFailed,
     compile_ruleset,
@@ -209,10 +210,22 @@ def test_validate_flag__acyclic_diamond_is_accepted() -> None:
     validate_flag(flag("a", prerequisites=needs("b", "c")), live_flags=others)
 
 
-def test_validate_flag__own_prerequisite_is_refused() -> None:
-    with pytest.raises(ValidationFailed) as raised:
-        validate_flag(flag("a", prerequisites=needs("a")))
-    assert "prerequisites[0].flag" in raised.value.fields
+@pytest.mark.parametrize("live_flags", [None, {}, {"b": flag("b")}])
+def test_validate_flag__own_prerequisite__is_a_cycle_of_one(
+    live_flags: dict[str, Any] | None,
+) -> None:
+    """rules.md: cycles are refused on write (409 prerequisite_cycle); `a -> a` is the shortest."""
+    with pytest.raises(PrerequisiteCycle) as raised:
+        validate_flag(flag("a", prerequisites=needs("a")), live_flags=live_flags)
+    assert raised.value.cycle == ["a", "a"]
+
+
+def test_compile_ruleset__stored_flag_naming_itself__invalid_definition() -> None:
+    stored = {**validate_flag(flag("a")), "prerequisites": needs("a"), "version": 1}
+    with pytest.raises(InvalidDefinition) as raised:
+        compile_ruleset(tenant=TENANT, version="1", flags=[stored], segments=[])
+    assert (raised.value.kind, raised.value.key) == ("flag", "a")
+    assert "a -> a" in raised.value.fields["prerequisites"][0]
 
 
 def test_validate_flag__prerequisite_must_be_live_and_name_its_variants() -> None:

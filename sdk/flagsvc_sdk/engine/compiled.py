@@ -16,7 +16,12 @@ import mmh3
 
 from flagsvc_sdk.engine.bucketing import Distribution, hash_input
 from flagsvc_sdk.engine.conditions import CompiledSegment, Node, build_node, predicate
-from flagsvc_sdk.engine.errors import InvalidDefinition, PayloadTooLarge, ValidationFailed
+from flagsvc_sdk.engine.errors import (
+    InvalidDefinition,
+    PayloadTooLarge,
+    PrerequisiteCycle,
+    ValidationFailed,
+)
 from flagsvc_sdk.engine.limits import READ_ONLY_FIELDS
 from flagsvc_sdk.engine.operators import Predicate
 from flagsvc_sdk.engine.results import (
@@ -261,6 +266,9 @@ def _checked(
         raise InvalidDefinition(kind, str(raw.get("key")), error.fields) from error
     except PayloadTooLarge as error:
         raise InvalidDefinition(kind, str(raw.get("key")), {error.field: [str(error)]}) from error
+    except PrerequisiteCycle as error:
+        fields = {"prerequisites": [str(error)]}
+        raise InvalidDefinition(kind, str(raw.get("key")), fields) from error
 
 
 def _compile_flag(

@@ -86,8 +86,7 @@ def _prerequisite_flag(
     if problem is not None:
         problems.add(path, problem)
         return None
-    if flag == flag_key:
-        problems.add(path, "a flag cannot be its own prerequisite")
+    if flag == flag_key:  # a cycle of one: ``validate_flag`` raises ``PrerequisiteCycle``
         return None
     if flag in seen:
         problems.add(path, f"flag {flag!r} is listed twice: give it once with all its variants")
@@ -109,6 +108,12 @@ def prerequisite_keys(doc: Mapping[str, Any]) -> list[str]:
         for entry in entries
         if isinstance(entry, Mapping) and isinstance(entry.get("flag"), str)
     ]
+
+
+def check_self_prerequisite(key: Any, prerequisites: Sequence[str]) -> None:
+    """A flag that names itself is a cycle of one (``[key, key]``), whatever the other flags are."""
+    if isinstance(key, str) and key in prerequisites:
+        raise PrerequisiteCycle([key, key])
 
 
 def check_prerequisite_graph(

@@ -28,7 +28,11 @@ from flagsvc_sdk.engine.limits import (
     MAX_USER_ID_CHARS,
     SEGMENT_FIELDS,
 )
-from flagsvc_sdk.engine.prerequisites import check_prerequisite_graph, check_prerequisites
+from flagsvc_sdk.engine.prerequisites import (
+    check_prerequisite_graph,
+    check_prerequisites,
+    check_self_prerequisite,
+)
 from flagsvc_sdk.engine.problems import (
     Problems,
     attribute_problem,
@@ -86,7 +90,8 @@ def validate_flag(
     ``segment_keys``, when given, are the segments a rule may refer to. ``live_flags``, when given,
     maps every *other* live flag of the tenant to its normalised document: prerequisites must then
     exist there, name their variants, and keep the graph acyclic (``PrerequisiteCycle``) and at most
-    eight deep. Read-only fields (``version``, timestamps) are not accepted: strip them first.
+    eight deep. A flag that names itself is refused as a cycle of one whether or not ``live_flags``
+    is given. Read-only fields (``version``, timestamps) are not accepted: strip them first.
     """
     if not isinstance(doc, Mapping):
         raise ValidationFailed({"flag": ["must be a JSON object"]}, subject="flag")
@@ -117,10 +122,10 @@ def validate_flag(
         "tags": check_tags(doc.get("tags"), problems),
     }
     problems.raise_if_any("flag")
+    prerequisite_flags = [entry["flag"] for entry in flag["prerequisites"]]
+    check_self_prerequisite(key, prerequisite_flags)
     if live_flags is not None and isinstance(key, str):
-        check_prerequisite_graph(
-            key, [entry["flag"] for entry in flag["prerequisites"]], live_flags
-        )
+        check_prerequisite_graph(key, prerequisite_flags, live_flags)
     return flag
 
 

@@ -1,0 +1,183 @@
+"""The ruleset check: the one place that decides whether a tenant's stored ruleset is whole.
+
+`ruleset_check` runs inside every ruleset transaction (`tenancy.ruleset.ruleset_change`), after the
+change is applied and before it commits, under the tenant's lock, on the stored state. It reads the live
+flags and the segment keys once (one query each) and asks the engine's `validate_flag`, the one definition
+of a valid flag, about:
+
+- each live flag the change wrote (created, updated, restored, rolled back): its segments exist, its
+  prerequisites are live flags with the variants it names, no cycle (409 `prerequisite_cycle`, a flag
+  naming itself included), no chain deeper than the cap. Its own mistakes are its own errors (422 at the
+  exact field, or 409 `prerequisite_cycle`), as on any write;
+- each live flag the change did not write but that refers to something it wrote (a segment deleted, a
+  flag archived or stripped of a variant it requires): if that flag is no longer valid, the change is
+  refused with 409 `conflict`, and `details.flags` names those dependants.
+
+The rule itself is `broken_flags`, a pure function of a ruleset and what a change wrote: the importer's
+plan asks it about the state a document would lead to, before writing anything, so a rejected import
+lists every problem at once and the final check under the lock never disagrees with it.
+
+A live flag that was already broken before the change (rows from before this check) and does not refer to
+what the change wrote is left alone: the change did not break it, and refusing would lock the tenant out.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from flagsvc_sdk.engine import PrerequisiteCycle, ValidationFailed, validate_flag
+
+from flags.selectors import live_flag_contents, segment_keys_in
+from flagsvc.errors import Conflict
+from segments.selectors import segment_keys
+from tenancy.ruleset import RulesetChange
+
+
+class RulesetConflict(Conflict):
+    """The change would leave live flags it did not touch referring to nothing (409 `conflict`)."""
+
+
+@dataclass(frozen=True)
+class BrokenFlag:
+    """A live flag that is not valid in the ruleset after a change.
+
+    `written`: the change wrote it (its own error); otherwise the change broke it by writing what it
+    refers to, and `error` holds only those problems.
+    """
+
+    key: str
+    written: bool
+    error: ValidationFailed | PrerequisiteCycle
+
+
+def ruleset_check(change: RulesetChange) -> None:
+    """Refuse the change unless every live flag it wrote or affected is valid against the stored ruleset."""
+    segments = segment_keys(tenant=change.tenant)
+    if not change.flags and change.segments <= segments:
+        return  # segments only created or edited: flags name a segment by its key alone
+    flags = live_flag_contents(tenant=change.tenant)
+    broken = broken_flags(
+        flags=flags, segment_keys=segments, flags_written=change.flags, segments_written=change.segments
+    )
+    for flag in broken:
+        if flag.written:
+            raise flag.error
+    if broken:
+        raise _conflict(change, flags, broken)
+
+
+def broken_flags(
+    *,
+    flags: Mapping[str, dict[str, Any]],
+    segment_keys: Collection[str],
+    flags_written: Collection[str],
+    segments_written: Collection[str],
+) -> list[BrokenFlag]:
+    """The live flags (`flags`, key → document) that a change writing these keys leaves invalid.
+
+    Pure: `ruleset_check` runs it on the stored state under the lock, the importer's plan on the state
+    a document would lead to, so both judge a ruleset by the same rule.
+    """
+    written_flags, written_segments = set(flags_written), set(segments_written)
+    broken: list[BrokenFlag] = []
+    for key, doc in sorted(flags.items()):
+        written = key in written_flags
+        if not written and not _refers_to(doc, written_flags, written_segments):
+            continue
+        try:
+            validate_flag(doc, segment_keys=segment_keys, live_flags=_others(flags, key))
+        except ValidationFailed as exc:
+            if written:
+                broken.append(BrokenFlag(key, True, exc))
+                continue
+            caused = {
+                path: messages
+                for path, messages in exc.fields.items()
+                if _caused_by(doc, path, written_flags, written_segments)
+            }
+            if caused:
+                broken.append(BrokenFlag(key, False, ValidationFailed(caused, subject=f"flag {key!r}")))
+        except PrerequisiteCycle as exc:
+            if written:  # taking things away closes no cycle: one through an unwritten flag was there before
+                broken.append(BrokenFlag(key, True, exc))
+    return broken
+
+
+def _prerequisite_keys(doc: Mapping[str, Any]) -> list[str]:
+    return [entry["flag"] for entry in doc["prerequisites"]]
+
+
+def _others(flags: Mapping[str, dict[str, Any]], key: str) -> dict[str, dict[str, Any]]:
+    return {other: doc for other, doc in flags.items() if other != key}
+
+
+def _refers_to(doc: Mapping[str, Any], written_flags: set[str], written_segments: set[str]) -> bool:
+    return bool(written_flags.intersection(_prerequisite_keys(doc))) or bool(
+        written_segments & segment_keys_in(doc["rules"])
+    )
+
+
+_PATH_STEP = re.compile(r"\.?([A-Za-z_][A-Za-z0-9_]*)|\[(\d+)\]")
+_PREREQUISITE_PATH = re.compile(r"prerequisites\[(\d+)\]")
+
+
+def _value_at(doc: Any, path: str) -> Any:
+    """The value at an engine field path (`rules[0].when.all[1].segment`) in a flag document."""
+    node = doc
+    for name, index in _PATH_STEP.findall(path):
+        try:
+            node = node[name] if name else node[int(index)]
+        except (KeyError, IndexError, TypeError):
+            return None
+    return node
+
+
+def _caused_by(
+    doc: Mapping[str, Any], path: str, written_flags: set[str], written_segments: set[str]
+) -> bool:
+    """Whether a problem of an unwritten flag lies in a reference to something the change wrote."""
+    prerequisite = _PREREQUISITE_PATH.match(path)
+    if prerequisite is not None:
+        target = _value_at(doc, f"prerequisites[{prerequisite[1]}].flag")
+        return isinstance(target, str) and target in written_flags
+    target = _value_at(doc, path)
+    return isinstance(target, str) and target in written_segments
+
+
+def _conflict(
+    change: RulesetChange, flags: Mapping[str, dict[str, Any]], broken: list[BrokenFlag]
+) -> RulesetConflict:
+    """One sentence per thing the change took away, naming the live flags that still need it."""
+    needs: dict[tuple[str, str], set[str]] = {}
+    for flag in broken:
+        doc = flags[flag.key]
+        for target in change.flags.intersection(_prerequisite_keys(doc)):
+            needs.setdefault(("flag", target), set()).add(flag.key)
+        for target in change.segments & segment_keys_in(doc["rules"]):
+            needs.setdefault(("segment", target), set()).add(flag.key)
+    sentences = [
+        _sentence(kind, target, sorted(users), still_live=target in flags)
+        for (kind, target), users in sorted(needs.items())
+    ]
+    problems = [
+        {"flag": flag.key, "field": path, "message": " ".join(messages)}
+        for flag in broken
+        if isinstance(flag.error, ValidationFailed)
+        for path, messages in flag.error.fields.items()
+    ]
+    return RulesetConflict(
+        "; ".join(sentences) + ". Change those flags first; nothing was changed.",
+        details={"flags": [flag.key for flag in broken], "problems": problems},
+    )
+
+
+def _sentence(kind: str, target: str, users: list[str], *, still_live: bool) -> str:
+    names = ", ".join(users)
+    if kind == "segment":
+        return f"Segment {target!r} is used by {len(users)} live flag(s): {names}"
+    if still_live:
+        return f"Flag {target!r} would lose a variant that {len(users)} live flag(s) require: {names}"
+    return f"Flag {target!r} is a prerequisite of {len(users)} live flag(s): {names}"

@@ -1,0 +1,80 @@
+"""The one transaction shape for every change to a tenant's ruleset (its flags and segments).
+
+Every write service opens `ruleset_change(tenant)` first: it takes the per-tenant lock, lets the service
+write, records what it wrote, and runs the ruleset checks on the stored state before the transaction
+commits. A check that raises rolls the whole change back (versions and audit rows included).
+
+Why a lock: two writers that each look valid alone can break the ruleset together (`DELETE` of a segment
+racing a flag that starts to use it; `a → b` and `b → a` saved at once; an archive racing a new dependant).
+With every ruleset-changing transaction holding the tenant's lock from its first statement to its commit,
+the check always reads a state that no one else is changing. On PostgreSQL the lock is the tenant row
+(`SELECT ... FOR UPDATE`, the row the audit chain already locks, so the lock order is the same everywhere);
+on SQLite writes are serialised already (`BEGIN IMMEDIATE`, settings.py), and the check reads inside the
+same transaction.
+
+Changes nest: a service called inside another change of the same tenant (the importer applies many) joins
+it, and only the outermost change runs the checks, once, on the final state: a valid import may pass
+through invalid intermediate states (archive a prerequisite before its dependant) and is judged as a whole.
+
+The checks are registered by the apps that own the rules (`flags` registers the reference check in its
+`AppConfig.ready`), so `segments` need not import `flags` to refuse deleting a segment still in use.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+
+from django.db import transaction
+
+from tenancy.models import Tenant
+
+
+@dataclass
+class RulesetChange:
+    """What one ruleset transaction wrote: the keys of the flags and segments saved or removed."""
+
+    tenant: Tenant
+    flags: set[str] = field(default_factory=set)
+    segments: set[str] = field(default_factory=set)
+
+
+RulesetCheck = Callable[[RulesetChange], None]
+
+_checks: list[RulesetCheck] = []
+_open_changes: ContextVar[dict[int, RulesetChange] | None] = ContextVar("open_ruleset_changes", default=None)
+
+
+def register_ruleset_check(check: RulesetCheck) -> None:
+    """Run `check` before every ruleset change commits; it raises to refuse the change."""
+    if check not in _checks:
+        _checks.append(check)
+
+
+def lock_tenant(tenant_id: int) -> None:
+    """Hold the tenant's row lock until the transaction ends (a no-op on SQLite, serialised already)."""
+    Tenant.objects.select_for_update().filter(pk=tenant_id).values_list("pk", flat=True).first()
+
+
+@contextmanager
+def ruleset_change(tenant: Tenant) -> Iterator[RulesetChange]:
+    """A transaction that changes `tenant`'s ruleset: locked from the start, checked before commit."""
+    open_changes = _open_changes.get() or {}
+    joined = open_changes.get(tenant.pk)
+    if joined is not None:
+        with transaction.atomic():
+            yield joined
+        return
+    with transaction.atomic():
+        lock_tenant(tenant.pk)
+        change = RulesetChange(tenant=tenant)
+        token = _open_changes.set({**open_changes, tenant.pk: change})
+        try:
+            yield change
+        finally:
+            _open_changes.reset(token)
+        if change.flags or change.segments:
+            for check in _checks:
+                check(change)
