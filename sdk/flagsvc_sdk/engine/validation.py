@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping
 from typing import Any, Final
 
-from flagsvc_sdk.engine.condition_rules import check_condition
+from flagsvc_sdk.engine.condition_rules import check_condition, conditions_problem, count_conditions
 from flagsvc_sdk.engine.errors import PayloadTooLarge, ValidationFailed
 from flagsvc_sdk.engine.flag_fields import (
     check_default,
@@ -180,6 +180,9 @@ def validate_segment(doc: Mapping[str, Any]) -> dict[str, Any]:
         if when is None
         else check_condition(when, "when", problems, segment_keys=None, in_segment=True),
     }
+    problem = conditions_problem(count_conditions(segment["when"]))
+    if problem is not None:
+        problems.add("when", problem)
     problems.raise_if_any("segment")
     return segment
 
