@@ -141,6 +141,8 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # Request bodies: the API refuses anything larger with 413 before reading it (flagsvc.middleware).
 API_MAX_BODY_BYTES = env.env_int("API_MAX_BODY_BYTES", 1024 * 1024)
 DATA_UPLOAD_MAX_MEMORY_SIZE = API_MAX_BODY_BYTES
+# A preview that runs longer than this is stopped with 503 (evaluation.services.preview).
+PREVIEW_DEADLINE_SECONDS = env.env_float("PREVIEW_DEADLINE_SECONDS", 10.0)
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["tenancy.authentication.ApiClientJWTAuthentication"],
