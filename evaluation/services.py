@@ -176,7 +176,7 @@ def preview(*, tenant: Tenant, body: dict[str, Any]) -> dict[str, Any]:
         raise FlagNotFound(f"No live flag {request.flag_key!r} in this tenant.")
     _check_preview_work(ruleset, request)
     deadline = time.monotonic() + float(settings.PREVIEW_DEADLINE_SECONDS)
-    results = []
+    results: list[dict[str, Any]] = []
     variants: Counter[str] = Counter()
     changed = 0
     trace_bytes = 0
