@@ -266,6 +266,9 @@ class BufferingThreadWorker(ThreadWorker):
         reading = _Reading(Framing(self._body_limit, max_head), time.monotonic() + self._read_timeout)
         self._reading[conn] = reading
         self.poller.register(conn.sock, selectors.EVENT_READ, partial(self._on_request_bytes, conn))
+        # A kept-alive connection is readable already, and a new one often is: read now rather
+        # than after one more turn of the loop.
+        self._on_request_bytes(conn, conn.sock)
 
     def _on_request_bytes(self, conn: Any, client: socket.socket) -> None:
         reading = self._reading[conn]
