@@ -44,10 +44,9 @@ def test_framing__chunked__complete_after_the_last_chunk_and_trailers() -> None:
 
 
 def test_framing__chunked_over_the_limit__too_large_from_the_chunk_sizes() -> None:
-    assert verdicts(HEAD + b"Transfer-Encoding: chunked\r\n\r\n64\r\n", b"1\r\n") == [
-        "incomplete",
-        "too_large",
-    ]
+    head = HEAD + b"Transfer-Encoding: chunked\r\n\r\n"
+    first = head + b"64\r\n" + b"x" * 100 + b"\r\n"  # 100 bytes: at the limit
+    assert verdicts(first, b"1\r\n") == ["incomplete", "too_large"]
 
 
 @pytest.mark.parametrize(
