@@ -271,7 +271,17 @@ class BufferingThreadWorker(ThreadWorker):
         self._on_request_bytes(conn, conn.sock)
 
     def _on_request_bytes(self, conn: Any, client: socket.socket) -> None:
-        reading = self._reading[conn]
+        try:
+            self._read_request_bytes(conn, client)
+        except Exception:  # the event loop must outlive any one connection
+            self.log.exception("error while reading a request")
+            self._stop_reading(conn)
+            self._close(conn)
+
+    def _read_request_bytes(self, conn: Any, client: socket.socket) -> None:
+        reading = self._reading.get(conn)
+        if reading is None:
+            return
         try:
             data = client.recv(_RECV_BYTES)
         except (BlockingIOError, InterruptedError):
@@ -365,12 +375,12 @@ class BufferingThreadWorker(ThreadWorker):
 
     def handle(self, conn: Any) -> Any:
         ready = self._ready.pop(conn, None)
+        conn.sent_continue = False
         if ready is not None:
-            data, sent_continue = ready
+            data, conn.sent_continue = ready
             conn.sock.setblocking(True)
             conn.init()
             conn.parser.unreader.unread(data)
-            conn.sent_continue = sent_continue
         return super().handle(conn)
 
     def handle_request(self, req: Any, conn: Any) -> Any:
