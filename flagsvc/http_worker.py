@@ -36,7 +36,7 @@ from functools import partial
 from typing import Any, Final
 
 from gunicorn import util
-from gunicorn.workers.gthread import ThreadWorker
+from gunicorn.workers.gthread import _DEFER, ThreadWorker
 
 LINGER_SECONDS: Final = 5.0
 LINGER_MAX_BYTES: Final = 64 * 1024 * 1024
@@ -260,7 +260,19 @@ class BufferingThreadWorker(ThreadWorker):
         self.keepalived_conns.remove(conn)
         self._start_reading(conn)
 
-    def _start_reading(self, conn: Any) -> None:
+    def finish_request(self, conn: Any, fs: Any) -> None:
+        """A request served, and the client already sent (part of) the next one: read that in
+        the loop too, rather than let gunicorn give the connection straight back to a thread,
+        which would wait on a half-sent request."""
+        served = not fs.cancelled() and fs.exception() is None and fs.result()
+        if served and served is not _DEFER and self.alive and conn.parser is not None:
+            pipelined = conn.parser.unreader.take_buffered()
+            if pipelined:
+                self._start_reading(conn, pipelined)
+                return
+        super().finish_request(conn, fs)
+
+    def _start_reading(self, conn: Any, pipelined: bytes = b"") -> None:
         conn.sock.setblocking(False)
         max_head = self.cfg.limit_request_fields * (self.cfg.limit_request_field_size + 2) + 8192
         reading = _Reading(Framing(self._body_limit, max_head), time.monotonic() + self._read_timeout)
@@ -268,22 +280,22 @@ class BufferingThreadWorker(ThreadWorker):
         self.poller.register(conn.sock, selectors.EVENT_READ, partial(self._on_request_bytes, conn))
         # A kept-alive connection is readable already, and a new one often is: read now rather
         # than after one more turn of the loop.
-        self._on_request_bytes(conn, conn.sock)
+        self._on_request_bytes(conn, conn.sock, pipelined)
 
-    def _on_request_bytes(self, conn: Any, client: socket.socket) -> None:
+    def _on_request_bytes(self, conn: Any, client: socket.socket, pipelined: bytes = b"") -> None:
         try:
-            self._read_request_bytes(conn, client)
+            self._read_request_bytes(conn, client, pipelined)
         except Exception:  # the event loop must outlive any one connection
             self.log.exception("error while reading a request")
             self._stop_reading(conn)
             self._close(conn)
 
-    def _read_request_bytes(self, conn: Any, client: socket.socket) -> None:
+    def _read_request_bytes(self, conn: Any, client: socket.socket, pipelined: bytes) -> None:
         reading = self._reading.get(conn)
         if reading is None:
             return
         try:
-            data = client.recv(_RECV_BYTES)
+            data = pipelined or client.recv(_RECV_BYTES)
         except (BlockingIOError, InterruptedError):
             return
         except OSError:

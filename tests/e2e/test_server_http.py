@@ -232,3 +232,27 @@ def test_keep_alive__several_requests_on_one_connection__each_read_whole(server)
 
 def test_log_has_no_traceback(server):
     assert "Traceback" not in Path(server.log_path or "").read_text()
+
+
+def test_pipelined_requests__a_half_sent_second_request__holds_no_thread(server):
+    # Given clients that send one whole request and the start of the next on the same connection,
+    whole = b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+    half = b"POST /v1/auth/token HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 100\r\n\r\n{"
+    pipelining = []
+    for _ in range(6):
+        sock = connect(server)
+        sock.sendall(whole + half)
+        pipelining.append(sock)
+    started = time.monotonic()
+    # Then each gets the first answer, the server keeps serving others,
+    for sock in pipelining:
+        status, _, body = read_response(sock)
+        assert (status, body) == (200, b"ok")
+    assert healthz_status(server) == 200
+    assert time.monotonic() - started < READ_TIMEOUT, "answered while the half requests were held"
+    # and the half-sent request is answered 408 when its time is up.
+    for sock in pipelining:
+        status, headers, body = read_response(sock)
+        assert status == 408
+        assert_error_shape(headers, body, "request_timeout")
+        sock.close()
