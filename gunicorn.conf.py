@@ -30,7 +30,11 @@ bind = os.environ.get(
 # (benchmarks/RESULTS.md, "Workers and threads").
 workers = _int("WEB_CONCURRENCY", multiprocessing.cpu_count())
 threads = _int("GUNICORN_THREADS", 2)
-worker_class = "gthread" if threads > 1 else "sync"
+# gthread, with each request read whole by the worker's event loop before a thread serves it, and
+# gunicorn's own errors in the API's error shape (flagsvc/http_worker.py; docs/operations.md).
+worker_class = "flagsvc.http_worker.BufferingThreadWorker"
+# Connections a worker holds at once, requests being read included (each up to API_MAX_BODY_BYTES).
+worker_connections = _int("GUNICORN_WORKER_CONNECTIONS", 250)
 # A worker silent for `timeout` seconds is killed and replaced; on SIGTERM, workers stop accepting,
 # finish what they are serving for up to `graceful_timeout` seconds, then exit.
 timeout = _int("GUNICORN_TIMEOUT", 30)

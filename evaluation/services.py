@@ -7,6 +7,7 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
+from django.conf import settings
 from flagsvc_sdk.engine import (
     CompiledRuleset,
     ValidationFailed,
@@ -15,15 +16,21 @@ from flagsvc_sdk.engine import (
     validate_flag,
     validate_user,
 )
+from flagsvc_sdk.engine.trace_budget import trace_entries_bound
 
 from evaluation import metrics
 from evaluation.cache import RULESETS
 from flags.selectors import flag_get, live_flag_contents
-from flagsvc.errors import FlagNotFound, Invalid
+from flagsvc.errors import FlagNotFound, Invalid, TooLarge, Unavailable
 from segments.selectors import segment_keys
 from tenancy.models import Tenant
 
 MAX_PREVIEW_USERS = 1000
+MAX_PREVIEW_TRACE_ENTRIES = 100_000
+"""Steps and conditions in all the traces of one preview (users x the flag's trace bound). A trace
+entry is about 80 bytes of JSON: some 8 MB, and one to two seconds of one core."""
+MAX_PREVIEW_TRACE_BYTES = 8 * 1024 * 1024
+"""The traces' size as JSON, counted as they are made: conditions echo values and attributes."""
 MAX_BULK_KEYS = 1000
 
 
@@ -69,6 +76,49 @@ def evaluate_bulk(*, tenant: Tenant, user: Any, flag_keys: Any = None) -> dict[s
     for reason, count in reasons.items():
         metrics.count_evaluations(reason, count)
     return {"flags": flags, "ruleset_version": ruleset.version}
+
+
+def _check_preview_work(ruleset: CompiledRuleset, request: PreviewRequest) -> None:
+    """Refuse, before any work, a preview whose traces could hold more than the budget."""
+    per_user = trace_entries_bound(ruleset, request.flag_key)
+    if per_user * len(request.users) <= MAX_PREVIEW_TRACE_ENTRIES:
+        return
+    fits = max(1, MAX_PREVIEW_TRACE_ENTRIES // per_user)
+    raise Invalid(
+        {
+            "users": [
+                f"A trace of flag {request.flag_key!r} can hold {per_user} steps and conditions "
+                f"per user, and a preview at most {MAX_PREVIEW_TRACE_ENTRIES}: send at most "
+                f"{fits} users at a time (you sent {len(request.users)}), or preview a flag "
+                "with fewer rules and conditions."
+            ]
+        }
+    )
+
+
+def json_size_at_most(value: Any, budget: int) -> int:
+    """About how many bytes ``value`` takes as JSON, counting only until it passes ``budget``.
+
+    Walks the value instead of serialising it: one trace may echo a large attribute in many
+    conditions, and serialising it to measure it would build the very string we refuse to build.
+    """
+    size = 0
+    pending = [value]
+    while pending and size <= budget:
+        item = pending.pop()
+        if isinstance(item, str):
+            size += len(item) + 2
+        elif isinstance(item, dict):
+            size += 2 + 4 * len(item)
+            for key, child in item.items():
+                size += len(str(key))
+                pending.append(child)
+        elif isinstance(item, list | tuple):
+            size += 2 + len(item)
+            pending.extend(item)
+        else:
+            size += len(str(item)) if isinstance(item, int | float) else 5
+    return size
 
 
 @dataclass(frozen=True)
@@ -124,13 +174,31 @@ def preview(*, tenant: Tenant, body: dict[str, Any]) -> dict[str, Any]:
         ruleset = stored_ruleset.with_flag({**valid, "version": (stored.version + 1) if stored else 1})
     elif stored is None:
         raise FlagNotFound(f"No live flag {request.flag_key!r} in this tenant.")
-    results = []
+    _check_preview_work(ruleset, request)
+    deadline = time.monotonic() + float(settings.PREVIEW_DEADLINE_SECONDS)
+    results: list[dict[str, Any]] = []
     variants: Counter[str] = Counter()
     changed = 0
+    trace_bytes = 0
     compare = request.draft is not None and stored is not None
     for user in request.users:
+        if time.monotonic() >= deadline:
+            raise Unavailable(
+                f"The preview ran past its {settings.PREVIEW_DEADLINE_SECONDS:g} s deadline after "
+                f"{len(results)} of {len(request.users)} users and was stopped; the server is busy: "
+                "retry, or send fewer users.",
+                details={"deadline_seconds": settings.PREVIEW_DEADLINE_SECONDS},
+            )
         result = evaluate(ruleset, request.flag_key, user, trace=True)
         document = {"user_id": user["id"], **result.to_dict()}
+        trace_bytes += json_size_at_most(document, MAX_PREVIEW_TRACE_BYTES - trace_bytes)
+        if trace_bytes > MAX_PREVIEW_TRACE_BYTES:
+            raise TooLarge(
+                f"The traces would be over {MAX_PREVIEW_TRACE_BYTES} bytes of JSON after "
+                f"{len(results) + 1} of {len(request.users)} users (conditions echo the values "
+                "they compare): send fewer users, or users with smaller attributes.",
+                details={"field": "users", "limit_bytes": MAX_PREVIEW_TRACE_BYTES},
+            )
         results.append(document)
         variants[str(result.variant)] += 1
         if compare and evaluate(stored_ruleset, request.flag_key, user).variant != result.variant:

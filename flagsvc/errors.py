@@ -129,11 +129,24 @@ def _summarise(fields: dict[str, list[str]]) -> str:
     return f"Invalid request: {first}" + (f" (and {more} more field(s))" if more else "")
 
 
-def error_body(code: str, message: str, details: dict[str, Any] | None = None) -> dict[str, Any]:
+def error_body(
+    code: str, message: str, details: dict[str, Any] | None = None, *, request_id: str | None = None
+) -> dict[str, Any]:
+    """The one error shape; the request id is the current request's unless one is given."""
     return {
         "error": {"code": code, "message": message, "details": details or {}},
-        "request_id": context.request_id(),
+        "request_id": request_id or context.request_id(),
     }
+
+
+def body_too_large_message(length: int | None, limit: int) -> str:
+    """The 413 for a body over `API_MAX_BODY_BYTES`, from the middleware or the gunicorn worker."""
+    size = (
+        f"The chunked body passed the limit of {limit} bytes."
+        if length is None
+        else f"The body is {length} bytes; the limit is {limit} bytes."
+    )
+    return f"{size} Send a smaller body (split a bulk request)."
 
 
 def error_response(

@@ -23,7 +23,7 @@ from whitenoise import middleware as whitenoise_middleware
 
 from flagsvc import context
 from flagsvc.client_address import client_address
-from flagsvc.errors import as_api_error, error_response, is_api_path
+from flagsvc.errors import as_api_error, body_too_large_message, error_response, is_api_path
 
 access_logger = logging.getLogger("flagsvc.access")
 error_logger = logging.getLogger("flagsvc.errors")
@@ -157,7 +157,7 @@ class ApiBodyLimitMiddleware:
             if length > self.limit:
                 return error_response(
                     "payload_too_large",
-                    f"The body is {length} bytes; the limit is {self.limit} bytes.",
+                    body_too_large_message(length, self.limit),
                     413,
                     {"limit_bytes": self.limit},
                 )

@@ -140,9 +140,15 @@ WHITENOISE_AUTOREFRESH = DEBUG
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
-# Request bodies: the API refuses anything larger with 413 before reading it (flagsvc.middleware).
+# Request bodies: anything larger is refused with 413 before it is read (the gunicorn worker,
+# flagsvc.http_worker, for every path; flagsvc.middleware under /v1 on any other server).
 API_MAX_BODY_BYTES = env.env_int("API_MAX_BODY_BYTES", 1024 * 1024)
 DATA_UPLOAD_MAX_MEMORY_SIZE = API_MAX_BODY_BYTES
+# The gunicorn worker (flagsvc.http_worker) gives a request this long, from its first byte, to
+# arrive whole; slower ones get 408.
+REQUEST_READ_TIMEOUT_SECONDS = env.env_float("REQUEST_READ_TIMEOUT_SECONDS", 10.0)
+# A preview that runs longer than this is stopped with 503 (evaluation.services.preview).
+PREVIEW_DEADLINE_SECONDS = env.env_float("PREVIEW_DEADLINE_SECONDS", 10.0)
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["tenancy.authentication.ApiClientJWTAuthentication"],

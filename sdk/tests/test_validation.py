@@ -395,3 +395,25 @@ def test_payload_too_large__whole_flag_over_256_kib() -> None:
     with pytest.raises(PayloadTooLarge) as raised:
         validate_flag({"key": "k", "targets": {"deny": [f"user-{n:08d}" for n in range(20_000)]}})
     assert (raised.value.field, raised.value.limit) == ("flag", 256 * 1024)
+
+
+def test_validate_flag__rules_capped_at_200__says_the_cap_and_how_to_stay_under() -> None:
+    validate_flag(flag(rules=[rule(leaf("n", "eq", n), rule_id=f"r{n}") for n in range(200)]))
+    fields = problems(flag(rules=[rule(leaf("n", "eq", n), rule_id=f"r{n}") for n in range(1500)]))
+    assert list(fields) == ["rules"]
+    assert "at most 200 rules; got 1500" in fields["rules"][0]
+
+
+def test_validate_flag__conditions_capped_at_1000_across_all_rules() -> None:
+    def rules(leaves_per_rule: int) -> list[dict[str, Any]]:
+        # Each rule: one "any" plus its leaves.
+        return [
+            rule({"any": [leaf("n", "eq", m) for m in range(leaves_per_rule)]}, rule_id=f"r{n}")
+            for n in range(10)
+        ]
+
+    validate_flag(flag(rules=rules(99)))  # 10 x (1 + 99) = 1000
+    fields = problems(flag(rules=rules(100)))  # 10 x (1 + 100) = 1010
+    assert list(fields) == ["rules"]
+    assert "at most 1000 conditions" in fields["rules"][0]
+    assert "got 1010" in fields["rules"][0]

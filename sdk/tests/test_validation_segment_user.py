@@ -80,3 +80,13 @@ def test_validate_user__defaults_attributes_and_copies() -> None:
     assert normalised["attributes"] is not attributes
     assert validate_user({"id": "u-1"}) == {"id": "u-1", "attributes": {}}
     assert validate_user({"id": "u-1", "attributes": None}) == {"id": "u-1", "attributes": {}}
+
+
+def test_validate_segment__conditions_capped_at_1000() -> None:
+    def segment(leaves: int) -> dict[str, Any]:
+        return {"key": "s", "when": {"any": [leaf("n", "eq", n) for n in range(leaves)]}}
+
+    validate_segment(segment(999))
+    with pytest.raises(ValidationFailed) as raised:
+        validate_segment(segment(1000))
+    assert list(raised.value.fields) == ["when"]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import mmh3
 import pytest
 from django.test import override_settings
@@ -156,3 +158,77 @@ def test_preview__more_than_1000_users__422(api):
     users = [{"id": f"u-{i}"} for i in range(1001)]
     response = api.post("/v1/evaluate/preview", {"flag_key": "x", "users": users}, format="json")
     assert response.status_code == 422
+
+
+def _rules(count: int, attribute: str = "n") -> list[dict]:
+    return [
+        {"id": f"r{n}", "when": {"attr": attribute, "op": "eq", "value": n}, "serve": {"variant": "on"}}
+        for n in range(count)
+    ]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_preview__draft_of_1500_rules_for_1000_users_with_flags_read__422_at_once(make_api, tenant):
+    """The reproduction: 47 s, 887 MB and a 2.4 GB worker before the caps."""
+    api = make_api(tenant, scopes=["flags:read"])
+    draft = {"key": "huge", "state": "on", "rules": _rules(1500)}
+    users = [{"id": f"u-{i}", "attributes": {"n": -1}} for i in range(1000)]
+    started = time.monotonic()
+    response = api.post("/v1/evaluate/preview", {"flag": draft, "users": users}, format="json")
+    assert response.status_code == 422, response.content
+    assert time.monotonic() - started < 5, "refused before any evaluation"
+    error = response.json()["error"]
+    assert error["code"] == "validation_error"
+    assert "at most 200 rules; got 1500" in error["details"]["fields"]["rules"][0]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_preview__users_times_trace_over_the_budget__422_says_how_many_users_fit(make_api, tenant):
+    # 200 rules of one condition: 4 fixed steps + 200 x (rule + condition) = 404 entries a user.
+    api = make_api(tenant, scopes=["flags:read"])
+    draft = {"key": "wide", "state": "on", "rules": _rules(200)}
+    users = [{"id": f"u-{i}", "attributes": {"n": -1}} for i in range(1000)]
+    response = api.post("/v1/evaluate/preview", {"flag": draft, "users": users}, format="json")
+    assert response.status_code == 422, response.content
+    message = response.json()["error"]["details"]["fields"]["users"][0]
+    assert "404 steps and conditions per user" in message
+    assert "at most 247 users at a time (you sent 1000)" in message
+
+
+@pytest.mark.django_db(transaction=True)
+def test_preview__just_under_the_trace_budget__200_with_every_trace(make_api, tenant):
+    api = make_api(tenant, scopes=["flags:read"])
+    draft = {"key": "wide", "state": "on", "rules": _rules(200)}
+    users = [{"id": f"u-{i}", "attributes": {"n": -1}} for i in range(247)]  # 247 x 404 = 99,788
+    response = api.post("/v1/evaluate/preview", {"flag": draft, "users": users}, format="json")
+    assert response.status_code == 200, response.content
+    body = response.json()
+    assert len(body["results"]) == 247
+    assert len(body["results"][0]["trace"]) == 204  # off, deny, allow, 200 rules, default
+
+
+@pytest.mark.django_db(transaction=True)
+def test_preview__traces_that_echo_a_large_attribute_past_8_MiB__413(make_api, tenant):
+    # One user, 100 conditions on a 100 kB attribute: each condition echoes it as "actual".
+    api = make_api(tenant, scopes=["flags:read"])
+    draft = {"key": "echo", "state": "on", "rules": _rules(100, attribute="bio")}
+    user = {"id": "u-1", "attributes": {"bio": "x" * 100_000}}
+    response = api.post("/v1/evaluate/preview", {"flag": draft, "user": user}, format="json")
+    assert response.status_code == 413, response.content
+    error = response.json()["error"]
+    assert error["code"] == "payload_too_large"
+    assert error["details"] == {"field": "users", "limit_bytes": 8 * 1024 * 1024}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_preview__past_its_deadline__503_in_the_error_shape(api):
+    api.post("/v1/flags", ROLLOUT, format="json")
+    with override_settings(PREVIEW_DEADLINE_SECONDS=0):
+        response = api.post(
+            "/v1/evaluate/preview", {"flag_key": "checkout-redesign", "user": USER}, format="json"
+        )
+    assert response.status_code == 503, response.content
+    error = response.json()["error"]
+    assert error["code"] == "unavailable"
+    assert "deadline" in error["message"]
+    assert error["details"] == {"deadline_seconds": 0}

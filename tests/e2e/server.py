@@ -66,9 +66,14 @@ class Server:
     def base(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self, log_path: Path, workers: int = 1) -> Server:
+    def start(self, log_path: Path, workers: int = 1, threads: int = 4) -> Server:
         self.log_path = log_path
-        env = {**self.env, "PORT": str(self.port), "WEB_CONCURRENCY": str(workers), "GUNICORN_THREADS": "4"}
+        env = {
+            **self.env,
+            "PORT": str(self.port),
+            "WEB_CONCURRENCY": str(workers),
+            "GUNICORN_THREADS": str(threads),
+        }
         self.process = subprocess.Popen(
             [PYTHON, "-m", "gunicorn", "-c", "gunicorn.conf.py", "flagsvc.wsgi"],
             cwd=ROOT,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Collection
 from typing import Any, Final
 
-from flagsvc_sdk.engine.limits import MAX_CONDITION_DEPTH
+from flagsvc_sdk.engine.limits import MAX_CONDITION_DEPTH, MAX_CONDITIONS
 from flagsvc_sdk.engine.operators import NO_VALUE_OPERATORS, OPERATORS, value_problems
 from flagsvc_sdk.engine.problems import Problems, at, attribute_problem, item, key_problem
 
@@ -75,6 +75,28 @@ def check_condition(
         for index, child in enumerate(body)
     ]
     return {kind: children}
+
+
+def count_conditions(condition: dict[str, Any] | None) -> int:
+    """How many condition objects a checked condition holds (itself included; ``None`` is 0)."""
+    if condition is None:
+        return 0
+    if "not" in condition:
+        return 1 + count_conditions(condition["not"])
+    for kind in ("all", "any"):
+        if kind in condition:
+            return 1 + sum(count_conditions(child) for child in condition[kind])
+    return 1
+
+
+def conditions_problem(count: int) -> str | None:
+    """What is wrong with a flag's or a segment's condition count over ``MAX_CONDITIONS``."""
+    if count <= MAX_CONDITIONS:
+        return None
+    return (
+        f"at most {MAX_CONDITIONS} conditions (each attr, all, any, not and segment counts); "
+        f"got {count}: move long lists of values into one `in` condition or a segment"
+    )
 
 
 def _check_segment(

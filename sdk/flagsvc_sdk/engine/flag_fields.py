@@ -8,12 +8,17 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping
 from typing import Any, Final
 
-from flagsvc_sdk.engine.condition_rules import check_condition
+from flagsvc_sdk.engine.condition_rules import (
+    check_condition,
+    conditions_problem,
+    count_conditions,
+)
 from flagsvc_sdk.engine.errors import PayloadTooLarge
 from flagsvc_sdk.engine.limits import (
     BOOLEAN_VARIANTS,
     MAX_DESCRIPTION_CHARS,
     MAX_JSON_VALUE_BYTES,
+    MAX_RULES,
     MAX_TAG_CHARS,
     MAX_TAGS,
     MAX_VARIANTS,
@@ -234,6 +239,13 @@ def check_rules(
     if not isinstance(value, list):
         problems.add("rules", 'must be a list of {"id", "when", "serve"}')
         return []
+    if len(value) > MAX_RULES:
+        problems.add(
+            "rules",
+            f"at most {MAX_RULES} rules; got {len(value)}: merge rules that serve the same "
+            "variant, or move lists of ids into a segment",
+        )
+        return []
     rules: list[dict[str, Any]] = []
     seen: set[str] = set()
     for index, rule in enumerate(value):
@@ -271,6 +283,9 @@ def check_rules(
             )
         serve = check_serve(rule.get("serve"), at(path, "serve"), variant_keys, problems)
         rules.append({"id": rule_id, "description": description, "when": when, "serve": serve})
+    problem = conditions_problem(sum(count_conditions(rule["when"]) for rule in rules))
+    if problem is not None:
+        problems.add("rules", problem)
     return rules
 
 

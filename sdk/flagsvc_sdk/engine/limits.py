@@ -16,6 +16,12 @@ MAX_DESCRIPTION_CHARS: Final = 2000
 MAX_TAGS: Final = 50
 MAX_TAG_CHARS: Final = 64
 MAX_VARIANTS: Final = 100
+MAX_RULES: Final = 200
+MAX_CONDITIONS: Final = 1000
+"""Condition objects (each ``attr`` leaf, ``all``/``any``/``not`` and ``segment`` reference) in all
+the rules of one flag, or in one segment's ``when``. With ``MAX_RULES`` it bounds the work of one
+evaluation, which every request and every SDK pays.
+"""
 MAX_ATTRIBUTE_CHARS: Final = 128
 MAX_CONDITION_DEPTH: Final = 16
 MAX_PATTERN_CHARS: Final = 1024

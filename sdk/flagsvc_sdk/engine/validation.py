@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping
 from typing import Any, Final
 
-from flagsvc_sdk.engine.condition_rules import check_condition
+from flagsvc_sdk.engine.condition_rules import check_condition, conditions_problem, count_conditions
 from flagsvc_sdk.engine.errors import PayloadTooLarge, ValidationFailed
 from flagsvc_sdk.engine.flag_fields import (
     check_default,
@@ -175,15 +175,18 @@ def validate_segment(doc: Mapping[str, Any]) -> dict[str, Any]:
     if problem is not None:
         problems.add("key", problem)
     when = doc.get("when")
+    if when is not None:
+        when = check_condition(when, "when", problems, segment_keys=None, in_segment=True)
+        problem = conditions_problem(count_conditions(when))
+        if problem is not None:
+            problems.add("when", problem)
     segment = {
         "key": key,
         "name": _text(doc, "name", MAX_NAME_CHARS, problems),
         "description": _text(doc, "description", MAX_DESCRIPTION_CHARS, problems),
         "included": _ids(doc, "included", problems),
         "excluded": _ids(doc, "excluded", problems),
-        "when": None
-        if when is None
-        else check_condition(when, "when", problems, segment_keys=None, in_segment=True),
+        "when": when,
     }
     problems.raise_if_any("segment")
     return segment
