@@ -81,7 +81,8 @@ def admin_access(request: HttpRequest) -> AdminAccess:
     elif user.is_superuser:
         access = AdminAccess(is_superuser=True)
     else:
-        rows = Membership.objects.filter(user=user).values_list("tenant_id", "role")
+        # A person's memberships span tenants by nature: this read is what the tenant scope is made of.
+        rows = Membership.all_tenants.filter(user=user).values_list("tenant_id", "role")
         access = AdminAccess(is_superuser=False, roles={tid: role for tid, role in rows if role in RANK})
     setattr(request, _CACHE_ATTR, access)
     return access
@@ -103,8 +104,9 @@ def scoped_queryset(model: type[M], access: AdminAccess, minimum: str, tenant_lo
     """Rows of `model` in the tenants where the person has at least `minimum`.
 
     Superusers get the unscoped manager (`all_tenants` where the model has one). Everyone else gets
-    the default manager inside their tenant scope *and* an explicit filter, so that a model whose
-    manager is not scoped (Membership, ApiClient) is limited all the same.
+    the default (scoped) manager inside their tenant scope *and* an explicit filter on the admin's
+    `tenant_lookup`, so that a model reached through another field (Tenant itself, by `pk`) is
+    limited all the same.
     """
     if access.is_superuser:
         manager = getattr(model, "all_tenants", None) or model._default_manager

@@ -97,5 +97,5 @@ def token_issue(*, client_id: str, client_secret: str) -> IssuedToken | None:
     token["sub"] = client.client_id
     token["tenant"] = client.tenant.slug
     token["scope"] = scope
-    ApiClient.objects.filter(pk=client.pk).update(last_token_at=timezone.now())
+    ApiClient.objects.for_tenant(client.tenant_id).filter(pk=client.pk).update(last_token_at=timezone.now())
     return IssuedToken(access_token=str(token), expires_in=int(lifetime.total_seconds()), scope=scope)

@@ -103,9 +103,8 @@ def idempotent(
         json.dumps([request.method, request.path, body], sort_keys=True, default=str).encode()
     ).hexdigest()
     cutoff = timezone.now() - timedelta(seconds=settings.IDEMPOTENCY_TTL_SECONDS)
-    stored = IdempotentResponse.objects.filter(
-        tenant=tenant, actor=principal.actor, key=key, created_at__gte=cutoff
-    ).first()
+    stored_responses = IdempotentResponse.objects.for_tenant(tenant)
+    stored = stored_responses.filter(actor=principal.actor, key=key, created_at__gte=cutoff).first()
     if stored is not None:
         if stored.request_fingerprint != fingerprint:
             raise Conflict(
@@ -118,12 +117,10 @@ def idempotent(
     response = handler()
     if 200 <= response.status_code < 300:
         headers = {name: response[name] for name in ("ETag", "Location") if response.has_header(name)}
-        IdempotentResponse.objects.filter(tenant=tenant, actor=principal.actor, key=key).filter(
-            created_at__lt=cutoff
-        ).delete()
+        stored_responses.filter(actor=principal.actor, key=key, created_at__lt=cutoff).delete()
         try:
             with transaction.atomic():
-                IdempotentResponse.objects.create(
+                stored_responses.create(
                     tenant=tenant,
                     actor=principal.actor,
                     key=key,

@@ -20,7 +20,7 @@ def test_api_client__created_by_the_service__secret_shown_once_and_stored_nowher
     assert "no-store" in response["Cache-Control"]
     [message] = [str(m) for m in response.context["messages"]]
     secret = message.split("Secret of ")[1].split(": ")[1].split(" ")[0]
-    stored = ApiClient.objects.get(tenant=tenant, name="checkout")
+    stored = ApiClient.all_tenants.get(tenant=tenant, name="checkout")
     assert stored.secret_hash == hash_client_secret(secret)
     assert stored.scopes == ["flags:read", "evaluate"]
     assert all(secret not in morsel.value for morsel in response.cookies.values())
@@ -31,7 +31,7 @@ def test_api_client__created_by_the_service__secret_shown_once_and_stored_nowher
 def test_api_client__no_scope__error_at_scopes(owner, tenant):
     response = signed_in(owner).post("/admin/tenancy/apiclient/add/", {"tenant": tenant.pk, "name": "x"})
     assert "scopes" in response.context["adminform"].form.errors
-    assert not ApiClient.objects.filter(tenant=tenant).exists()
+    assert not ApiClient.all_tenants.filter(tenant=tenant).exists()
 
 
 def test_api_client__read_only_after_creation__revoke_action(owner, tenant):
@@ -42,7 +42,7 @@ def test_api_client__read_only_after_creation__revoke_action(owner, tenant):
     page = client.get(f"/admin/tenancy/apiclient/{issued.client.pk}/change/").content.decode()
     assert 'name="_save"' not in page and "secret_hash" not in page
     client.post("/admin/tenancy/apiclient/", {"action": "revoke", "_selected_action": [issued.client.pk]})
-    assert not ApiClient.objects.get(pk=issued.client.pk).is_active
+    assert not ApiClient.all_tenants.get(pk=issued.client.pk).is_active
 
 
 def test_membership__owner_adds_a_person_by_username(owner, tenant, make_person):
@@ -51,7 +51,7 @@ def test_membership__owner_adds_a_person_by_username(owner, tenant, make_person)
         "/admin/tenancy/membership/add/", {"username": "newcomer", "tenant": tenant.pk, "role": "editor"}
     )
     assert response.status_code == 302
-    assert Membership.objects.get(user=newcomer, tenant=tenant).role == "editor"
+    assert Membership.all_tenants.get(user=newcomer, tenant=tenant).role == "editor"
 
 
 def test_membership__unknown_username__error(owner, tenant):
@@ -62,12 +62,12 @@ def test_membership__unknown_username__error(owner, tenant):
 
 
 def test_membership__the_last_owner_cannot_be_demoted_or_removed(owner, tenant):
-    membership = Membership.objects.get(user=owner, tenant=tenant)
+    membership = Membership.all_tenants.get(user=owner, tenant=tenant)
     client = signed_in(owner)
     response = client.post(f"/admin/tenancy/membership/{membership.pk}/change/", {"role": "viewer"})
     assert "last owner" in str(response.context["adminform"].form.errors)
     client.post(f"/admin/tenancy/membership/{membership.pk}/delete/", {"post": "yes"})
-    assert Membership.objects.get(pk=membership.pk).role == "owner"
+    assert Membership.all_tenants.get(pk=membership.pk).role == "owner"
 
 
 def test_tenant__superuser_creates_through_the_service(superuser):
