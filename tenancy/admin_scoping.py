@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, TypeVar
 
 from django.contrib import admin
+from django.contrib.auth import get_user_model
 from django.db import models
 from django.db.models import QuerySet
 from django.forms import ModelChoiceField
@@ -65,6 +66,14 @@ class AdminAccess:
     def tenants(self, minimum: str = Role.VIEWER) -> QuerySet[Tenant]:
         qs = Tenant.objects.all()
         return qs if self.is_superuser else qs.filter(pk__in=self.tenant_ids(minimum))
+
+    def people(self) -> QuerySet[Any]:
+        """The people this person may find and add to a tenant: everyone for a superuser, else the
+        members of the tenants they own. Nobody else is ever looked up on their behalf."""
+        qs = get_user_model()._default_manager.all()
+        if self.is_superuser:
+            return qs
+        return qs.filter(memberships__tenant_id__in=self.tenant_ids(Role.OWNER)).distinct()
 
 
 NO_ACCESS = AdminAccess(is_superuser=False)

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import pytest
+from django.contrib.auth import get_user_model
+from django.test import Client
 
 from tenancy.models import ApiClient, Membership, Tenant, hash_client_secret
-from tests.admin.conftest import signed_in
+from tests.admin.conftest import PASSWORD, signed_in
+from tests.factories import TenantFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -45,20 +48,111 @@ def test_api_client__read_only_after_creation__revoke_action(owner, tenant):
     assert not ApiClient.all_tenants.get(pk=issued.client.pk).is_active
 
 
-def test_membership__owner_adds_a_person_by_username(owner, tenant, make_person):
-    newcomer = make_person("newcomer")
-    response = signed_in(owner).post(
-        "/admin/tenancy/membership/add/", {"username": "newcomer", "tenant": tenant.pk, "role": "editor"}
+TAKEN = ["This username is taken. Choose another username."]
+
+
+def _add_member(client, tenant, username: str, role: str = "editor", email: str = ""):
+    return client.post(
+        "/admin/tenancy/membership/add/",
+        {"username": username, "email": email, "tenant": tenant.pk, "role": role},
     )
+
+
+def test_membership__owner_adds_a_member_of_their_other_tenant(make_person, owner, tenant):
+    initech = TenantFactory(slug="initech")
+    Membership.all_tenants.create(user=owner, tenant=initech, role="owner")
+    colleague = make_person("colleague", {initech: "viewer"})
+    response = _add_member(signed_in(owner), tenant, "colleague")
     assert response.status_code == 302
-    assert Membership.all_tenants.get(user=newcomer, tenant=tenant).role == "editor"
+    assert Membership.all_tenants.get(user=colleague, tenant=tenant).role == "editor"
 
 
-def test_membership__unknown_username__error(owner, tenant):
-    response = signed_in(owner).post(
-        "/admin/tenancy/membership/add/", {"username": "ghost", "tenant": tenant.pk, "role": "viewer"}
-    )
-    assert response.context["adminform"].form.errors["username"] == ["No person has this username."]
+def test_membership__owner_names_a_person_outside_their_tenants__taken_and_nothing_attached(
+    owner, outsider, superuser, tenant, make_person
+):
+    loner = make_person("loner")  # staff, in no tenant at all
+    client = signed_in(owner)
+    for username in ("gus", "root", "loner", "GUS"):
+        response = _add_member(client, tenant, username)
+        assert response.status_code == 200
+        assert response.context["adminform"].form.errors == {"username": TAKEN}, username
+        page = response.content.decode()
+        assert "globex" not in page and "No person" not in page
+    assert not Membership.all_tenants.filter(tenant=tenant, user__in=[outsider, superuser, loner]).exists()
+    assert Membership.all_tenants.filter(user=outsider).count() == 1
+
+
+def test_membership__owner_creates_a_new_person__member_of_that_tenant__link_shown_once(owner, tenant):
+    client = signed_in(owner)
+    response = _add_member(client, tenant, "newcomer", role="viewer", email="new@example.com")
+    assert response.status_code == 200, "rendered in place: a redirect would park the link in a cookie"
+    assert "no-store" in response["Cache-Control"]
+    person = get_user_model().objects.get(username="newcomer")
+    assert (person.email, person.is_staff, person.is_superuser) == ("new@example.com", True, False)
+    assert not person.has_usable_password()
+    assert list(Membership.all_tenants.filter(user=person).values_list("tenant__slug", "role")) == [
+        ("acme", "viewer")
+    ]
+    link = response.context["link"]
+    assert link.startswith("http://testserver/admin/set-password/") and link in response.content.decode()
+    assert link not in client.get("/admin/tenancy/membership/").content.decode()
+
+    newcomer = Client()
+    form_url = newcomer.get(link, follow=True).redirect_chain[-1][0]
+    done = newcomer.post(form_url, {"new_password1": PASSWORD, "new_password2": PASSWORD}, follow=True)
+    assert "Your password is set" in done.content.decode()
+    assert newcomer.login(username="newcomer", password=PASSWORD)
+    again = Client().get(link, follow=True).content.decode()
+    assert "has expired or has already been used" in again
+
+
+def test_membership__owner_cannot_add_to_a_tenant_they_do_not_own(owner, tenant, other_tenant):
+    response = _add_member(signed_in(owner), other_tenant, "newcomer")
+    assert response.status_code == 200
+    assert list(response.context["adminform"].form.errors) == ["tenant"]
+    assert not get_user_model().objects.filter(username="newcomer").exists()
+
+
+def test_membership__known_member_with_another_email__refused(make_person, owner, tenant):
+    initech = TenantFactory(slug="initech")
+    Membership.all_tenants.create(user=owner, tenant=initech, role="owner")
+    make_person("colleague", {initech: "viewer"})
+    response = _add_member(signed_in(owner), tenant, "colleague", email="other@example.com")
+    assert "email" in response.context["adminform"].form.errors
+    assert not Membership.all_tenants.filter(tenant=tenant, user__username="colleague").exists()
+
+
+def test_membership__already_a_member__error(owner, editor, tenant):
+    response = _add_member(signed_in(owner), tenant, "alice")
+    assert response.context["adminform"].form.errors == {"username": ["alice is already a member of acme."]}
+
+
+def test_membership__invalid_username__error_at_username(owner, tenant):
+    response = _add_member(signed_in(owner), tenant, "no spaces allowed")
+    assert list(response.context["adminform"].form.errors) == ["username"]
+    assert not get_user_model().objects.filter(username="no spaces allowed").exists()
+
+
+def test_membership__superuser_attaches_anyone(superuser, outsider, tenant):
+    response = _add_member(signed_in(superuser), tenant, "gus", role="viewer")
+    assert response.status_code == 302
+    assert Membership.all_tenants.get(user=outsider, tenant=tenant).role == "viewer"
+
+
+def test_membership__owner_changes_a_role_and_removes_a_member(owner, editor, tenant):
+    membership = Membership.all_tenants.get(user=editor, tenant=tenant)
+    client = signed_in(owner)
+    response = client.post(f"/admin/tenancy/membership/{membership.pk}/change/", {"role": "owner"})
+    assert response.status_code == 302
+    assert Membership.all_tenants.get(pk=membership.pk).role == "owner"
+    client.post(f"/admin/tenancy/membership/{membership.pk}/delete/", {"post": "yes"})
+    assert not Membership.all_tenants.filter(pk=membership.pk).exists()
+
+
+def test_people__owner_cannot_list_or_open_people(owner, outsider):
+    client = signed_in(owner)
+    assert client.get("/admin/auth/user/").status_code == 403
+    assert client.get(f"/admin/auth/user/{outsider.pk}/change/").status_code in (403, 302)
 
 
 def test_membership__the_last_owner_cannot_be_demoted_or_removed(owner, tenant):
