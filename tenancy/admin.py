@@ -39,6 +39,7 @@ from tenancy.services import (
     person_create,
     tenant_create,
     tenant_set_active,
+    tenant_update,
 )
 
 _ISSUED_SECRET = "_flagsvc_issued_secret"
@@ -121,12 +122,7 @@ class TenantAdmin(ServiceWriteAdmin[Tenant], TenantScopedAdmin[Tenant]):
         except TenancyError as exc:
             raise Invalid({"slug": [str(exc)]}) from exc
         tenant = Tenant.objects.get(pk=form.instance.pk)
-        if data.get("name") is not None and data["name"] != tenant.name:
-            tenant.name = data["name"]
-            tenant.save(update_fields=["name"])
-        if data.get("is_active") is not None and data["is_active"] != tenant.is_active:
-            tenant = tenant_set_active(tenant=tenant, active=data["is_active"])
-        return tenant
+        return tenant_update(tenant=tenant, name=data.get("name"), is_active=data.get("is_active"))
 
 
 class MembershipForm(ServiceForm):

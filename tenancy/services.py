@@ -50,12 +50,22 @@ def tenant_create(*, slug: str, name: str = "") -> Tenant:
     return tenant
 
 
-def tenant_set_active(*, tenant: Tenant, active: bool) -> Tenant:
-    with transaction.atomic():
-        tenant.is_active = active
-        tenant.save(update_fields=["is_active"])
-    forget_cached_tenant(tenant.slug)
+def tenant_update(*, tenant: Tenant, name: str | None = None, is_active: bool | None = None) -> Tenant:
+    """Rename and/or (de)activate in one save, so that one edit is one audit entry."""
+    changed = []
+    if name is not None and name != tenant.name:
+        tenant.name, changed = name, [*changed, "name"]
+    if is_active is not None and is_active != tenant.is_active:
+        tenant.is_active, changed = is_active, [*changed, "is_active"]
+    if changed:
+        with transaction.atomic():
+            tenant.save(update_fields=changed)
+        forget_cached_tenant(tenant.slug)
     return tenant
+
+
+def tenant_set_active(*, tenant: Tenant, active: bool) -> Tenant:
+    return tenant_update(tenant=tenant, is_active=active)
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from flagsvc.pagination import LimitOffsetPage
 from tenancy.api.base import TenantAPIView
 from tenancy.api.helpers import choice_param, text_param
 
-ENTITIES = ("flag", "segment")
+ENTITIES = ("flag", "segment", "membership", "tenant")
 
 
 class AuditEntrySerializer(serializers.Serializer[Any]):

@@ -6,6 +6,8 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.test import Client
 
+from audit.models import AuditEntry
+from audit.verification import verify_chain
 from tenancy.models import ApiClient, Membership, Tenant, hash_client_secret
 from tests.admin.conftest import PASSWORD, signed_in
 from tests.factories import TenantFactory
@@ -200,3 +202,39 @@ def test_tenant__members_only_read_their_own(owner, tenant, other_tenant):
 def test_user_page__superuser_sees_memberships_inline(superuser, owner):
     page = signed_in(superuser).get(f"/admin/auth/user/{owner.pk}/change/").content.decode()
     assert "memberships-" in page
+
+
+def _audit(tenant, entity: str) -> list[tuple[str, str, str, dict | None, dict | None]]:
+    entries = AuditEntry.objects.for_tenant(tenant).filter(entity=entity).exclude(actor="system:shell")
+    entries = entries.order_by("seq")
+    return [(e.actor, e.action, e.entity_key, e.before, e.after) for e in entries]
+
+
+def test_membership__add_change_remove__each_audited_with_the_owner_as_actor(owner, tenant):
+    client = signed_in(owner)
+    _add_member(client, tenant, "newcomer", role="viewer")
+    membership = Membership.all_tenants.get(user__username="newcomer")
+    client.post(f"/admin/tenancy/membership/{membership.pk}/change/", {"role": "editor"})
+    client.post(f"/admin/tenancy/membership/{membership.pk}/delete/", {"post": "yes"})
+    viewer, editor = {"person": "newcomer", "role": "viewer"}, {"person": "newcomer", "role": "editor"}
+    assert _audit(tenant, "membership") == [
+        ("user:olivia", "create", "newcomer", None, viewer),
+        ("user:olivia", "update", "newcomer", viewer, editor),
+        ("user:olivia", "delete", "newcomer", editor, None),
+    ]
+    assert verify_chain(tenant=tenant).ok
+
+
+def test_tenant__name_and_state_edits__audited(superuser, tenant):
+    signed_in(superuser).post(
+        f"/admin/tenancy/tenant/{tenant.pk}/change/", {"name": "Acme Corp", "is_active": ""}
+    )
+    [(actor, action, key, before, after)] = _audit(tenant, "tenant")
+    assert (actor, action, key) == ("user:root", "update", "acme")
+    assert (before["name"], before["is_active"], after["name"], after["is_active"]) == (
+        tenant.name,
+        True,
+        "Acme Corp",
+        False,
+    )
+    assert verify_chain(tenant=tenant).ok
