@@ -53,7 +53,7 @@ class FlagsvcAdminSite(admin.AdminSite):
             extra_context={
                 "site_header": self.site_header,
                 "site_title": self.site_title,
-                "login_url": reverse_lazy("admin:login"),
+                "sign_in_url": reverse_lazy("admin:login"),
             },
             title="Your password is set",
         )

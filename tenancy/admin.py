@@ -167,7 +167,7 @@ class MembershipAdmin(ServiceWriteAdmin[Membership], TenantScopedAdmin[Membershi
     """
 
     form = MembershipForm
-    list_display = ("user", "tenant", "role")
+    list_display = ("person", "tenant", "role")
     list_filter = (TenantListFilter, "role")
     search_fields = ("user__username", "user__email")
     search_help_text = "Search by username or email."
@@ -179,10 +179,22 @@ class MembershipAdmin(ServiceWriteAdmin[Membership], TenantScopedAdmin[Membershi
     allow_delete = True
 
     def get_fields(self, request: HttpRequest, obj: Membership | None = None) -> Any:
-        return ("username", "email", "tenant", "role") if obj is None else ("user", "tenant", "role")
+        return ("username", "email", "tenant", "role") if obj is None else ("person", "tenant", "role")
+
+    def render_change_form(
+        self, request: HttpRequest, context: dict[str, Any], *args: Any, **kwargs: Any
+    ) -> HttpResponse:
+        """One Save: adding a new person ends on the page with their link, not on another form."""
+        context.update(show_save_and_add_another=False, show_save_and_continue=False)
+        return super().render_change_form(request, context, *args, **kwargs)
+
+    @admin.display(description="Person", ordering="user__username")
+    def person(self, obj: Membership) -> str:
+        return f"{obj.user.get_username()} <{obj.user.email}>" if obj.user.email else obj.user.get_username()
 
     def get_readonly_fields(self, request: HttpRequest, obj: Membership | None = None) -> tuple[str, ...]:
-        return ("user", "tenant") if obj is not None else ()
+        # `person`, not `user`: the user field would link to the people admin, which owners cannot open.
+        return ("person", "tenant") if obj is not None else ()
 
     def write(self, request: HttpRequest, form: MembershipForm, change: bool) -> Membership:
         data = form.cleaned_data

@@ -5,7 +5,7 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import cast
+from typing import Any, cast
 
 from django.conf import settings
 from django.contrib.auth import get_user_model, password_validation
@@ -14,6 +14,7 @@ from django.contrib.auth.tokens import default_token_generator
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.db import IntegrityError, transaction
+from django.db.models import Field
 from django.utils import timezone
 from django.utils.encoding import force_bytes
 from django.utils.http import urlsafe_base64_encode
@@ -52,7 +53,7 @@ def tenant_create(*, slug: str, name: str = "") -> Tenant:
 
 def tenant_update(*, tenant: Tenant, name: str | None = None, is_active: bool | None = None) -> Tenant:
     """Rename and/or (de)activate in one save, so that one edit is one audit entry."""
-    changed = []
+    changed: list[str] = []
     if name is not None and name != tenant.name:
         tenant.name, changed = name, [*changed, "name"]
     if is_active is not None and is_active != tenant.is_active:
@@ -130,7 +131,7 @@ def token_issue(*, client_id: str, client_secret: str) -> IssuedToken | None:
 
 
 def _check_username(username: str) -> None:
-    field = get_user_model()._meta.get_field(get_user_model().USERNAME_FIELD)
+    field = cast("Field[Any, Any]", get_user_model()._meta.get_field(get_user_model().USERNAME_FIELD))
     try:
         field.clean(username, None)
     except ValidationError as exc:
@@ -182,7 +183,8 @@ def person_create(
 def password_set_token(user: AbstractBaseUser) -> tuple[str, str]:
     """`(uidb64, token)` for the set-password page: valid for PASSWORD_RESET_TIMEOUT, until it is used
     (setting a password changes the hash the token is made from) or the person signs in."""
-    return urlsafe_base64_encode(force_bytes(user.pk)), default_token_generator.make_token(user)
+    token = default_token_generator.make_token(user)  # type: ignore[arg-type]  # any auth user model
+    return urlsafe_base64_encode(force_bytes(user.pk)), token
 
 
 def _lock_tenant(tenant_id: int) -> None:

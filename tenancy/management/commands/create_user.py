@@ -62,7 +62,7 @@ class Command(BaseCommand):
                 )
             except TenancyError as exc:
                 raise CommandError(str(exc)) from None
-        result.update(email=person.email, created=True)
+        result.update(email=getattr(person, "email", ""), created=True)
         if generated:
             result["password"] = password
         self._report(result, as_json=options["json"])
