@@ -37,6 +37,7 @@ from tenancy.services import (
     membership_set_role,
     password_set_token,
     person_create,
+    person_forget_password,
     tenant_create,
     tenant_set_active,
     tenant_update,
@@ -167,7 +168,7 @@ class MembershipAdmin(ServiceWriteAdmin[Membership], TenantScopedAdmin[Membershi
     """
 
     form = MembershipForm
-    list_display = ("person", "tenant", "role")
+    list_display = ("person", "tenant", "role", "signed_in")
     list_filter = (TenantListFilter, "role")
     search_fields = ("user__username", "user__email")
     search_help_text = "Search by username or email."
@@ -177,6 +178,7 @@ class MembershipAdmin(ServiceWriteAdmin[Membership], TenantScopedAdmin[Membershi
     view_role = Role.OWNER
     edit_role = Role.OWNER
     allow_delete = True
+    actions = ("new_password_link",)
 
     def get_fields(self, request: HttpRequest, obj: Membership | None = None) -> Any:
         return ("username", "email", "tenant", "role") if obj is None else ("person", "tenant", "role")
@@ -187,6 +189,10 @@ class MembershipAdmin(ServiceWriteAdmin[Membership], TenantScopedAdmin[Membershi
         """One Save: adding a new person ends on the page with their link, not on another form."""
         context.update(show_save_and_add_another=False, show_save_and_continue=False)
         return super().render_change_form(request, context, *args, **kwargs)
+
+    @admin.display(description="Has signed in", boolean=True)
+    def signed_in(self, obj: Membership) -> bool:
+        return obj.user.last_login is not None
 
     @admin.display(description="Person", ordering="user__username")
     def person(self, obj: Membership) -> str:
@@ -233,20 +239,51 @@ class MembershipAdmin(ServiceWriteAdmin[Membership], TenantScopedAdmin[Membershi
         person = getattr(request, _NEW_PERSON, None)
         if person is None:
             return super().response_add(request, obj, post_url_continue)
+        return self._password_link_page(
+            request, obj, person, f"{person.get_username()} can now set their password"
+        )
+
+    @admin.action(
+        description="New set-password link for the selected person (who has never signed in)",
+        permissions=["change"],
+    )
+    def new_password_link(self, request: HttpRequest, queryset: QuerySet[Membership]) -> HttpResponse | None:
+        """For a lost link: the old links stop working. Only for a person who never signed in and who
+        belongs to no tenant but the requester's (`AdminAccess.may_reset_password`)."""
+        memberships = list(queryset.select_related("user", "tenant"))
+        people = {m.user_id: m.user for m in memberships}
+        if len(people) != 1:
+            self.message_user(request, "Select the membership of one person.", messages.ERROR)
+            return None
+        person = next(iter(people.values()))
+        if not self.access(request).may_reset_password(person):
+            self.message_user(
+                request,
+                f"No link for {person.get_username()}: a new link is only for a person who has never signed "
+                "in and who is a member of your tenants only. Ask an operator.",
+                messages.ERROR,
+            )
+            return None
+        person_forget_password(person)
+        return self._password_link_page(
+            request, memberships[0], person, f"A new link for {person.get_username()}"
+        )
+
+    def _password_link_page(
+        self, request: HttpRequest, membership: Membership, person: Any, title: str
+    ) -> HttpResponse:
         uidb64, token = password_set_token(person)
         link = request.build_absolute_uri(reverse("admin:password_set", args=[uidb64, token]))
-        days = settings.PASSWORD_RESET_TIMEOUT / 86400
+        hours = settings.PASSWORD_RESET_TIMEOUT // 3600
         context = {
             **self.admin_site.each_context(request),
-            "title": f"{person.get_username()} can now set their password",
+            "title": title,
             "subtitle": None,
             "opts": self.opts,
-            "membership": obj,
+            "membership": membership,
             "person": person,
             "link": link,
-            "valid_for": f"{days:g} days"
-            if days >= 1
-            else f"{settings.PASSWORD_RESET_TIMEOUT // 3600} hours",
+            "valid_for": f"{hours // 24} days" if hours % 24 == 0 and hours >= 24 else f"{hours} hours",
         }
         response = TemplateResponse(request, "admin/tenancy/membership/new_person.html", context)
         response["Cache-Control"] = "no-store"

@@ -75,6 +75,16 @@ class AdminAccess:
             return qs
         return qs.filter(memberships__tenant_id__in=self.tenant_ids(Role.OWNER)).distinct()
 
+    def may_reset_password(self, person: Any) -> bool:
+        """A new set-password link: only for someone who never signed in (so nobody's account is taken
+        over) and, unless this is a superuser, who belongs to no tenant but the ones this person owns."""
+        if person.last_login is not None or person.is_superuser:
+            return False
+        if self.is_superuser:
+            return True
+        theirs = set(Membership.all_tenants.filter(user=person).values_list("tenant_id", flat=True))
+        return bool(theirs) and theirs <= set(self.tenant_ids(Role.OWNER))
+
 
 NO_ACCESS = AdminAccess(is_superuser=False)
 

@@ -187,6 +187,13 @@ def password_set_token(user: AbstractBaseUser) -> tuple[str, str]:
     return urlsafe_base64_encode(force_bytes(user.pk)), token
 
 
+def person_forget_password(person: AbstractBaseUser) -> None:
+    """No usable password until the person sets one: every earlier set-password link stops working."""
+    with transaction.atomic():
+        person.set_unusable_password()
+        person.save(update_fields=["password"])
+
+
 def _lock_tenant(tenant_id: int) -> None:
     """Serialise membership changes of one tenant, so that two demotions cannot leave it ownerless."""
     Tenant.objects.select_for_update().filter(pk=tenant_id).values_list("pk", flat=True).first()

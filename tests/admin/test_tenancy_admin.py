@@ -238,3 +238,34 @@ def test_tenant__name_and_state_edits__audited(superuser, tenant):
         False,
     )
     assert verify_chain(tenant=tenant).ok
+
+
+def _new_link(client, membership):
+    return client.post(
+        "/admin/tenancy/membership/", {"action": "new_password_link", "_selected_action": [membership.pk]}
+    )
+
+
+def test_new_password_link__person_who_never_signed_in__new_link_old_one_dead(owner, tenant):
+    client = signed_in(owner)
+    old_link = _add_member(client, tenant, "newcomer", role="viewer").context["link"]
+    membership = Membership.all_tenants.get(user__username="newcomer")
+    response = _new_link(client, membership)
+    assert response.status_code == 200 and "no-store" in response["Cache-Control"]
+    new_link = response.context["link"]
+    assert new_link != old_link
+    assert "has expired or has already been used" in Client().get(old_link, follow=True).content.decode()
+    assert "Welcome, <strong>newcomer</strong>" in Client().get(new_link, follow=True).content.decode()
+
+
+def test_new_password_link__person_who_signed_in_or_has_another_tenant__refused(
+    owner, editor, tenant, other_tenant, make_person
+):
+    client = signed_in(owner)
+    signed_in(editor)  # force_login sets last_login
+    shared = make_person("shared", {tenant: "viewer", other_tenant: "viewer"})
+    for person in (editor, shared):
+        password = get_user_model().objects.get(pk=person.pk).password
+        response = _new_link(client, Membership.all_tenants.get(user=person, tenant=tenant))
+        assert response.status_code == 302
+        assert get_user_model().objects.get(pk=person.pk).password == password

@@ -51,6 +51,7 @@ def test_owner__creates_a_person__who_sets_a_password_and_signs_in(
     page.click("text=Done: the link is sent")
     expect(page.locator("#result_list")).to_contain_text("newcomer")
     expect(page.locator("#result_list")).not_to_contain_text("gus")
+    shot(page, "4b-members-after")
 
     # The newcomer, in their own browser, follows the link once.
     context = browser.new_context(base_url=live_server.url, viewport={"width": 1280, "height": 1000})
