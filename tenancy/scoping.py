@@ -60,6 +60,10 @@ def TenantScopedManager(queryset_class: type[models.QuerySet[Any]] | None = None
 
 @contextmanager
 def tenant_scope(tenant: Any | Sequence[Any]) -> Iterator[None]:
+    """The rows of `tenant` (a tenant, its id, or a list of them: no tenant at all for an empty list)."""
+    if tenant is None:
+        # django-scopes reads a None scope as "do not filter": every tenant's rows. Never that here.
+        raise ScopeError("tenant_scope() needs a tenant")
     with scope(tenant=tenant):
         yield
 

@@ -79,6 +79,16 @@ def test_query_without_tenant__raises(model):
         model.objects.count()
 
 
+def test_scope_of_no_tenant__refused_not_every_tenant(tenant, other_tenant):
+    make_flag(tenant, "a")
+    with pytest.raises(ScopeError), tenant_scope(None):
+        list(Flag.objects.all())
+    with pytest.raises(ScopeError):
+        Flag.objects.for_tenant(None)
+    with tenant_scope([]):
+        assert list(Flag.objects.all()) == []
+
+
 def test_query_with_tenant__sees_only_that_tenant(tenant, other_tenant):
     make_flag(tenant, "a")
     make_flag(other_tenant, "b")
