@@ -3,6 +3,10 @@
 These receivers run inside the transaction of the change (AuditedModel.save/delete open one), so
 the entity, its audit entry and its event commit or roll back together, whatever the write path.
 The actor and request id come from `flagsvc.context`.
+
+Who may do what is audited too: a membership added, changed or removed (entity `membership`, keyed by
+username) and a tenant's name or active flag changed (entity `tenant`). These change nothing that
+evaluation serves, so they write an audit entry and no change event.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from audit.chain import GENESIS, entry_content, entry_hash
 from audit.diff import document_diff
 from audit.models import AuditAction, AuditedModel, AuditEntry, ChangeEvent
 from flagsvc import context
-from tenancy.models import Tenant
+from tenancy.models import Membership, Tenant
 
 ACTION_HINT = "_audit_action"
 BEFORE = "_audit_before"
@@ -69,32 +73,9 @@ def _infer_action(created: bool, before: dict[str, Any] | None, after: dict[str,
 def _append(
     instance: AuditedModel, action: str, before: dict[str, Any] | None, after: dict[str, Any] | None
 ) -> None:
-    # The tenant row lock serialises the chain: one appender at a time per tenant.
-    Tenant.objects.select_for_update().filter(pk=instance.tenant_id).values_list("pk", flat=True).first()
-    last = (
-        AuditEntry.objects.for_tenant(instance.tenant_id)
-        .order_by("-seq")
-        .values_list("seq", "entry_hash")
-        .first()
+    entry = _append_entry(
+        instance.tenant_id, instance.audit_entity, instance.key, action, instance.version, before, after
     )
-    seq, prev_hash = (last[0] + 1, last[1]) if last else (1, GENESIS)
-    entry = AuditEntry(
-        tenant_id=instance.tenant_id,
-        seq=seq,
-        ts=timezone.now(),
-        actor=context.actor(),
-        entity=instance.audit_entity,
-        entity_key=instance.key,
-        action=action,
-        version=instance.version,
-        before=before,
-        after=after,
-        diff=document_diff(before, after),
-        request_id=context.request_id(),
-        prev_hash=prev_hash,
-    )
-    entry.entry_hash = entry_hash(prev_hash, entry_content(entry))
-    entry.save()
     ChangeEvent.objects.for_tenant(instance.tenant_id).create(
         tenant_id=instance.tenant_id,
         ts=entry.ts,
@@ -104,3 +85,95 @@ def _append(
         version=entry.version,
         audit_entry=entry,
     )
+
+
+def _append_entry(
+    tenant_id: int,
+    entity: str,
+    entity_key: str,
+    action: str,
+    version: int | None,
+    before: dict[str, Any] | None,
+    after: dict[str, Any] | None,
+) -> AuditEntry:
+    # The tenant row lock serialises the chain: one appender at a time per tenant.
+    Tenant.objects.select_for_update().filter(pk=tenant_id).values_list("pk", flat=True).first()
+    last = AuditEntry.objects.for_tenant(tenant_id).order_by("-seq").values_list("seq", "entry_hash").first()
+    seq, prev_hash = (last[0] + 1, last[1]) if last else (1, GENESIS)
+    entry = AuditEntry(
+        tenant_id=tenant_id,
+        seq=seq,
+        ts=timezone.now(),
+        actor=context.actor(),
+        entity=entity,
+        entity_key=entity_key,
+        action=action,
+        version=version,
+        before=before,
+        after=after,
+        diff=document_diff(before, after),
+        request_id=context.request_id(),
+        prev_hash=prev_hash,
+    )
+    entry.entry_hash = entry_hash(prev_hash, entry_content(entry))
+    entry.save()
+    return entry
+
+
+# Memberships and tenants ------------------------------------------------------------------------
+
+
+def _membership_document(membership: Membership) -> dict[str, Any]:
+    return {"person": membership.user.get_username(), "role": membership.role}
+
+
+def _tenant_document(tenant: Tenant) -> dict[str, Any]:
+    return {"slug": tenant.slug, "name": tenant.name, "is_active": tenant.is_active}
+
+
+def _stored(instance: Membership | Tenant) -> Any:
+    return type(instance)._base_manager.filter(pk=instance.pk).first()
+
+
+@receiver(pre_save, sender=Membership, dispatch_uid="audit_membership_before")
+@receiver(pre_save, sender=Tenant, dispatch_uid="audit_tenant_before")
+def remember_tenancy_before(sender: type[Any], instance: Membership | Tenant, **kwargs: Any) -> None:
+    if kwargs.get("raw") or instance._state.adding or instance.pk is None:
+        return
+    stored = _stored(instance)
+    if stored is None:
+        return
+    render = _tenant_document if isinstance(instance, Tenant) else _membership_document
+    instance.__dict__[BEFORE] = render(stored)
+
+
+@receiver(post_save, sender=Membership, dispatch_uid="audit_membership_saved")
+def write_membership_saved(sender: type[Any], instance: Membership, created: bool, **kwargs: Any) -> None:
+    if kwargs.get("raw"):
+        return
+    before = None if created else instance.__dict__.pop(BEFORE, None)
+    after = _membership_document(instance)
+    if before == after:
+        return
+    action = AuditAction.CREATE if created else AuditAction.UPDATE
+    _append_entry(instance.tenant_id, "membership", after["person"], action, None, before, after)
+
+
+@receiver(post_delete, sender=Membership, dispatch_uid="audit_membership_deleted")
+def write_membership_deleted(sender: type[Any], instance: Membership, **kwargs: Any) -> None:
+    if isinstance(kwargs.get("origin"), Tenant):
+        return  # the tenant itself is going: there is no chain left to write to
+    before = _membership_document(instance)
+    _append_entry(instance.tenant_id, "membership", before["person"], AuditAction.DELETE, None, before, None)
+
+
+@receiver(post_save, sender=Tenant, dispatch_uid="audit_tenant_saved")
+def write_tenant_saved(sender: type[Any], instance: Tenant, created: bool, **kwargs: Any) -> None:
+    """A tenant's creation starts its chain empty; later changes of its name or state are entries."""
+    if kwargs.get("raw") or created:
+        return
+    before = instance.__dict__.pop(BEFORE, None)
+    after = _tenant_document(instance)
+    if before is None or before == after:
+        return
+    _append_entry(instance.pk, "tenant", instance.slug, AuditAction.UPDATE, None, before, after)

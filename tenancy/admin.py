@@ -12,6 +12,7 @@ from typing import Any
 
 from django import forms
 from django.apps import apps
+from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.admin.exceptions import NotRegistered
 from django.contrib.auth import get_user_model
@@ -19,20 +20,31 @@ from django.contrib.auth.admin import UserAdmin
 from django.db.models import Case, CharField, QuerySet, Value, When
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
+from django.urls import reverse
 
 from flagsvc.admin_writes import ServiceForm, ServiceWriteAdmin
-from flagsvc.errors import Invalid
+from flagsvc.errors import ApiError, Conflict, Invalid
 from tenancy.admin_scoping import TenantListFilter, TenantScopedAdmin, admin_access
 from tenancy.models import SCOPES, ApiClient, Membership, Role, Tenant
 from tenancy.services import (
     TenancyError,
     api_client_create,
     api_client_revoke,
+    is_last_owner,
+    last_owner_message,
+    membership_add,
+    membership_remove,
+    membership_set_role,
+    password_set_token,
+    person_create,
+    person_forget_password,
     tenant_create,
     tenant_set_active,
+    tenant_update,
 )
 
 _ISSUED_SECRET = "_flagsvc_issued_secret"
+_NEW_PERSON = "_flagsvc_new_person"
 
 
 class TenantForm(ServiceForm):
@@ -111,20 +123,16 @@ class TenantAdmin(ServiceWriteAdmin[Tenant], TenantScopedAdmin[Tenant]):
         except TenancyError as exc:
             raise Invalid({"slug": [str(exc)]}) from exc
         tenant = Tenant.objects.get(pk=form.instance.pk)
-        if data.get("name") is not None and data["name"] != tenant.name:
-            tenant.name = data["name"]
-            tenant.save(update_fields=["name"])
-        if data.get("is_active") is not None and data["is_active"] != tenant.is_active:
-            tenant = tenant_set_active(tenant=tenant, active=data["is_active"])
-        return tenant
+        return tenant_update(tenant=tenant, name=data.get("name"), is_active=data.get("is_active"))
 
 
-class MembershipForm(forms.ModelForm):
+class MembershipForm(ServiceForm):
     username = forms.CharField(
         max_length=150,
-        help_text="The username of an existing person. A superuser creates people (with staff status, "
-        "which signing in needs) under Authentication > Users.",
+        help_text="A person who is already a member of one of your tenants is added by their username. "
+        "Any other username creates a new person, who gets a link to set their password.",
     )
+    email = forms.EmailField(required=False, help_text="For a new person only.")
 
     class Meta:
         model = Membership
@@ -134,37 +142,33 @@ class MembershipForm(forms.ModelForm):
             "segments. Owner: also manages members and API clients.",
         }
 
-    def clean(self) -> dict[str, Any]:
-        data: dict[str, Any] = super().clean() or self.cleaned_data
-        if "username" in self.fields and data.get("username"):
-            user = get_user_model().objects.filter(username=data["username"]).first()
-            if user is None:
-                self.add_error("username", "No person has this username.")
-            elif data.get("tenant") and Membership.objects.filter(user=user, tenant=data["tenant"]).exists():
-                self.add_error("username", f"{user} is already a member of {data['tenant']}.")
-            else:
-                self.instance.user = user
-        demoted = self.instance.pk is not None and data.get("role") != Role.OWNER
-        if demoted and _is_last_owner(self.instance):
-            self.add_error("role", "This is the last owner of the tenant: make someone else owner first.")
-        return data
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if self.instance.pk is not None:  # a membership's person is fixed: only the role changes
+            for name in ("username", "email"):
+                self.fields.pop(name, None)
 
-
-def _is_last_owner(membership: Membership) -> bool:
-    stored = Membership.objects.filter(pk=membership.pk).values_list("role", flat=True).first()
-    if stored != Role.OWNER:
-        return False
-    return (
-        not Membership.objects.filter(tenant_id=membership.tenant_id, role=Role.OWNER)
-        .exclude(pk=membership.pk)
-        .exists()
-    )
+    def add_api_error(self, err: ApiError) -> None:
+        """Messages at their own field, without the `field:` prefix that engine paths need."""
+        fields = err.details.get("fields") if isinstance(err, Invalid) else None
+        if not isinstance(fields, dict):
+            return super().add_api_error(err)
+        for name, problems in fields.items():
+            for problem in problems:
+                self.add_error(name if name in self.fields else None, problem)
 
 
 @admin.register(Membership)
-class MembershipAdmin(TenantScopedAdmin[Membership]):
+class MembershipAdmin(ServiceWriteAdmin[Membership], TenantScopedAdmin[Membership]):
+    """Owners add people to their tenants, change their roles and remove them.
+
+    An owner reaches only the people who are members of a tenant they own (`AdminAccess.people`): a
+    username outside that set is never looked up for them, only offered as a new person, and a taken
+    one gets `USERNAME_TAKEN`, the same words whoever holds it. Superusers reach everyone.
+    """
+
     form = MembershipForm
-    list_display = ("user", "tenant", "role")
+    list_display = ("person", "tenant", "role", "signed_in")
     list_filter = (TenantListFilter, "role")
     search_fields = ("user__username", "user__email")
     search_help_text = "Search by username or email."
@@ -174,18 +178,120 @@ class MembershipAdmin(TenantScopedAdmin[Membership]):
     view_role = Role.OWNER
     edit_role = Role.OWNER
     allow_delete = True
+    actions = ("new_password_link",)
 
     def get_fields(self, request: HttpRequest, obj: Membership | None = None) -> Any:
-        return ("username", "tenant", "role") if obj is None else ("user", "tenant", "role")
+        return ("username", "email", "tenant", "role") if obj is None else ("person", "tenant", "role")
+
+    def render_change_form(
+        self, request: HttpRequest, context: dict[str, Any], *args: Any, **kwargs: Any
+    ) -> HttpResponse:
+        """One Save: adding a new person ends on the page with their link, not on another form."""
+        context.update(show_save_and_add_another=False, show_save_and_continue=False)
+        return super().render_change_form(request, context, *args, **kwargs)
+
+    @admin.display(description="Has signed in", boolean=True)
+    def signed_in(self, obj: Membership) -> bool:
+        return obj.user.last_login is not None
+
+    @admin.display(description="Person", ordering="user__username")
+    def person(self, obj: Membership) -> str:
+        return f"{obj.user.get_username()} <{obj.user.email}>" if obj.user.email else obj.user.get_username()
 
     def get_readonly_fields(self, request: HttpRequest, obj: Membership | None = None) -> tuple[str, ...]:
-        return ("user", "tenant") if obj is not None else ()
+        # `person`, not `user`: the user field would link to the people admin, which owners cannot open.
+        return ("person", "tenant") if obj is not None else ()
+
+    def write(self, request: HttpRequest, form: MembershipForm, change: bool) -> Membership:
+        data = form.cleaned_data
+        try:
+            if change:
+                stored = Membership.objects.for_tenant(form.instance.tenant_id).get(pk=form.instance.pk)
+                return membership_set_role(membership=stored, role=data["role"])
+            tenant, username = data["tenant"], data["username"]
+            known = self.access(request).people().filter(username=username).first()
+            if known is not None:
+                if data.get("email") and data["email"] != known.email:
+                    raise TenancyError(
+                        f"{username} is already a member of your tenants: leave Email empty to add "
+                        "them, or choose another username for a new person.",
+                        field="email",
+                    )
+                return membership_add(user=known, tenant=tenant, role=data["role"])
+            person = person_create(
+                username=username, email=data.get("email") or "", tenant=tenant, role=data["role"]
+            )
+        except TenancyError as exc:
+            raise Invalid({exc.field or "username": [str(exc)]}) from exc
+        setattr(request, _NEW_PERSON, person)
+        return Membership.objects.for_tenant(tenant).get(user=person)
+
+    def remove(self, request: HttpRequest, obj: Membership) -> None:
+        try:
+            membership_remove(membership=obj)
+        except TenancyError as exc:
+            raise Conflict(str(exc)) from exc
+
+    def response_add(
+        self, request: HttpRequest, obj: Membership, post_url_continue: str | None = None
+    ) -> HttpResponse:
+        """A new person: show their set-password link now, in this response, and nowhere else."""
+        person = getattr(request, _NEW_PERSON, None)
+        if person is None:
+            return super().response_add(request, obj, post_url_continue)
+        return self._password_link_page(
+            request, obj, person, f"{person.get_username()} can now set their password"
+        )
+
+    @admin.action(
+        description="New set-password link for the selected person (who has never signed in)",
+        permissions=["change"],
+    )
+    def new_password_link(self, request: HttpRequest, queryset: QuerySet[Membership]) -> HttpResponse | None:
+        """For a lost link: the old links stop working. Only for a person who never signed in and who
+        belongs to no tenant but the requester's (`AdminAccess.may_reset_password`)."""
+        memberships = list(queryset.select_related("user", "tenant"))
+        people = {m.user_id: m.user for m in memberships}
+        if len(people) != 1:
+            self.message_user(request, "Select the membership of one person.", messages.ERROR)
+            return None
+        person = next(iter(people.values()))
+        if not self.access(request).may_reset_password(person):
+            self.message_user(
+                request,
+                f"No link for {person.get_username()}: a new link is only for a person who has never signed "
+                "in and who is a member of your tenants only. Ask an operator.",
+                messages.ERROR,
+            )
+            return None
+        person_forget_password(person)
+        return self._password_link_page(
+            request, memberships[0], person, f"A new link for {person.get_username()}"
+        )
+
+    def _password_link_page(
+        self, request: HttpRequest, membership: Membership, person: Any, title: str
+    ) -> HttpResponse:
+        uidb64, token = password_set_token(person)
+        link = request.build_absolute_uri(reverse("admin:password_set", args=[uidb64, token]))
+        hours = settings.PASSWORD_RESET_TIMEOUT // 3600
+        context = {
+            **self.admin_site.each_context(request),
+            "title": title,
+            "subtitle": None,
+            "opts": self.opts,
+            "membership": membership,
+            "person": person,
+            "link": link,
+            "valid_for": f"{hours // 24} days" if hours % 24 == 0 and hours >= 24 else f"{hours} hours",
+        }
+        response = TemplateResponse(request, "admin/tenancy/membership/new_person.html", context)
+        response["Cache-Control"] = "no-store"
+        return response
 
     def get_deleted_objects(self, objs: Any, request: HttpRequest) -> tuple[Any, Any, Any, list[Any]]:
         deleted, model_count, perms_needed, protected = super().get_deleted_objects(objs, request)
-        protected = list(protected) + [
-            f"{m.tenant} needs an owner: {m.user} is its last one" for m in objs if _is_last_owner(m)
-        ]
+        protected = list(protected) + [last_owner_message(m) for m in objs if is_last_owner(m)]
         return deleted, model_count, perms_needed, protected
 
 

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, TypeVar
 
 from django.contrib import admin
+from django.contrib.auth import get_user_model
 from django.db import models
 from django.db.models import QuerySet
 from django.forms import ModelChoiceField
@@ -66,6 +67,24 @@ class AdminAccess:
         qs = Tenant.objects.all()
         return qs if self.is_superuser else qs.filter(pk__in=self.tenant_ids(minimum))
 
+    def people(self) -> QuerySet[Any]:
+        """The people this person may find and add to a tenant: everyone for a superuser, else the
+        members of the tenants they own. Nobody else is ever looked up on their behalf."""
+        qs = get_user_model()._default_manager.all()
+        if self.is_superuser:
+            return qs
+        return qs.filter(memberships__tenant_id__in=self.tenant_ids(Role.OWNER)).distinct()
+
+    def may_reset_password(self, person: Any) -> bool:
+        """A new set-password link: only for someone who never signed in (so nobody's account is taken
+        over) and, unless this is a superuser, who belongs to no tenant but the ones this person owns."""
+        if person.last_login is not None or person.is_superuser:
+            return False
+        if self.is_superuser:
+            return True
+        theirs = set(Membership.all_tenants.filter(user=person).values_list("tenant_id", flat=True))
+        return bool(theirs) and theirs <= set(self.tenant_ids(Role.OWNER))
+
 
 NO_ACCESS = AdminAccess(is_superuser=False)
 
@@ -81,7 +100,8 @@ def admin_access(request: HttpRequest) -> AdminAccess:
     elif user.is_superuser:
         access = AdminAccess(is_superuser=True)
     else:
-        rows = Membership.objects.filter(user=user).values_list("tenant_id", "role")
+        # A person's memberships span tenants by nature: this read is what the tenant scope is made of.
+        rows = Membership.all_tenants.filter(user=user).values_list("tenant_id", "role")
         access = AdminAccess(is_superuser=False, roles={tid: role for tid, role in rows if role in RANK})
     setattr(request, _CACHE_ATTR, access)
     return access
@@ -103,8 +123,9 @@ def scoped_queryset(model: type[M], access: AdminAccess, minimum: str, tenant_lo
     """Rows of `model` in the tenants where the person has at least `minimum`.
 
     Superusers get the unscoped manager (`all_tenants` where the model has one). Everyone else gets
-    the default manager inside their tenant scope *and* an explicit filter, so that a model whose
-    manager is not scoped (Membership, ApiClient) is limited all the same.
+    the default (scoped) manager inside their tenant scope *and* an explicit filter on the admin's
+    `tenant_lookup`, so that a model reached through another field (Tenant itself, by `pk`) is
+    limited all the same.
     """
     if access.is_superuser:
         manager = getattr(model, "all_tenants", None) or model._default_manager

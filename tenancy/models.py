@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from typing import Any
 
 from django.conf import settings
 from django.core.validators import RegexValidator
-from django.db import models
+from django.db import models, transaction
+
+from tenancy.scoping import TenantScopedManager
 
 SCOPES: tuple[str, ...] = (
     "flags:read",
@@ -70,6 +73,9 @@ class ApiClient(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     last_token_at = models.DateTimeField(null=True, blank=True)
 
+    objects = TenantScopedManager()
+    all_tenants = models.Manager()
+
     class Meta:
         ordering = ["tenant__slug", "client_id"]
         verbose_name = "API client"
@@ -92,6 +98,9 @@ class Membership(models.Model):
     tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="memberships")
     role = models.CharField(max_length=16, choices=Role.choices, default=Role.VIEWER)
 
+    objects = TenantScopedManager()
+    all_tenants = models.Manager()
+
     class Meta:
         constraints = [
             models.UniqueConstraint(fields=["user", "tenant"], name="membership_user_tenant_unique")
@@ -100,6 +109,15 @@ class Membership(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user} @ {self.tenant} ({self.role})"
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        """In one transaction with its audit entry (audit.receivers), whatever the write path."""
+        with transaction.atomic():
+            super().save(*args, **kwargs)
+
+    def delete(self, *args: Any, **kwargs: Any) -> tuple[int, dict[str, int]]:
+        with transaction.atomic():
+            return super().delete(*args, **kwargs)
 
 
 class IdempotentResponse(models.Model):
@@ -119,6 +137,9 @@ class IdempotentResponse(models.Model):
     body = models.JSONField(null=True)
     headers = models.JSONField(default=dict)
     created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = TenantScopedManager()
+    all_tenants = models.Manager()
 
     class Meta:
         constraints = [

@@ -20,7 +20,7 @@ from tenancy.api.base import TenantAPIView
 from tenancy.api.helpers import choice_param, text_param
 from tenancy.schema import paginated
 
-ENTITIES = ("flag", "segment")
+ENTITIES = ("flag", "segment", "membership", "tenant")
 
 
 class AuditEntrySerializer(serializers.Serializer[Any]):

@@ -150,12 +150,12 @@ def _claim_idempotency_key(
                 )
         except IntegrityError:
             pass
-        held = IdempotentResponse.objects.filter(tenant=tenant, actor=actor, key=key).first()
+        held = IdempotentResponse.objects.for_tenant(tenant).filter(actor=actor, key=key).first()
         if held is None:
             continue  # freed between our insert and our read
         if not _idempotency_claim_expired(held):
             return held, False
-        IdempotentResponse.objects.filter(pk=held.pk, created_at=held.created_at).delete()
+        IdempotentResponse.objects.for_tenant(tenant).filter(pk=held.pk, created_at=held.created_at).delete()
     raise Conflict(
         "This Idempotency-Key is being claimed by other requests right now; retry in a moment.",
         details={"idempotency_key": key, "in_flight": True},
@@ -188,7 +188,7 @@ def _replay(held: IdempotentResponse, *, key: str, fingerprint: str) -> Response
 def _release_idempotency_key(claim: IdempotentResponse) -> None:
     """Free the key of a request that did not succeed, so the caller may retry with it."""
     try:
-        IdempotentResponse.objects.filter(pk=claim.pk).delete()
+        IdempotentResponse.objects.for_tenant(claim.tenant_id).filter(pk=claim.pk).delete()
     except DatabaseError:
         # The database went away under the request; the claim expires on its own (IN_FLIGHT_SECONDS).
         logger.warning("could not release an Idempotency-Key claim", exc_info=True)

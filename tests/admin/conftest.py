@@ -35,7 +35,7 @@ def make_person(db: Any) -> PersonFactory:
             username=username, password=PASSWORD, is_staff=True, is_superuser=superuser
         )
         for tenant, role in (roles or {}).items():
-            Membership.objects.create(user=user, tenant=tenant, role=role)
+            Membership.all_tenants.create(user=user, tenant=tenant, role=role)
         return user
 
     return make

@@ -55,8 +55,8 @@ def test_changelist__superuser_sees_every_tenant(two_tenants, superuser, url):
 
 
 def _acme_objects(tenant, acme_flag, acme_segment, owner):
-    membership = Membership.objects.get(user=owner, tenant=tenant)
-    client = ApiClient.objects.filter(tenant=tenant).first()
+    membership = Membership.all_tenants.get(user=owner, tenant=tenant)
+    client = ApiClient.all_tenants.filter(tenant=tenant).first()
     entry = AuditEntry.objects.for_tenant(tenant).first()
     return {
         "flags/flag": acme_flag.pk,
@@ -190,7 +190,7 @@ def test_not_staff__cannot_sign_in(db, tenant):
     from django.contrib.auth import get_user_model
 
     user = get_user_model().objects.create_user(username="civilian", password="pw-long-enough-1")
-    Membership.objects.create(user=user, tenant=tenant, role="owner")
+    Membership.all_tenants.create(user=user, tenant=tenant, role="owner")
     response = signed_in(user).get("/admin/flags/flag/")
     assert response.status_code == 302
     assert "/admin/login/" in response["Location"]

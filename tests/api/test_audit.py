@@ -60,3 +60,17 @@ def test_audit__no_route_edits_or_deletes_entries(api):
         assert response.status_code in (404, 405)
         response = getattr(api, method)("/v1/audit", {}, format="json")
         assert response.status_code == 405
+
+
+def test_audit__membership_changes__listed_and_filterable(api, tenant, other_tenant):
+    from flagsvc.context import acting_as
+    from tenancy.services import person_create
+
+    with acting_as("system:test"):
+        person_create(username="carol", tenant=tenant, role="viewer")
+        person_create(username="dan", tenant=other_tenant, role="viewer")
+    body = api.get("/v1/audit?entity=membership").json()
+    assert [(e["entity_key"], e["action"], e["actor"], e["after"]) for e in body["results"]] == [
+        ("carol", "create", "system:test", {"person": "carol", "role": "viewer"})
+    ], "another tenant's memberships never appear"
+    assert api.get("/v1/audit?entity=person").status_code == 422

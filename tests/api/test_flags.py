@@ -385,7 +385,7 @@ def test_create__idempotency_key_older_than_24h__is_not_replayed(api, tenant):
     from tenancy.models import IdempotentResponse
 
     assert api.post("/v1/flags", FLAG, format="json", HTTP_IDEMPOTENCY_KEY="old").status_code == 201
-    IdempotentResponse.objects.filter(key="old").update(created_at=timezone.now() - timedelta(hours=25))
+    IdempotentResponse.all_tenants.filter(key="old").update(created_at=timezone.now() - timedelta(hours=25))
     again = api.post("/v1/flags", FLAG, format="json", HTTP_IDEMPOTENCY_KEY="old")
     assert again.status_code == 200  # answered afresh (same body → existing flag), not replayed
     assert not again.has_header("Idempotent-Replayed")

@@ -41,7 +41,7 @@ def _claim_in_flight(tenant, actor: str, key: str, body: dict, age: timedelta = 
     claim = IdempotentResponse.objects.create(
         tenant=tenant, actor=actor, key=key, request_fingerprint=fingerprint, headers={}
     )
-    IdempotentResponse.objects.filter(pk=claim.pk).update(created_at=timezone.now() - age)
+    IdempotentResponse.all_tenants.filter(pk=claim.pk).update(created_at=timezone.now() - age)
 
 
 def test_idempotency_key__same_request_while_first_in_flight__409_in_flight_creates_nothing(caller, tenant):
@@ -78,13 +78,13 @@ def test_idempotency_key__claim_of_a_request_that_never_finished__is_freed_after
 
     assert response.status_code == 201
     assert not response.has_header("Idempotent-Replayed")
-    assert IdempotentResponse.objects.get(key="k-dead").status == 201
+    assert IdempotentResponse.all_tenants.get(key="k-dead").status == 201
 
 
 def test_idempotency_key__first_request_refused__frees_the_key_for_a_corrected_request(api, tenant):
     refused = api.post("/v1/flags", {"key": "bad key"}, format="json", HTTP_IDEMPOTENCY_KEY="k-fix")
     assert refused.status_code == 422
-    assert not IdempotentResponse.objects.filter(key="k-fix").exists()
+    assert not IdempotentResponse.all_tenants.filter(key="k-fix").exists()
 
     corrected = api.post("/v1/flags", FLAG, format="json", HTTP_IDEMPOTENCY_KEY="k-fix")
 

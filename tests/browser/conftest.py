@@ -23,6 +23,8 @@ from tests.admin.conftest import (  # noqa: F401  (fixtures shared with the test
     globex_flag,
     make_person,
     outsider,
+    owner,
+    superuser,
     viewer,
 )
 

@@ -293,7 +293,7 @@ def test_api_client_revoke__kept_at_once__even_if_no_process_reads_it_again(stor
     issued = api_client_create(tenant=tenant, scopes=["evaluate"])
     last_known.remember_client("acme", issued.client.client_id, active=True)
 
-    api_client_revoke(client=ApiClient.objects.get(pk=issued.client.pk))
+    api_client_revoke(client=ApiClient.all_tenants.get(pk=issued.client.pk))
 
     assert last_known.last_known_client_active("acme", issued.client.client_id) is False
 
