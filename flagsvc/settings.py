@@ -145,7 +145,7 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = API_MAX_BODY_BYTES
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["tenancy.authentication.ApiClientJWTAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["tenancy.permissions.HasRouteScope"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["flagsvc.json_input.JsonBodyParser"],  # the one JSON reader
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PAGINATION_CLASS": "flagsvc.pagination.LimitOffsetPage",
     "PAGE_SIZE": 50,

@@ -68,6 +68,20 @@ def check_portable(doc: Mapping[str, Any], subject: str, problems: Problems) -> 
         problems.raise_if_any(subject)
 
 
+def validate_json(value: Any, *, root: str = "body") -> None:
+    """Raise ``ValidationFailed`` unless ``value`` is JSON that every SDK reads the same way.
+
+    The rule ``validate_flag`` applies to a definition, for JSON from elsewhere (a request body, a
+    user): at most ``MAX_JSON_DEPTH`` levels, integers within +-(2**53 - 1), finite floats, text
+    without NUL or lone surrogates. Each problem is named by its path; ``root`` names ``value``.
+    """
+    if is_portable_json(value, MAX_JSON_DEPTH):
+        return
+    problems = Problems()
+    portable_json_problems(value, "", problems, root=root)
+    problems.raise_if_any(root)
+
+
 def _choice(
     doc: Mapping[str, Any], name: str, choices: tuple[str, ...], default: str, problems: Problems
 ) -> str | None:

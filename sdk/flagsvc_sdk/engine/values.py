@@ -77,7 +77,7 @@ def is_portable_json(value: Any, levels: int) -> bool:
                 return False
         return True
     if kind is int:
-        return -MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER
+        return bool(-MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER)
     if kind is float:
         return math.isfinite(value)
     return value is None or kind is bool
