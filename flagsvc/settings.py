@@ -25,6 +25,7 @@ if JWT_SECRET == env.DEV_JWT_SECRET:
     )
 
 ALLOWED_HOSTS = env.env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]", "testserver"])
+HOST = env.env_str("HOST", "127.0.0.1")  # where gunicorn.conf.py binds (GUNICORN_BIND overrides both)
 PORT = env.env_int("PORT", 8000)
 CSRF_TRUSTED_ORIGINS = env.env_list("CSRF_TRUSTED_ORIGINS", [])
 
