@@ -3,8 +3,8 @@ lane), the admin's JSON boxes and imported documents all go through `parse_json`
 
 It accepts only JSON that every SDK reads the same way (the engine's `validate_json`):
 
-- not JSON at all (bad syntax, the `NaN`/`Infinity` literals, undecodable bytes) → `NotJson`,
-  a 400 `malformed_request` on the API;
+- not JSON at all (bad syntax, the `NaN`/`Infinity` literals) → `NotJson`, a 400
+  `malformed_request` on the API (as are bytes that do not decode);
 - nesting past `MAX_JSON_DEPTH` (64) levels → `ValidationFailed` at `body`, a 422. It is measured
   on the text *before* parsing: Python's parser recurses and a 10,000-level body would end in
   `RecursionError`. The deepest flag the rules allow nests 35 levels (`MAX_CONDITION_DEPTH`);
@@ -60,6 +60,7 @@ def parse_json(text: str, *, root: str = "body") -> Any:
 
 def nesting_depth(text: str) -> int:
     """How deep the objects and arrays of JSON `text` nest, counted without parsing it."""
+    # Only brackets are left (and the quote of a string that never ends, deleted by translate).
     brackets = _NOT_BRACKETS.sub("", text).encode("ascii", "ignore").translate(_LEVELS, b'"')
     return max(accumulate(array("b", brackets)), default=0)
 

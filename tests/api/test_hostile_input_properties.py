@@ -12,6 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from flagsvc.json_input import nesting_depth
 from tests.api.test_hostile_input import seeded, send  # noqa: F401 - the fixture is used by name
 
 pytestmark = pytest.mark.django_db
@@ -106,3 +107,25 @@ def test_random_hostile_json__never_a_500_and_always_the_error_shape(api, seeded
     if response.status_code >= 400:
         assert set(body) == {"error", "request_id"}
         assert set(body["error"]) == {"code", "message", "details"}
+
+
+def depth_of(value: object) -> int:
+    if isinstance(value, dict):
+        return 1 + max((depth_of(child) for child in value.values()), default=0)
+    if isinstance(value, list):
+        return 1 + max((depth_of(child) for child in value), default=0)
+    return 0
+
+
+bracket_texts = st.text(alphabet='[]{}"\\ab', max_size=8)
+bracketed_values = st.recursive(
+    st.none() | st.integers() | bracket_texts,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(bracket_texts, inner, max_size=3),
+    max_leaves=30,
+)
+
+
+@given(value=bracketed_values, ensure_ascii=st.booleans())
+def test_nesting_depth__counted_on_the_text__equals_the_parsed_depth(value, ensure_ascii):
+    """The depth is measured before parsing; brackets, quotes and backslashes inside strings do not count."""
+    assert nesting_depth(json.dumps(value, ensure_ascii=ensure_ascii)) == depth_of(value)
