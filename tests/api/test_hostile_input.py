@@ -126,7 +126,16 @@ def test_body__nested_past_the_limit__422_naming_the_limit_and_nothing_stored(
     assert snapshot(seeded) == before
 
 
-def test_body__nested_past_the_limit_inside_strings__is_only_text(api, seeded):
+@pytest.mark.parametrize(("levels", "status"), [(BODY_DEPTH_LIMIT - 3, 200), (BODY_DEPTH_LIMIT - 2, 422)])
+def test_body__nested_exactly_to_the_limit__accepted_one_more__refused(api, seeded, levels, status):
+    """body 1, user 2, attributes 3: an attribute of 61 nested lists reaches level 64."""
+    raw = (
+        '{"flag_key": "checkout", "user": {"id": "u", "attributes": {"deep": ' + nested_array(levels) + "}}}"
+    )
+    assert send(api, "POST", "/v1/evaluate", raw).status_code == status
+
+
+def test_body__brackets_inside_strings__do_not_count_as_nesting(api, seeded):
     """Brackets inside strings do not nest: a regex full of them is fine."""
     pattern = "[" * 200 + "a" + "]" * 200
     raw = json.dumps({"key": "brackets", "description": pattern, "state": "off"})
