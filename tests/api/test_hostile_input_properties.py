@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from flagsvc.json_input import nesting_depth
-from tests.api.test_hostile_input import seeded, send  # noqa: F401 - the fixture is used by name
+from tests.api.test_hostile_input import json_depth, seeded, send  # noqa: F401 - the fixture is used by name
 
 pytestmark = pytest.mark.django_db
 
@@ -109,14 +109,6 @@ def test_random_hostile_json__never_a_500_and_always_the_error_shape(api, seeded
         assert set(body["error"]) == {"code", "message", "details"}
 
 
-def depth_of(value: object) -> int:
-    if isinstance(value, dict):
-        return 1 + max((depth_of(child) for child in value.values()), default=0)
-    if isinstance(value, list):
-        return 1 + max((depth_of(child) for child in value), default=0)
-    return 0
-
-
 bracket_texts = st.text(alphabet='[]{}"\\ab', max_size=8)
 bracketed_values = st.recursive(
     st.none() | st.integers() | bracket_texts,
@@ -128,4 +120,4 @@ bracketed_values = st.recursive(
 @given(value=bracketed_values, ensure_ascii=st.booleans())
 def test_nesting_depth__counted_on_the_text__equals_the_parsed_depth(value, ensure_ascii):
     """The depth is measured before parsing; brackets, quotes and backslashes inside strings do not count."""
-    assert nesting_depth(json.dumps(value, ensure_ascii=ensure_ascii)) == depth_of(value)
+    assert nesting_depth(json.dumps(value, ensure_ascii=ensure_ascii)) == json_depth(value)
