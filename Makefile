@@ -39,7 +39,7 @@ migrate: install
 # Serves on SQLite by default with gunicorn; honours PORT, DATABASE_URL, REDIS_URL, JWT_SECRET.
 run: install
 	DEBUG=$${DEBUG:-1} $(BIN)/python manage.py migrate --noinput
-	DEBUG=$${DEBUG:-1} $(BIN)/python manage.py seed --if-empty
+	DEBUG=$${DEBUG:-1} PORT=$(PORT) $(BIN)/python manage.py seed --if-empty
 	DEBUG=$${DEBUG:-1} $(BIN)/python manage.py collectstatic --noinput --verbosity 0
 	DEBUG=$${DEBUG:-1} PORT=$(PORT) $(BIN)/gunicorn -c gunicorn.conf.py flagsvc.wsgi
 

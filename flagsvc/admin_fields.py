@@ -12,6 +12,9 @@ from typing import Any, Literal
 
 from django import forms
 from django.core.exceptions import ValidationError
+from flagsvc_sdk.engine import ValidationFailed
+
+from flagsvc.json_input import NotJson, parse_json
 
 JsonKind = Literal["list", "object", "object_or_null"]
 
@@ -51,14 +54,28 @@ class JsonDocumentField(forms.JSONField):
             return [] if self.kind == "list" else None
         if isinstance(value, str):
             try:
-                return json.loads(value)
-            except json.JSONDecodeError as exc:
+                return parse_json(value, root="value")
+            except NotJson as exc:
                 raise ValidationError(
-                    "Not valid JSON: %(msg)s (line %(line)s, column %(col)s).",
+                    "Not valid JSON: %(msg)s.", code="invalid", params={"msg": exc}
+                ) from None
+            except ValidationFailed as exc:
+                raise ValidationError(
+                    [f"{path}: {message}" for path, messages in exc.fields.items() for message in messages],
                     code="invalid",
-                    params={"msg": exc.msg, "line": exc.lineno, "col": exc.colno},
                 ) from None
         return super().to_python(value)
+
+    def bound_data(self, data: Any, initial: Any) -> Any:
+        """Django's, reading through `parse_json` too (its own `json.loads` recursed on deep text)."""
+        if self.disabled:
+            return initial
+        if data is None:
+            return None
+        try:
+            return parse_json(data, root="value")
+        except (NotJson, ValidationFailed):
+            return forms.fields.InvalidJSONInput(data)
 
     def validate(self, value: Any) -> None:
         if value is None and self.kind == "object_or_null":

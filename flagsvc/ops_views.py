@@ -1,4 +1,5 @@
-"""`/healthz`, `/readyz` (api.md, Operations)."""
+"""`/healthz`, `/readyz` (api.md, Operations) and `/`, a page of links for a person who opens the
+service's address in a browser."""
 
 from __future__ import annotations
 
@@ -7,11 +8,18 @@ import logging
 from django.conf import settings
 from django.db import connection
 from django.http import HttpRequest, HttpResponse
-from django.views.decorators.http import require_GET
+from django.shortcuts import render
+from django.views.decorators.http import require_GET, require_safe
 
 from evaluation.cache import RULESETS
 
 logger = logging.getLogger("flagsvc.ops")
+
+
+@require_safe
+def home(request: HttpRequest) -> HttpResponse:
+    """Where to go from the bare address: the admin, the API documentation, health and readiness."""
+    return render(request, "home.html")
 
 
 @require_GET

@@ -27,6 +27,7 @@ if JWT_SECRET == env.DEV_JWT_SECRET:
     )
 
 ALLOWED_HOSTS = env.env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]", "testserver"])
+HOST = env.env_str("HOST", "127.0.0.1")  # where gunicorn.conf.py binds (GUNICORN_BIND overrides both)
 PORT = env.env_int("PORT", 8000)
 CSRF_TRUSTED_ORIGINS = env.env_list("CSRF_TRUSTED_ORIGINS", [])
 
@@ -153,7 +154,7 @@ PREVIEW_DEADLINE_SECONDS = env.env_float("PREVIEW_DEADLINE_SECONDS", 10.0)
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["tenancy.authentication.ApiClientJWTAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["tenancy.permissions.HasRouteScope"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["flagsvc.json_input.JsonBodyParser"],  # the one JSON reader
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PAGINATION_CLASS": "flagsvc.pagination.LimitOffsetPage",
     "PAGE_SIZE": 50,

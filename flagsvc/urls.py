@@ -46,6 +46,7 @@ urlpatterns = [
     re_path(r"^v1/evaluate/bulk/?$", evaluate_bulk_view, name="evaluate-bulk"),
     path("v1/", include(v1)),
     re_path(r"^v1$", api_not_found),
+    path("", ops_views.home, name="home"),
     path("healthz", ops_views.healthz, name="healthz"),
     path("readyz", ops_views.readyz, name="readyz"),
     path("", include("django_prometheus.urls")),

@@ -25,6 +25,10 @@ from tenancy.selectors import api_client_is_active
 
 MAX_TOKEN_LENGTH = 4096
 MAX_REMEMBERED_TOKENS = 10_000
+LAST_INSTANT = 253_402_300_799
+"""9999-12-31T23:59:59Z in epoch seconds: the last instant a `datetime` (and simplejwt) can hold."""
+_TIME_CLAIMS = ("exp", "iat", "nbf")
+_TEXT_CLAIMS = ("sub", "tenant", "jti", "token_type")
 
 _verified: dict[str, tuple[float, ApiPrincipal]] = {}
 _verified_lock = threading.Lock()
@@ -42,12 +46,41 @@ def forget_verified_tokens() -> None:
         _verified.clear()
 
 
+class ApiAccessToken(AccessToken):
+    """simplejwt's access token, whose claims are checked for their types before anything reads
+    them: simplejwt turns `exp` into a datetime, and a string or a 400-digit `exp` signed with our
+    secret would raise `TypeError` or `OverflowError` there (a 500 instead of a 401)."""
+
+    def verify(self) -> None:
+        problem = claims_problem(self.payload)
+        if problem is not None:
+            raise TokenError(problem)
+        super().verify()
+
+
+def claims_problem(claims: dict[str, Any]) -> str | None:
+    """What is wrong with the claims of a signed token (api.md, Auth), or None."""
+    for name in _TIME_CLAIMS:
+        value = claims.get(name)
+        if value is None and name != "exp":
+            continue
+        if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= LAST_INSTANT:
+            return f"the {name} claim must be a time in epoch seconds"
+    for name in _TEXT_CLAIMS:
+        value = claims.get(name)
+        if not isinstance(value, str) or not value:
+            return f"the {name} claim must be a non-empty string"
+    if not isinstance(claims.get("scope"), str):
+        return "the scope claim must be a string of space-separated scopes"
+    return None
+
+
 def _verify(raw: str) -> ApiPrincipal:
     remembered = _verified.get(raw)
     if remembered is not None and remembered[0] > time.time():
         return remembered[1]
     try:
-        token = AccessToken(raw)  # type: ignore[arg-type]  # the stubs omit the str form
+        token = ApiAccessToken(raw)  # type: ignore[arg-type]  # the stubs omit the str form
     except TokenError as exc:
         raise AuthenticationFailed(f"The token is not valid: {exc}") from None
     principal = _principal_from_claims(token.payload)
@@ -76,9 +109,8 @@ class ApiClientJWTAuthentication(BaseAuthentication):
 
 
 def _principal_from_claims(claims: dict[str, Any]) -> ApiPrincipal:
+    """The caller named by claims that `claims_problem` passed."""
     client_id, tenant, scope, jti = (claims.get(k) for k in ("sub", "tenant", "scope", "jti"))
-    if not all(isinstance(v, str) and v for v in (client_id, tenant, jti)) or not isinstance(scope, str):
-        raise AuthenticationFailed("The token lacks the sub, tenant, scope or jti claim.")
     return ApiPrincipal(
         client_id=str(client_id),
         tenant_slug=str(tenant),

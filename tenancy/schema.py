@@ -89,14 +89,14 @@ PAGE_PARAMETERS = [
         "in": "query",
         "required": False,
         "description": "page size: 50 by default, a larger value is capped at 200",
-        "schema": {"type": "integer", "minimum": 1, "maximum": 1_000_000_000},
+        "schema": {"type": "integer", "minimum": 1},
     },
     {
         "name": "offset",
         "in": "query",
         "required": False,
         "description": "entries to skip",
-        "schema": {"type": "integer", "minimum": 0, "maximum": 1_000_000_000},
+        "schema": {"type": "integer", "minimum": 0, "maximum": 2**53 - 1},
     },
 ]
 

@@ -16,6 +16,7 @@ from audit.models import AuditAction
 from audit.selectors import audit_document, audit_list
 from flagsvc.errors import Invalid
 from flagsvc.pagination import LimitOffsetPage
+from flagsvc.query_params import query_param
 from tenancy.api.base import TenantAPIView
 from tenancy.api.helpers import choice_param, text_param
 from tenancy.schema import paginated
@@ -38,16 +39,28 @@ class AuditEntrySerializer(serializers.Serializer[Any]):
 
 
 def _time_param(request: Request, name: str) -> datetime | None:
-    raw = request.query_params.get(name)
-    if not raw:
+    """An ISO 8601 instant (a date means its midnight, no offset means UTC) that exists in UTC.
+
+    Well-formed but impossible text (`0000-01-01`, `2026-02-30`, or `9999-12-31T23:59:59-01:00`,
+    which is past year 9999 in UTC) is a 422 like any other that is not a timestamp.
+    """
+    raw = query_param(request, name)
+    if raw is None:
         return None
-    value = parse_datetime(raw.replace(" ", "+"))
+    try:
+        value = parse_datetime(raw.replace(" ", "+"))
+        if value is None:
+            day = parse_date(raw)
+            value = datetime(day.year, day.month, day.day) if day else None
+        if value is not None:
+            value = (value if value.tzinfo else value.replace(tzinfo=UTC)).astimezone(UTC)
+    except (ValueError, OverflowError):
+        value = None
     if value is None:
-        day = parse_date(raw)
-        value = datetime(day.year, day.month, day.day) if day else None
-    if value is None:
-        raise Invalid({name: ["Use an ISO 8601 timestamp, e.g. 2026-11-22T10:00:00Z."]})
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
+        raise Invalid(
+            {name: ["Use an ISO 8601 timestamp from year 1 to 9999 in UTC, e.g. 2026-11-22T10:00:00Z."]}
+        )
+    return value
 
 
 class AuditListView(TenantAPIView):

@@ -22,6 +22,7 @@ from django.http import (
 )
 from django.template.response import TemplateResponse
 from django.urls import reverse
+from flagsvc_sdk.engine import ValidationFailed
 
 from audit.models import AuditEntry
 from audit.selectors import audit_list
@@ -31,6 +32,7 @@ from flags.selectors import flag_versions
 from flags.services import flag_rollback
 from flagsvc.admin_writes import actor_of
 from flagsvc.errors import Invalid, as_api_error
+from flagsvc.json_input import NotJson, parse_json
 
 if TYPE_CHECKING:
     from flags.admin import FlagAdmin
@@ -141,11 +143,11 @@ def _preview_user(request: HttpRequest) -> dict[str, Any] | JsonResponse:
         return _json_error("Enter a user id to preview.")
     raw = request.POST.get("_preview_attributes", "").strip() or "{}"
     try:
-        attributes = json.loads(raw)
-    except json.JSONDecodeError as exc:
-        return _json_error(
-            f"Attributes are not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})."
-        )
+        attributes = parse_json(raw, root="attributes")
+    except NotJson as exc:
+        return _json_error(f"Attributes are not valid JSON: {exc}.")
+    except ValidationFailed as exc:
+        return _json_error(f"Attributes are refused: {exc}.")
     if not isinstance(attributes, dict):
         return _json_error('Attributes must be a JSON object, e.g. {"country": "NL", "plan": "pro"}.')
     return {"id": user_id, "attributes": attributes}

@@ -12,9 +12,11 @@ from collections.abc import Iterable, Mapping
 from typing import Any, Literal
 
 import yaml
+from flagsvc_sdk.engine import ValidationFailed, validate_json
 
 from flags import selectors as flag_selectors
 from flags.models import FLAG_CONTENT_FIELDS
+from flagsvc.json_input import NotJson, parse_json
 from segments import selectors as segment_selectors
 from segments.models import SEGMENT_CONTENT_FIELDS
 from tenancy.models import Tenant
@@ -72,14 +74,25 @@ def document_dumps(document: Mapping[str, Any], fmt: Format = "json") -> str:
 
 
 def document_loads(text: str, fmt: Format | None = None) -> Any:
-    """Parse JSON or YAML (`fmt=None`: JSON if it parses, else YAML). Raises ValueError with a position."""
-    if fmt != "yaml":
-        try:
-            return json.loads(text)
-        except json.JSONDecodeError as exc:
-            if fmt == "json":
-                raise ValueError(f"not valid JSON: {exc}") from None
+    """Parse JSON or YAML (`fmt=None`: JSON if it parses, else YAML). Raises ValueError with a position.
+
+    Either way the document is JSON that every SDK reads the same (`flagsvc.json_input`): YAML's
+    `.inf`, `.nan`, huge integers and deep nesting are refused as they are in an API body.
+    """
     try:
-        return yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
-    except yaml.YAMLError as exc:
-        raise ValueError(f"neither valid JSON nor valid YAML: {exc}") from None
+        if fmt != "yaml":
+            try:
+                return parse_json(text, root="document")
+            except NotJson as exc:
+                if fmt == "json":
+                    raise ValueError(f"not valid JSON: {exc}") from None
+        try:
+            document = yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
+        except yaml.YAMLError as exc:
+            raise ValueError(f"neither valid JSON nor valid YAML: {exc}") from None
+        except RecursionError:
+            raise ValueError("refused: it nests too deep to read") from None
+        validate_json(document, root="document")
+        return document
+    except ValidationFailed as exc:
+        raise ValueError(f"refused: {exc}") from None

@@ -17,8 +17,10 @@ from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured, RequestDataTooBig
 from django.http import HttpRequest, HttpResponse
+from flagsvc_sdk.engine import ValidationFailed
 
 from flagsvc.errors import as_api_error, error_response
+from flagsvc.json_input import parse_json
 from tenancy.api.base import TenantAPIView, authorised_tenant
 from tenancy.models import Tenant
 from tenancy.permissions import required_scope
@@ -87,14 +89,15 @@ def accepts_json(request: HttpRequest) -> bool:
 
 
 def json_object_body(request: HttpRequest) -> dict[str, Any] | None:
-    """The body as DRF's strict `JSONParser` would read it when that is a JSON object, else None."""
+    """The body as the DRF view's parser reads it (`parse_json`) when that is a JSON object, else
+    None: the DRF view then parses it again and says what is wrong."""
     if request.content_type != "application/json":
         return None
     if request.content_params and request.content_params.get("charset", "utf-8").lower() not in _UTF8:
         return None
     try:
-        body = json.loads(request.body.decode("utf-8"), parse_constant=_refuse_constant)
-    except (ValueError, RequestDataTooBig):
+        body = parse_json(request.body.decode("utf-8"))
+    except (ValueError, ValidationFailed, RequestDataTooBig):
         return None
     return body if isinstance(body, dict) else None
 
@@ -103,7 +106,3 @@ def json_response(data: Any) -> HttpResponse:
     """What DRF's `JSONRenderer` sends with our settings: compact, UTF-8, no NaN."""
     content = json.dumps(data, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
     return HttpResponse(content.encode(), content_type="application/json")
-
-
-def _refuse_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")

@@ -12,10 +12,12 @@ from typing import Any
 from django.conf import settings
 from django.db import DatabaseError, IntegrityError, transaction
 from django.utils import timezone
+from flagsvc_sdk.engine import MAX_SAFE_INTEGER
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from flagsvc.errors import Conflict, Invalid
+from flagsvc.query_params import query_param
 from tenancy.api.throttles import WriteRateThrottle as WriteRateThrottle  # re-exported for the views
 from tenancy.models import IdempotentResponse, Tenant
 from tenancy.principals import ApiPrincipal
@@ -29,16 +31,20 @@ def json_object(request: Request) -> dict[str, Any]:
     return dict(data)
 
 
+_VERSION_DIGITS = len(str(MAX_SAFE_INTEGER))
+
+
 def parse_version(raw: Any, source: str) -> int:
-    if isinstance(raw, bool):
-        raise Invalid({source: ["A version is a positive integer."]})
-    if isinstance(raw, int) and raw > 0:
+    """A version from `If-Match` or a body: a positive integer of at most 2**53 - 1 (no version
+    ever gets there); anything else, 8,000 digits or `"²"` included, is a 422 naming `source`."""
+    if isinstance(raw, int) and not isinstance(raw, bool) and 0 < raw <= MAX_SAFE_INTEGER:
         return raw
     if isinstance(raw, str):
-        text = raw.strip()
-        text = text.removeprefix("W/").strip('"')
-        if text.isdigit() and int(text) > 0:
-            return int(text)
+        text = raw.strip().removeprefix("W/").strip('"')
+        if text.isascii() and text.isdigit() and len(text) <= _VERSION_DIGITS:
+            number = int(text)
+            if 0 < number <= MAX_SAFE_INTEGER:
+                return number
     raise Invalid({source: ['A version is a positive integer; send If-Match: "<version>".']})
 
 
@@ -57,8 +63,8 @@ def etag(version: int) -> str:
 
 
 def bool_param(request: Request, name: str) -> bool:
-    raw = request.query_params.get(name)
-    if raw is None or raw == "":
+    raw = query_param(request, name)
+    if raw is None:
         return False
     lowered = raw.lower()
     if lowered in ("true", "1", "yes"):
@@ -69,8 +75,8 @@ def bool_param(request: Request, name: str) -> bool:
 
 
 def choice_param(request: Request, name: str, choices: tuple[str, ...]) -> str | None:
-    raw = request.query_params.get(name)
-    if raw is None or raw == "":
+    raw = query_param(request, name)
+    if raw is None:
         return None
     if raw not in choices:
         raise Invalid({name: [f"Use one of: {', '.join(choices)}."]})
@@ -78,8 +84,8 @@ def choice_param(request: Request, name: str, choices: tuple[str, ...]) -> str |
 
 
 def text_param(request: Request, name: str, max_length: int = 200) -> str | None:
-    raw = request.query_params.get(name)
-    if raw is None or raw == "":
+    raw = query_param(request, name)
+    if raw is None:
         return None
     if len(raw) > max_length:
         raise Invalid({name: [f"At most {max_length} characters."]})

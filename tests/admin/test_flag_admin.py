@@ -138,6 +138,25 @@ def test_json_syntax_error__shown_at_the_field_and_the_text_kept(editor, tenant)
     assert escape('[{"key": "on",]') in response.content.decode()
 
 
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("[" * 10_000 + "]" * 10_000, "value: nests deeper than 64 levels"),
+        ('[{"key": "on", "value": true, "weight": 1e999}]', "[0].weight: must be a finite number"),
+        ('[{"key": "on", "value": true, "weight": ' + "9" * 400 + "}]", "[0].weight: integers must lie"),
+        ('[{"key": "on\\u0000", "value": true}]', "[0].key: must not contain the NUL character"),
+    ],
+)
+def test_json_box__hostile_json__shown_at_the_field_not_a_500(editor, tenant, text, message):
+    """The admin's JSON boxes read through the API's one JSON reader (flagsvc.json_input)."""
+    response = signed_in(editor).post(
+        "/admin/flags/flag/add/", {"tenant": tenant.pk, **form_data(), "variants": text}
+    )
+    assert response.status_code == 200
+    assert _errors(response)["variants"][0].startswith(message)
+    assert not Flag.objects.for_tenant(tenant).exists()
+
+
 def test_wrong_json_kind__says_what_the_field_takes(editor, tenant):
     data = {"tenant": tenant.pk, **form_data(), "rules": '{"id": "x"}'}
     assert _errors(signed_in(editor).post("/admin/flags/flag/add/", data))["rules"] == [

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -74,6 +76,43 @@ def test_e2e__flag_lifecycle_over_http(server):
     assert [entry["action"] for entry in body["results"]] == ["update", "create"]
     status, _, body = running.request("DELETE", "/v1/flags/e2e-flag", None, headers)
     assert status == 204
+
+
+def _post_raw(
+    server: Server, path: str, raw: bytes, headers: dict[str, str]
+) -> tuple[int, dict[str, object]]:
+    request = urllib.request.Request(f"{server.base}{path}", data=raw, method="POST")
+    request.add_header("Content-Type", "application/json")
+    for name, value in headers.items():
+        request.add_header(name, value)
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+
+
+@pytest.mark.parametrize(
+    ("path", "raw", "status", "field"),
+    [
+        ("/v1/auth/token", b"[" * 10_000 + b"]" * 10_000, 422, "body"),
+        ("/v1/evaluate", b'{"flag_key": "x", "user": ' + b"[" * 10_000 + b"]" * 10_000 + b"}", 422, "body"),
+        ("/v1/flags", b'{"key": "k", "name": "a\\u0000b"}', 422, "name"),
+        (
+            "/v1/evaluate/preview",
+            b'{"flag_key": "x", "user": {"id": "u", "attributes": {"n": 1e999}}}',
+            422,
+            "user.attributes.n",
+        ),
+    ],
+)
+def test_e2e__hostile_json__the_error_shape_from_a_real_server(server, path, raw, status, field):
+    running, client = server
+    headers = _token(running, client) if path != "/v1/auth/token" else {}
+    answered, body = _post_raw(running, path, raw, headers)
+    assert answered == status, body
+    assert body["error"]["code"] == "validation_error"
+    assert field in body["error"]["details"]["fields"]
 
 
 def test_e2e__errors_are_json_and_carry_request_ids(server):

@@ -407,6 +407,25 @@ def test_import_command__unreadable_or_unparsable_file__fails_with_a_message(oth
         import_file("nope", broken)
 
 
+@pytest.mark.parametrize(
+    ("text", "fmt"),
+    [
+        ('{"format_version": 1, "flags": ' + "[" * 10_000 + "]" * 10_000 + "}", "json"),
+        (
+            '{"format_version": 1, "flags": [{"key": "a", "variants": [{"key": "on", "weight": 1e999}]}]}',
+            None,
+        ),
+        ("format_version: 1\nflags:\n- key: a\n  variants:\n  - {key: on, weight: .inf}\n", "yaml"),
+        ("format_version: 1\nflags:\n- key: a\n  name: " + "9" * 400 + "\n", "yaml"),
+        ("a: " + "[" * 5_000 + "]" * 5_000 + "\n", "yaml"),
+    ],
+)
+def test_document_loads__hostile_json_or_yaml__refused_with_a_message(db, text, fmt):
+    """Imported documents obey the rule of API bodies: portable JSON, 64 levels at most."""
+    with pytest.raises(ValueError, match="refused"):
+        document_loads(text, fmt)
+
+
 def test_document_loads__json_or_yaml(db):
     assert document_loads('{"a": 1}') == {"a": 1}
     assert document_loads("a: 1\nb: off\n") == {"a": 1, "b": "off"}

@@ -107,3 +107,20 @@ def test_readyz__one_tenant_whose_stored_rules_do_not_compile__still_ready(tenan
     assert any(
         getattr(record, "segment", None) == "beta" for record in caplog.records if record.levelname == "ERROR"
     )
+
+
+def test_home__a_page_of_links_to_the_admin_docs_and_health():
+    response = APIClient().get("/")
+    assert response.status_code == 200
+    assert response["Content-Type"].startswith("text/html")
+    page = response.content.decode()
+    for link in (
+        'href="/admin/"',
+        'href="/docs"',
+        'href="/redoc"',
+        'href="/openapi.json"',
+        'href="/healthz"',
+    ):
+        assert link in page
+    assert APIClient().head("/").status_code == 200
+    assert APIClient().post("/").status_code == 405

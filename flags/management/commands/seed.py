@@ -3,6 +3,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandParser
 
 from flags.selectors import flag_get
@@ -89,6 +90,17 @@ FLAGS: list[dict[str, Any]] = [
 ]
 
 
+def local_base_url() -> str:
+    """Where `make run` serves: the HOST and PORT that gunicorn.conf.py binds; a wildcard host is
+    reached on the loopback address."""
+    host = settings.HOST
+    if host in ("", "0.0.0.0", "::", "[::]"):  # noqa: S104 - read, not bound
+        host = "127.0.0.1"
+    if ":" in host and not host.startswith("["):
+        host = f"[{host}]"
+    return f"http://{host}:{settings.PORT}"
+
+
 class Command(BaseCommand):
     help = "Create the demo tenant `acme` with example segments and flags, and print a working API client."
 
@@ -125,7 +137,7 @@ class Command(BaseCommand):
         self.stdout.write(f"client_id:     {payload['client_id']}")
         self.stdout.write(f"client_secret: {payload['client_secret']}   (shown once)")
         self.stdout.write(
-            "Get a token:   curl -s -X POST http://127.0.0.1:8000/v1/auth/token "
+            f"Get a token:   curl -s -X POST {local_base_url()}/v1/auth/token "
             "-H 'Content-Type: application/json' "
             f'-d \'{{"client_id": "{payload["client_id"]}", "client_secret": "{payload["client_secret"]}"}}\''
         )

@@ -20,14 +20,22 @@ from flagsvc_sdk.engine.errors import (
     ValidationFailed,
 )
 from flagsvc_sdk.engine.evaluation import evaluate, evaluate_many
+from flagsvc_sdk.engine.limits import MAX_JSON_DEPTH, MAX_SAFE_INTEGER
 from flagsvc_sdk.engine.results import EvaluationResult
-from flagsvc_sdk.engine.validation import validate_flag, validate_segment, validate_user
+from flagsvc_sdk.engine.validation import (
+    validate_flag,
+    validate_json,
+    validate_segment,
+    validate_user,
+)
 
 COMPILED: bool = not _evaluation.__file__.endswith(".py")
 """Whether the hot path runs compiled by mypyc (an installed build) or as plain Python."""
 
 __all__ = [
     "COMPILED",
+    "MAX_JSON_DEPTH",
+    "MAX_SAFE_INTEGER",
     "CompiledFlag",
     "CompiledRuleset",
     "DefinitionError",
@@ -41,6 +49,7 @@ __all__ = [
     "evaluate",
     "evaluate_many",
     "validate_flag",
+    "validate_json",
     "validate_segment",
     "validate_user",
 ]

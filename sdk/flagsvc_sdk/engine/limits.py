@@ -24,6 +24,17 @@ evaluation, which every request and every SDK pays.
 """
 MAX_ATTRIBUTE_CHARS: Final = 128
 MAX_CONDITION_DEPTH: Final = 16
+MAX_JSON_DEPTH: Final = 64
+"""Objects and arrays nest at most this deep in a flag or segment document (its variant values
+included) and in a request body. The deepest valid condition (16 levels of ``all``, a list at the
+bottom) reaches depth 35 of its flag, 36 of a preview request that carries the flag.
+"""
+MAX_SAFE_INTEGER: Final = 2**53 - 1
+"""The largest integer that every JSON reader holds exactly: SDKs in other languages read a JSON
+number as an IEEE 754 double (I-JSON, RFC 7493 section 2.2). A larger one would be served rounded.
+"""
+MAX_REPORTED_PROBLEMS: Final = 20
+"""A document full of bad values is refused with this many problems, not one per value."""
 MAX_PATTERN_CHARS: Final = 1024
 MAX_PREREQUISITE_DEPTH: Final = 8
 """Longest prerequisite chain, in edges: ``a -> b`` is 1. Checked on write, enforced again at

@@ -5,11 +5,19 @@ Paths read like the JSON they point into: ``rules[2].when.all[0].op``, ``targets
 
 from __future__ import annotations
 
+import math
 from collections.abc import Collection, Mapping
 from typing import Any
 
 from flagsvc_sdk.engine.errors import ValidationFailed
-from flagsvc_sdk.engine.limits import KEY_PATTERN, MAX_ATTRIBUTE_CHARS
+from flagsvc_sdk.engine.limits import (
+    KEY_PATTERN,
+    MAX_ATTRIBUTE_CHARS,
+    MAX_JSON_DEPTH,
+    MAX_REPORTED_PROBLEMS,
+    MAX_SAFE_INTEGER,
+)
+from flagsvc_sdk.engine.values import is_utf8
 
 
 def at(path: str, name: str) -> str:
@@ -97,3 +105,85 @@ def id_list_problems(value: Any, path: str, problems: Problems, what: str) -> li
         else:
             problems.add(item(path, index), f"must be a non-empty string ({what})")
     return ids
+
+
+def number_problem(value: int | float) -> str | None:
+    """Why ``value`` is not a number that every SDK reads the same, or ``None``.
+
+    JSON numbers become IEEE 754 doubles in most languages: an integer past 2**53 - 1 would be
+    served rounded there, and JSON has no Infinity or NaN (Python reads ``1e999`` as infinity).
+    """
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        if -MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER:
+            return None
+        return (
+            f"integers must lie within -{MAX_SAFE_INTEGER} and {MAX_SAFE_INTEGER} (2**53 - 1): "
+            "SDKs in other languages read numbers as doubles and would round this one"
+        )
+    if math.isfinite(value):
+        return None
+    return "must be a finite number: JSON has no Infinity or NaN (1e999 is too large)"
+
+
+def string_problem(text: str) -> str | None:
+    """Why ``text`` is not text that can be stored and sent anywhere, or ``None``.
+
+    NUL (U+0000) cannot be stored in a PostgreSQL text or jsonb column; a lone surrogate
+    (``"\\ud800"`` in JSON) is not Unicode text at all and cannot be written as UTF-8.
+    """
+    if "\x00" in text:
+        return "must not contain the NUL character (U+0000)"
+    if not is_utf8(text):
+        return "must be valid Unicode text: it contains a lone surrogate (e.g. \\ud800)"
+    return None
+
+
+def portable_json_problems(
+    value: Any, path: str, problems: Problems, *, root: str = "", max_depth: int = MAX_JSON_DEPTH
+) -> bool:
+    """Add a problem for each part of ``value`` that not every JSON reader would read the same.
+
+    Numbers must pass ``number_problem``, strings and field names ``string_problem``, and objects
+    and arrays nest at most ``max_depth`` levels (the first container too deep is reported and not
+    walked into). ``root`` names ``value`` itself when ``path`` is empty. The walk is a loop, never
+    a recursion, so any depth is safe; it reports at most ``MAX_REPORTED_PROBLEMS`` problems.
+    Returns whether ``value`` nests too deep.
+    """
+    stack: list[tuple[Any, str, int]] = [(value, path, 1)]
+    found: list[tuple[str, str]] = []
+    too_deep = False
+    while stack:
+        current, where, depth = stack.pop()
+        if isinstance(current, str):
+            problem = string_problem(current)
+        elif isinstance(current, int | float):
+            problem = number_problem(current)
+        elif current is None:
+            problem = None
+        elif not isinstance(current, Mapping | list):
+            problem = f"is not a JSON value: {type(current).__name__}"
+        elif depth > max_depth:
+            problem = f"nests deeper than {max_depth} levels of objects and arrays"
+            too_deep = True
+        elif isinstance(current, list):
+            problem = None
+            for index in range(len(current) - 1, -1, -1):
+                stack.append((current[index], item(where, index), depth + 1))
+        else:
+            problem = None
+            children: list[tuple[Any, str, int]] = []
+            for name, child in current.items():
+                if not isinstance(name, str):
+                    found.append((where, f"field name {name!r}: field names must be strings"))
+                elif (name_problem := string_problem(name)) is not None:
+                    found.append((where, f"field name {name!r}: {name_problem}"))
+                else:
+                    children.append((child, at(where, name), depth + 1))
+            stack.extend(reversed(children))
+        if problem is not None:
+            found.append((where, problem))
+    for where, message in found[:MAX_REPORTED_PROBLEMS]:
+        problems.add(where or root, message)
+    return too_deep

@@ -1,8 +1,9 @@
 """``validate_flag``, ``validate_segment`` and ``validate_user``: the one definition of "valid".
 
 Each returns a new, normalised document (defaults filled in, every list copied) and never changes
-its input. Size caps are checked first and raise ``PayloadTooLarge`` (413 before 422); every other
-problem is collected, so that one ``ValidationFailed`` lists them all at their exact field paths.
+its input. Size caps are checked first and raise ``PayloadTooLarge`` (413 before 422), then depth
+(``check_portable``), so that nothing after them walks an unbounded document. Every other problem is
+collected, so that one ``ValidationFailed`` lists them all at their exact field paths.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from flagsvc_sdk.engine.limits import (
     FLAG_FIELDS,
     MAX_DESCRIPTION_CHARS,
     MAX_DOCUMENT_BYTES,
+    MAX_JSON_DEPTH,
     MAX_NAME_CHARS,
     MAX_USER_ID_CHARS,
     SEGMENT_FIELDS,
@@ -39,10 +41,11 @@ from flagsvc_sdk.engine.problems import (
     id_list_problems,
     item,
     key_problem,
+    portable_json_problems,
     text_problem,
     unknown_fields,
 )
-from flagsvc_sdk.engine.values import is_utf8, json_size
+from flagsvc_sdk.engine.values import is_portable_json, is_utf8, json_size
 
 FLAG_TYPES: Final = ("boolean", "string", "number", "json")
 FLAG_STATES: Final = ("on", "off")
@@ -54,6 +57,33 @@ def check_document_size(doc: Any, field: str) -> None:
     size = json_size(doc)
     if size is not None and size > MAX_DOCUMENT_BYTES:
         raise PayloadTooLarge(field, MAX_DOCUMENT_BYTES, size)
+
+
+def check_portable(doc: Mapping[str, Any], subject: str, problems: Problems) -> None:
+    """Add a problem for each number other SDKs cannot hold and each string that is not storable
+    text, at its exact path; raise at once when ``doc`` nests deeper than ``MAX_JSON_DEPTH``.
+
+    Checked right after the size, before anything else walks ``doc``: every later check (and
+    compiling, and evaluating) then only ever sees a document of bounded depth.
+    """
+    if is_portable_json(doc, MAX_JSON_DEPTH):
+        return
+    if portable_json_problems(doc, "", problems, root=subject):
+        problems.raise_if_any(subject)
+
+
+def validate_json(value: Any, *, root: str = "body") -> None:
+    """Raise ``ValidationFailed`` unless ``value`` is JSON that every SDK reads the same way.
+
+    The rule ``validate_flag`` applies to a definition, for JSON from elsewhere (a request body, a
+    user): at most ``MAX_JSON_DEPTH`` levels, integers within +-(2**53 - 1), finite floats, text
+    without NUL or lone surrogates. Each problem is named by its path; ``root`` names ``value``.
+    """
+    if is_portable_json(value, MAX_JSON_DEPTH):
+        return
+    problems = Problems()
+    portable_json_problems(value, "", problems, root=root)
+    problems.raise_if_any(root)
 
 
 def _choice(
@@ -97,6 +127,7 @@ def validate_flag(
         raise ValidationFailed({"flag": ["must be a JSON object"]}, subject="flag")
     check_document_size(doc, "flag")
     problems = Problems()
+    check_portable(doc, "flag", problems)
     unknown_fields(doc, FLAG_FIELDS, problems)
     key = doc.get("key")
     problem = key_problem(key, "key")
@@ -169,6 +200,7 @@ def validate_segment(doc: Mapping[str, Any]) -> dict[str, Any]:
         raise ValidationFailed({"segment": ["must be a JSON object"]}, subject="segment")
     check_document_size(doc, "segment")
     problems = Problems()
+    check_portable(doc, "segment", problems)
     unknown_fields(doc, SEGMENT_FIELDS, problems)
     key = doc.get("key")
     problem = key_problem(key, "key")

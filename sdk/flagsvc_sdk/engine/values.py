@@ -12,6 +12,8 @@ import re
 from datetime import UTC, datetime
 from typing import Any, Final
 
+from flagsvc_sdk.engine.limits import MAX_SAFE_INTEGER
+
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 _NUMERIC_STRING: Final = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 _INTEGER_STRING: Final = re.compile(r"[+-]?[0-9]+")
@@ -45,6 +47,44 @@ def is_utf8(text: str) -> bool:
     except UnicodeEncodeError:
         return False
     return True
+
+
+def is_portable_json(value: Any, levels: int) -> bool:
+    """Whether ``value`` is JSON that every reader takes the same way, nesting at most ``levels``.
+
+    The quick yes of ``problems.portable_json_problems`` (which says what and where, and is used
+    when this answers no): integers within +-(2**53 - 1), finite floats, strings of Unicode text
+    without NUL (field names included), objects and arrays at most ``levels`` deep. It recurses at
+    most ``levels`` calls deep, whatever the depth of ``value``.
+    """
+    kind = type(value)
+    if kind is str:
+        return _is_storable_text(value)
+    if kind is dict:
+        if levels <= 0:
+            return False
+        for name, child in value.items():
+            if type(name) is not str or not _is_storable_text(name):
+                return False
+            if not is_portable_json(child, levels - 1):
+                return False
+        return True
+    if kind is list:
+        if levels <= 0:
+            return False
+        for child in value:  # noqa: SIM110 - a loop, not a generator: every request body passes here
+            if not is_portable_json(child, levels - 1):
+                return False
+        return True
+    if kind is int:
+        return bool(-MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER)
+    if kind is float:
+        return math.isfinite(value)
+    return value is None or kind is bool
+
+
+def _is_storable_text(text: str) -> bool:
+    return "\x00" not in text and is_utf8(text)
 
 
 def read_path(attributes: Any, path: tuple[str, ...]) -> Any:
