@@ -68,7 +68,7 @@ def snapshot(tenant: Tenant) -> dict[str, Any]:
         "versions": FlagVersion.objects.for_tenant(tenant).count(),
         "segments": sorted(Segment.objects.for_tenant(tenant).values_list("key", "version", "name")),
         "audit": AuditEntry.objects.for_tenant(tenant).count(),
-        "idempotent": IdempotentResponse.objects.filter(tenant=tenant).count(),
+        "idempotent": IdempotentResponse.objects.for_tenant(tenant).count(),
         "ruleset_version": tenant.ruleset_version,
     }
 

@@ -14,7 +14,7 @@ import pytest
         ("limit=ten", "limit"),
         ("offset=-1", "offset"),
         ("offset=1e3", "offset"),
-        ("limit=" + "9" * 400, "limit"),
+        ("offset=" + "9" * 400, "offset"),
         ("offset=%EF%BC%91", "offset"),
     ],
 )
