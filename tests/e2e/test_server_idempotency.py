@@ -9,7 +9,6 @@ from threading import Barrier
 import pytest
 
 from tests.e2e.server import Server, bootstrap_tenant, manage, service_env
-from tests.e2e.test_server_postgres import database  # noqa: F401 (the fresh-database fixture)
 
 pytestmark = pytest.mark.e2e
 
@@ -17,7 +16,7 @@ CONCURRENT = 20
 
 
 def test_idempotency_key__twenty_concurrent_posts_over_two_workers__one_flag_one_audit_row(
-    database: str,  # noqa: F811
+    database: str,
     tmp_path: Path,
 ):
     env = service_env(database)

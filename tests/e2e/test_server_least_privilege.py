@@ -14,11 +14,11 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from tests.e2e.conftest import ADMIN_URL
 from tests.e2e.server import Server, bootstrap_tenant, manage, service_env
 
 pytestmark = pytest.mark.e2e
 
-ADMIN_URL = "postgres://postgres@127.0.0.1:5432/postgres"
 PASSWORD = "service-role-test-password"
 
 

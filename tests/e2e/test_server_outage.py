@@ -13,19 +13,17 @@ import os
 import signal
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import psycopg
 import pytest
 import redis
 
+from tests.e2e.conftest import allow_connections
 from tests.e2e.server import Server, bootstrap_tenant, manage, service_env
 
 pytestmark = pytest.mark.e2e
 
-ADMIN_URL = "postgres://postgres@127.0.0.1:5432/postgres"
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 WORKERS = 3
 USERS = [f"user-{index}" for index in range(40)]
@@ -46,26 +44,6 @@ BANNER = {
     "default": None,
 }
 CHECKOUT = {"key": "checkout", "state": "on", "rules": [], "default": {"variant": "on"}}
-
-
-@pytest.fixture
-def database() -> Iterator[str]:
-    name = f"flagsvc_e2e_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield f"postgres://postgres@127.0.0.1:5432/{name}"
-    finally:
-        _allow_connections(name, allow=True)
-        with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
-
-
-def _allow_connections(name: str, *, allow: bool) -> None:
-    with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
-        conn.execute(f'ALTER DATABASE "{name}" WITH ALLOW_CONNECTIONS {"true" if allow else "false"}')
-        if not allow:
-            conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", [name])
 
 
 def _user(user_id: str) -> dict[str, Any]:
@@ -182,7 +160,7 @@ def test_database_outage__restarted_and_new_workers__evaluate_from_the_last_know
             assert server.request("POST", "/v1/evaluate", evaluate_revoked, revoked_headers)[0] == 401
         assert _kept_rulesets(env, tmp_path, store) == {"acme", "globex"}
 
-        _allow_connections(name, allow=False)
+        allow_connections(name, allow=False)
         _kill_every_worker(server)
         newcomer.start(tmp_path / "newcomer.log", workers=1)
         assert server.request("GET", "/readyz")[0] == 503, "the database is really down"
@@ -196,7 +174,7 @@ def test_database_outage__restarted_and_new_workers__evaluate_from_the_last_know
             status, _, body = target.request("PATCH", "/v1/flags/checkout", {"state": "off"}, headers)
             assert status == 503 and body["error"]["code"] == "unavailable", body
 
-        _allow_connections(name, allow=True)
+        allow_connections(name, allow=True)
         deadline = time.monotonic() + 15
         while server.request("GET", "/readyz")[0] != 200 and time.monotonic() < deadline:
             time.sleep(0.2)

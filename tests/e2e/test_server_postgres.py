@@ -5,18 +5,17 @@ from __future__ import annotations
 import os
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
 import pytest
 import redis
 
+from tests.e2e.conftest import ADMIN_URL
 from tests.e2e.server import Server, bootstrap_tenant, manage, service_env
 
 pytestmark = pytest.mark.e2e
 
-ADMIN_URL = "postgres://postgres@127.0.0.1:5432/postgres"
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 
 FLAG = {"key": "fresh", "state": "on", "rules": [], "default": {"variant": "on"}}
@@ -28,21 +27,6 @@ def _redis_available() -> bool:
         return bool(redis.Redis.from_url(REDIS_URL, socket_connect_timeout=1).ping())
     except redis.RedisError:
         return False
-
-
-@pytest.fixture
-def database() -> Iterator[str]:
-    """A fresh PostgreSQL database per test; PostgreSQL must be there (make test checks it first)."""
-    name = f"flagsvc_e2e_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield f"postgres://postgres@127.0.0.1:5432/{name}"
-    finally:
-        with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
-            conn.execute(f'ALTER DATABASE "{name}" WITH ALLOW_CONNECTIONS true')
-            conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", [name])
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
 
 
 def _headers(server: Server, client: dict[str, str]) -> dict[str, str]:
