@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from django.contrib import admin
 from django.http import HttpRequest, HttpResponse
+from django.views import defaults
 from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularJSONAPIView, SpectacularRedocView, SpectacularSwaggerView
 
@@ -15,7 +16,7 @@ from flags.api.views import (
     FlagVersionsView,
 )
 from flagsvc import ops_views
-from flagsvc.errors import error_response
+from flagsvc.errors import error_response, is_api_path
 from segments.api.views import SegmentCollectionView, SegmentDetailView
 from tenancy.api.views import TokenView
 
@@ -25,6 +26,16 @@ KEY = r"(?P<key>[A-Za-z0-9][A-Za-z0-9._-]{0,127})"
 def api_not_found(request: HttpRequest, *args: object, **kwargs: object) -> HttpResponse:
     return error_response("not_found", f"No route {request.method} {request.path}.", 404)
 
+
+def bad_request(request: HttpRequest, exception: Exception) -> HttpResponse:
+    """Django's own 400s (a `Host` not in `ALLOWED_HOSTS`, another suspicious request) are JSON under
+    `/v1`, as every answer there is; elsewhere (the admin) Django's page."""
+    if is_api_path(request):
+        return error_response("malformed_request", "The request was refused as malformed.", 400)
+    return defaults.bad_request(request, exception)
+
+
+handler400 = bad_request
 
 v1 = [
     re_path(r"^auth/token/?$", TokenView.as_view(), name="auth-token"),
