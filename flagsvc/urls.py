@@ -2,8 +2,8 @@ from __future__ import annotations
 
 from django.contrib import admin
 from django.http import HttpRequest, HttpResponse
-from django.views import defaults
 from django.urls import include, path, re_path
+from django.views import defaults
 from drf_spectacular.views import SpectacularJSONAPIView, SpectacularRedocView, SpectacularSwaggerView
 
 from audit.api.views import AuditListView
