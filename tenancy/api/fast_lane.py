@@ -13,9 +13,13 @@ to the DRF view:
 - Content negotiation is DRF's own (`DefaultContentNegotiation.select_renderer` over the view's
   renderers: `Accept` parameters, wildcards, vendor types and `?format=` as DRF reads them), and the
   lane answers only when it picks DRF's `JSONRenderer`; otherwise DRF answers (406, 404).
-- The answer, or the error an answer raises, is a DRF `Response` rendered with that renderer and
-  media type and the view's default headers, as `APIView.finalize_response` does, so status, body
-  and headers are DRF's by construction.
+- The answer is rendered by DRF's `JSONRenderer` with the accepted media type (so `indent` and the
+  JSON settings apply) into the content type `Response.rendered_content` gives; an error the answer
+  raises goes through the view's exception handler into a DRF `Response`. Either gets the view's
+  default headers, as `APIView.finalize_response` adds them. The body is parsed only when it is
+  `application/json` in UTF-8, which DRF's `JSONParser` reads the same way; any other body goes
+  through DRF. `tests/api/test_evaluate_fast_lane.py` compares status, body and headers with DRF's
+  over a matrix of `Accept`, `Content-Type`, bodies and `?format=`.
 
 The wrapper keeps the DRF view's attributes, so the OpenAPI schema still describes the route from
 the DRF view.
