@@ -7,7 +7,7 @@ PG_TEST_URL ?= postgres://postgres@127.0.0.1:5432/test
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/0
 PYTEST_ARGS ?=
 
-.PHONY: install dev-install browser run migrate test lint typecheck test-sdk-alone test-sqlite test-postgres lock clean bench
+.PHONY: install dev-install browser run migrate test lint typecheck test-sdk-alone test-sqlite test-postgres compiled-sdk lock clean bench
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,18 @@ $(VENV)/.dev-installed: $(VENV)/.installed
 
 install: $(VENV)/.installed
 dev-install: $(VENV)/.dev-installed
+
+# The engine production installs: ./sdk built by mypyc into its own directory, which test-postgres
+# puts first on PYTHONPATH so that the server's tests (and the gunicorn processes the e2e tests
+# start) import it instead of the editable source. Rebuilt when a source of the SDK changes.
+SDK_COMPILED := .sdk-compiled
+SDK_SOURCES := $(wildcard sdk/flagsvc_sdk/*.py sdk/flagsvc_sdk/*/*.py) sdk/setup.py sdk/pyproject.toml
+$(SDK_COMPILED)/.built: $(VENV)/.installed $(SDK_SOURCES) constraints.txt
+	rm -rf $(SDK_COMPILED)
+	$(BIN)/pip install --quiet --no-deps --target $(SDK_COMPILED) -c constraints.txt ./sdk
+	PYTHONPATH=$(CURDIR)/$(SDK_COMPILED) $(BIN)/python scripts/require_compiled_engine.py $(SDK_COMPILED)
+	touch $@
+compiled-sdk: $(SDK_COMPILED)/.built
 
 # Playwright drives Debian's Chromium; no browser is ever downloaded.
 browser:
@@ -55,9 +67,11 @@ test-sqlite: dev-install browser
 	@$(BIN)/python scripts/require_services.py "$(PG_TEST_URL)" "$(TEST_REDIS_URL)"
 	TEST_REDIS_URL=$(TEST_REDIS_URL) DEBUG=0 JWT_SECRET=test-only-jwt-secret-of-at-least-32-bytes SECRET_KEY=test-only-secret-key DATABASE_URL= $(BIN)/pytest $(PYTEST_ARGS)
 
-test-postgres: dev-install browser
+# On the compiled engine (compiled-sdk); tests/conftest.py stops the run if it is not the one imported.
+test-postgres: dev-install browser compiled-sdk
 	@$(BIN)/python scripts/require_services.py "$(PG_TEST_URL)" "$(TEST_REDIS_URL)"
-	TEST_REDIS_URL=$(TEST_REDIS_URL) DEBUG=0 JWT_SECRET=test-only-jwt-secret-of-at-least-32-bytes SECRET_KEY=test-only-secret-key DATABASE_URL=$(PG_TEST_URL) $(BIN)/pytest -p no:cacheprovider $(PYTEST_ARGS) tests
+	PYTHONPATH=$(CURDIR)/$(SDK_COMPILED) FLAGSVC_REQUIRE_COMPILED_ENGINE=1 TEST_REDIS_URL=$(TEST_REDIS_URL) \
+	DEBUG=0 JWT_SECRET=test-only-jwt-secret-of-at-least-32-bytes SECRET_KEY=test-only-secret-key DATABASE_URL=$(PG_TEST_URL) $(BIN)/pytest -p no:cacheprovider $(PYTEST_ARGS) tests
 
 # The SDK installs and passes its tests alone, in a virtual environment without Django, as the
 # mypyc-compiled build a user gets from `pip install` (test-sqlite runs the same tests on the source).
@@ -81,4 +95,4 @@ lock: $(BIN)/python
 	$(BIN)/pip freeze --exclude-editable | grep -v '^-e' > constraints.txt
 
 clean:
-	rm -rf $(VENV) .venv-sdk .pytest_cache .mypy_cache .ruff_cache staticfiles sdk/build
+	rm -rf $(VENV) .venv-sdk $(SDK_COMPILED) .pytest_cache .mypy_cache .ruff_cache staticfiles sdk/build

@@ -17,6 +17,8 @@ from rest_framework.request import Request
 class FixedPrincipalAuthentication(BaseAuthentication):
     """Every request is the API client of the tenant it names: no JWT decode, no client check."""
 
+    reads_only_request_meta = True  # the fast lane may call it (tenancy.api.fast_lane)
+
     def authenticate(self, request: Request) -> tuple[Any, None]:
         from tenancy.principals import ApiPrincipal
 

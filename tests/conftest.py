@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -13,6 +14,18 @@ from tenancy.authentication import forget_verified_tokens
 from tenancy.models import SCOPES, Tenant
 from tenancy.services import api_client_create, token_issue
 from tests.factories import TenantFactory
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """`make test-postgres` runs on the compiled engine production installs; never silently not."""
+    if os.environ.get("FLAGSVC_REQUIRE_COMPILED_ENGINE") == "1":
+        import flagsvc_sdk.engine
+
+        if not flagsvc_sdk.engine.COMPILED:
+            raise pytest.UsageError(
+                "FLAGSVC_REQUIRE_COMPILED_ENGINE=1 but flagsvc_sdk.engine is plain Python "
+                f"({flagsvc_sdk.engine.__file__}): run `make compiled-sdk` and put it on PYTHONPATH"
+            )
 
 
 @pytest.fixture(autouse=True)

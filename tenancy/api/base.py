@@ -7,13 +7,13 @@ Views receive `self.tenant` and pass it explicitly to every selector and service
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import cast
 
 from django.http import HttpRequest
 from rest_framework.authentication import BaseAuthentication
 from rest_framework.exceptions import AuthenticationFailed
 from rest_framework.request import Request
-from rest_framework.settings import api_settings
 from rest_framework.views import APIView
 
 from flagsvc import context
@@ -56,16 +56,17 @@ def resolve_tenant(request: Request | HttpRequest, principal: ApiPrincipal) -> T
     return tenant
 
 
-def authorised_tenant(request: HttpRequest, scope: str) -> tuple[ApiPrincipal, Tenant] | None:
+def authorised_tenant(
+    request: HttpRequest, scope: str, classes: Iterable[type[BaseAuthentication]]
+) -> tuple[ApiPrincipal, Tenant] | None:
     """The caller and tenant of a request that passes every check `TenantAPIView` makes, or None.
 
-    For the routes that answer without DRF on the happy path (`evaluation.api.views`): None sends
+    For the routes that answer without DRF on the happy path (`tenancy.api.fast_lane`): None sends
     the request through its DRF view, which says in the usual error shape which check failed.
-    The configured authentication classes are used, as DRF would use them.
+    `classes` are the view's authentication classes, tried in order as DRF tries them; the lane
+    passes only ones that read nothing but `request.META`.
     """
     principal = None
-    # DRF has imported the classes named in settings; they only read `request.META`.
-    classes = cast(list[type[BaseAuthentication]], api_settings.DEFAULT_AUTHENTICATION_CLASSES)
     try:
         for authentication_class in classes:
             found = authentication_class().authenticate(cast(Request, request))

@@ -15,6 +15,7 @@ from flagsvc_sdk.engine.values import is_utf8
 _SCALE: Final = 4294967296
 """``2**32``: ``hash / 2**32`` of an unsigned 32-bit hash is exact in a double and lies in [0, 1).
 """
+_hash: Final = mmh3.hash  # Final: compiled, a static instead of a module-dict lookup
 
 Choice = TypeVar("Choice")
 
@@ -24,17 +25,25 @@ def hash_input(tenant: str, flag_key: str, bucket_value: str) -> str:
     return f"{tenant}:{flag_key}:{bucket_value}"
 
 
-def bucket(tenant: str, flag_key: str, bucket_value: str) -> float:
-    """``mmh3.hash(f"{tenant}:{flag_key}:{bucket_value}", seed=0, signed=False) / 2**32``, in [0,
-    1).
+def bucket_of(text: str) -> float:
+    """The bucket formula, and its only implementation: ``mmh3.hash(text, seed=0, signed=False) /
+    2**32``, in [0, 1).
 
-    MurmurHash3 x86 32-bit over the UTF-8 bytes. Raises ``ValueError`` for text that is not valid
-    UTF-8 (a lone surrogate), which the ``mmh3`` extension would otherwise crash on.
+    MurmurHash3 x86 32-bit over the UTF-8 bytes of a ``hash_input``. The caller has checked
+    ``is_utf8(text)``: the ``mmh3`` extension crashes the process on a lone surrogate.
+    """
+    return _hash(text, 0, False) / _SCALE
+
+
+def bucket(tenant: str, flag_key: str, bucket_value: str) -> float:
+    """``bucket_of(f"{tenant}:{flag_key}:{bucket_value}")``, the bucket of rules.md "Bucketing".
+
+    Raises ``ValueError`` for text that is not valid UTF-8 (a lone surrogate).
     """
     text = hash_input(tenant, flag_key, bucket_value)
     if not is_utf8(text):
         raise ValueError("bucket input must be valid Unicode text (it contains a lone surrogate)")
-    return mmh3.hash(text, 0, False) / _SCALE
+    return bucket_of(text)
 
 
 def thresholds(weights: Sequence[float]) -> tuple[float, ...]:

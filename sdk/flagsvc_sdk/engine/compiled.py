@@ -12,8 +12,6 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-import mmh3
-
 from flagsvc_sdk.engine.bucketing import Distribution, hash_input
 from flagsvc_sdk.engine.conditions import CompiledSegment, Node, build_node, predicate
 from flagsvc_sdk.engine.errors import (
@@ -36,7 +34,7 @@ from flagsvc_sdk.engine.results import (
     Outcome,
 )
 from flagsvc_sdk.engine.validation import validate_flag, validate_segment
-from flagsvc_sdk.engine.values import bucket_string, is_utf8, read_path
+from flagsvc_sdk.engine.values import is_utf8
 
 
 class CompiledPrerequisite:
@@ -196,17 +194,6 @@ class CompiledFlag:
         return CompiledRule(
             rule["id"], build_node(rule["when"], segments), rule["serve"], outcome, distribution
         )
-
-    def bucket_position(self, user_id: str, attributes: dict[str, Any]) -> float | None:
-        """The user's bucket for this flag, or ``None`` when ``bucket_by`` gives nothing to hash."""
-        value = (
-            user_id
-            if self.bucket_path is None
-            else bucket_string(read_path(attributes, self.bucket_path))
-        )
-        if value is None or not is_utf8(value):
-            return None
-        return mmh3.hash(self.prefix + value, 0, False) / 4294967296
 
 
 class CompiledRuleset:

@@ -1,27 +1,34 @@
 """``evaluate`` and ``evaluate_many``: ``rules.md`` "Order of evaluation and reasons", step by step.
 
-This is the hot path. It does one dict lookup for the flag, one hash, the rules' precompiled
-predicates and one small allocation for the result; everything else was done by ``compile_ruleset``.
+The order of the steps is written once, in ``decide``; the preview's trace is that same walk with
+a list to record its steps in (``tracing`` only says what each step looks like). This is the hot
+path: untraced it does one dict lookup for the flag, one hash, the rules' precompiled predicates and
+one small allocation for the result; everything else was done by ``compile_ruleset``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Any, Final
+from typing import Any
 
-import mmh3
-
-from flagsvc_sdk.engine.bucketing import pick_index
+from flagsvc_sdk.engine import tracing
+from flagsvc_sdk.engine.bucketing import bucket_of, pick_index
 from flagsvc_sdk.engine.compiled import CompiledFlag, CompiledRuleset
+from flagsvc_sdk.engine.conditions import TraceEntry, trace_condition
 from flagsvc_sdk.engine.limits import MAX_PREREQUISITE_DEPTH
-from flagsvc_sdk.engine.results import EvaluationResult, Outcome, not_found
-from flagsvc_sdk.engine.tracing import trace_flag
+from flagsvc_sdk.engine.results import (
+    EvaluationResult,
+    Outcome,
+    TracedEvaluationResult,
+    not_found,
+)
 from flagsvc_sdk.engine.values import bucket_string, is_utf8, read_path
 
 Memo = dict[str, EvaluationResult | None]
 """Results by flag key for one user; ``None`` marks a flag still being evaluated (a cycle)."""
 
-_hash: Final = mmh3.hash  # Final: compiled, a static instead of a module-dict lookup
+Trace = list[dict[str, Any]]
+"""The steps of one traced evaluation, ``None`` when not tracing."""
 
 
 def evaluate(
@@ -30,15 +37,14 @@ def evaluate(
     """Evaluate one flag for a validated user (``validate_user``).
 
     An unknown flag gives variant ``None``, reason ``ERROR`` and ``error_code`` ``FLAG_NOT_FOUND``.
-    With ``trace=True`` the result also lists every step and condition tried (a slower path).
+    With ``trace=True`` the result also lists every step and condition tried: the same walk,
+    recording as it goes.
     """
     try:
         flag = ruleset.flags[flag_key]
     except KeyError:
         return not_found(flag_key)
-    if trace:
-        return trace_flag(ruleset.flags, flag, user, {}, 0)
-    return decide(ruleset.flags, flag, user, None, 0)
+    return decide(ruleset.flags, flag, user, None, 0, [] if trace else None)
 
 
 def evaluate_many(
@@ -59,7 +65,7 @@ def evaluate_many(
                 result = not_found(key)
             else:
                 memo[key] = None
-                result = decide(flags, flag, user, memo, 0)
+                result = decide(flags, flag, user, memo, 0, None)
                 memo[key] = result
         results[key] = result
     return results
@@ -71,45 +77,63 @@ def decide(
     user: Mapping[str, Any],
     memo: Memo | None,
     depth: int,
+    trace: Trace | None,
 ) -> EvaluationResult:
     """Steps 2-7 of ``rules.md`` "Order of evaluation and reasons" for one flag.
 
     The bucket is computed first, whichever step decides, because ``details.bucket`` is always
-    present when the user can be bucketed. A Python call is a good share of an evaluation's cost,
-    so ``CompiledFlag.bucket_position`` and ``Distribution.pick`` are inlined here, and the result
-    is built once, at the end.
+    present when the user can be bucketed. With a ``trace`` list every step tried is appended to
+    it, after the walk has decided it, and the result carries the list; without one, nothing is
+    recorded and a flag with no off, prerequisite or target step (not ``gated``) goes straight to
+    its rules. ``Distribution.pick`` is inlined (a Python call is a good share of an evaluation's
+    cost) and the result is built once, at the end.
     """
     user_id: str = user["id"]
     attributes: dict[str, Any] = user["attributes"]
-    position: float | None = None
+    position: float | None = None  # rules.md "Bucketing": no bucket without a valid value
     if flag.bucket_path is None:
         if user_id.isascii() or is_utf8(user_id):
-            position = _hash(flag.prefix + user_id, 0, False) / 4294967296
+            position = bucket_of(flag.prefix + user_id)
     else:
         value = bucket_string(read_path(attributes, flag.bucket_path))
-        if value is not None:
-            position = _hash(flag.prefix + value, 0, False) / 4294967296
+        if value is not None and is_utf8(value):
+            position = bucket_of(flag.prefix + value)
     outcome: Outcome | None = None
-    if flag.gated:
+    if flag.gated or trace is not None:
+        if trace is not None:
+            trace.append(tracing.off_step(flag))
         if flag.is_off:
             outcome = flag.off_outcome
-        elif flag.prerequisites:
-            outcome = _failed_prerequisite(
-                flags, flag, user, {flag.key: None} if memo is None else memo, depth
-            )
-        if outcome is None:
-            if user_id in flag.deny:
-                outcome = flag.deny_outcome
-            elif user_id in flag.allow:
-                outcome = flag.allow_outcome
+        else:
+            if flag.prerequisites:
+                outcome = _failed_prerequisite(
+                    flags, flag, user, {flag.key: None} if memo is None else memo, depth, trace
+                )
+            if outcome is None:
+                if user_id in flag.deny:
+                    outcome = flag.deny_outcome
+                elif user_id in flag.allow:
+                    outcome = flag.allow_outcome
+                if trace is not None:
+                    tracing.add_target_steps(trace, flag, outcome)
     if outcome is None:
+        condition: TraceEntry | None = None
         for rule in flag.rules:
-            if rule.outcome is not None:
-                if rule.when(user_id, attributes):
-                    outcome = rule.outcome
-                    break
-            elif position is not None and rule.when(user_id, attributes):
-                outcome = rule.choices[pick_index(rule.shares, position)]
+            single = rule.outcome
+            if trace is not None:
+                matched, condition = trace_condition(rule.node, user_id, attributes)
+            elif single is None and position is None:
+                continue  # a split serves no one who cannot be bucketed: the condition is moot
+            else:
+                matched = rule.when(user_id, attributes)
+            if matched:
+                if single is not None:
+                    outcome = single
+                elif position is not None:
+                    outcome = rule.choices[pick_index(rule.shares, position)]
+            if trace is not None:
+                trace.append(tracing.rule_step(rule, condition, matched, outcome, position))
+            if outcome is not None:
                 break
         else:
             if flag.default_outcome is not None:
@@ -118,6 +142,10 @@ def decide(
                 outcome = flag.not_bucketable
             else:
                 outcome = flag.default_choices[pick_index(flag.default_shares, position)]
+            if trace is not None:
+                trace.append(tracing.default_step(flag, outcome, position))
+    if trace is not None:
+        return TracedEvaluationResult(outcome, position, trace)
     return EvaluationResult(outcome, position)
 
 
@@ -127,22 +155,32 @@ def _failed_prerequisite(
     user: Mapping[str, Any],
     memo: Memo,
     depth: int,
+    trace: Trace | None,
 ) -> Outcome | None:
     """The answer for the first direct prerequisite not met, or ``None`` when all are met.
 
-    A prerequisite that is missing, part of a cycle or deeper than the cap is not met.
+    A prerequisite that is missing, part of a cycle or deeper than the cap is not met. Traced, each
+    prerequisite tried is a step holding its own (traced) evaluation.
     """
     for prerequisite in flag.prerequisites:
         key = prerequisite.flag_key
+        unmet = "cycle"  # why it has no result: the step's ``error``
         if key in memo:
             result = memo[key]
         else:
             other = flags.get(key)
             result = None
-            if other is not None and depth < MAX_PREREQUISITE_DEPTH:
+            if other is None:
+                unmet = "flag not found"
+            elif depth >= MAX_PREREQUISITE_DEPTH:
+                unmet = "chain too deep"
+            else:
                 memo[key] = None
-                result = decide(flags, other, user, memo, depth + 1)
+                result = decide(flags, other, user, memo, depth + 1, None if trace is None else [])
                 memo[key] = result
-        if result is None or result.outcome.variant not in prerequisite.variants:
+        met = result is not None and result.outcome.variant in prerequisite.variants
+        if trace is not None:
+            trace.append(tracing.prerequisite_step(prerequisite, result, met, unmet))
+        if not met:
             return prerequisite.failed
     return None
