@@ -6,7 +6,7 @@ from typing import Any, ClassVar, NoReturn
 
 from django.db import models, transaction
 
-from flagsvc.errors import PreconditionFailed
+from kernel.errors import PreconditionFailed
 from tenancy.models import Tenant
 from tenancy.scoping import TenantScopedManager
 

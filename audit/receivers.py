@@ -2,7 +2,7 @@
 
 These receivers run inside the transaction of the change (AuditedModel.save/delete open one), so
 the entity, its audit entry and its event commit or roll back together, whatever the write path.
-The actor and request id come from `flagsvc.context`.
+The actor and request id come from `kernel.context`.
 
 Who may do what is audited too: a membership added, changed or removed (entity `membership`, keyed by
 username) and a tenant's name or active flag changed (entity `tenant`). These change nothing that
@@ -20,7 +20,7 @@ from django.utils import timezone
 from audit.chain import GENESIS, entry_content, entry_hash
 from audit.diff import document_diff
 from audit.models import AuditAction, AuditedModel, AuditEntry, ChangeEvent
-from flagsvc import context
+from kernel import context
 from tenancy.models import Membership, Tenant
 
 ACTION_HINT = "_audit_action"

@@ -7,7 +7,7 @@ from typing import Any
 from django.db import models
 
 from audit.models import AuditedModel, AuditedQuerySet
-from flagsvc.timefmt import iso
+from kernel.timefmt import iso
 from tenancy.models import Tenant
 from tenancy.scoping import TenantScopedManager
 

@@ -20,9 +20,9 @@ from audit.models import AuditAction
 from audit.receivers import set_audit_action
 from flags import selectors
 from flags.models import FLAG_CONTENT_FIELDS, FLAG_READ_ONLY_FIELDS, Flag
-from flagsvc.context import acting_as
-from flagsvc.documents import same_document
-from flagsvc.errors import Conflict, FlagNotFound, Invalid, NotFound
+from kernel.context import acting_as
+from kernel.documents import same_document
+from kernel.errors import Conflict, FlagNotFound, Invalid, NotFound
 from segments.selectors import segment_keys
 from tenancy.models import Tenant
 from tenancy.ruleset import ruleset_change

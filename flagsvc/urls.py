@@ -15,7 +15,7 @@ from flags.api.views import (
     FlagVersionsView,
 )
 from flagsvc import ops_views
-from flagsvc.errors import error_response
+from kernel.errors import error_response
 from segments.api.views import SegmentCollectionView, SegmentDetailView
 from tenancy.api.views import TokenView
 

@@ -15,9 +15,9 @@ from django.utils.safestring import SafeString
 from flagsvc_sdk.engine import DefinitionError, validate_segment
 
 from flags.selectors import flag_queryset, flags_by_segment, flags_using_segment
-from flagsvc.admin_fields import IdListField, JsonDocumentField
-from flagsvc.admin_writes import ServiceForm, ServiceWriteAdmin, actor_of
-from flagsvc.errors import ApiError
+from kernel.admin_fields import IdListField, JsonDocumentField
+from kernel.admin_writes import ServiceForm, ServiceWriteAdmin, actor_of
+from kernel.errors import ApiError
 from segments.models import Segment
 from segments.selectors import segment_get
 from segments.services import segment_create, segment_delete, segment_update

@@ -7,7 +7,7 @@ from typing import Any
 from django.db import models
 
 from audit.models import AuditedModel, AuditedQuerySet
-from flagsvc.timefmt import iso
+from kernel.timefmt import iso
 from tenancy.scoping import TenantScopedManager
 
 SEGMENT_CONTENT_FIELDS: tuple[str, ...] = ("key", "name", "description", "included", "excluded", "when")

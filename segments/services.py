@@ -11,9 +11,9 @@ from typing import Any
 from django.db import IntegrityError, transaction
 from flagsvc_sdk.engine import validate_segment
 
-from flagsvc.context import acting_as
-from flagsvc.documents import same_document
-from flagsvc.errors import Conflict, Invalid, NotFound
+from kernel.context import acting_as
+from kernel.documents import same_document
+from kernel.errors import Conflict, Invalid, NotFound
 from segments import selectors
 from segments.models import SEGMENT_CONTENT_FIELDS, Segment
 from tenancy.models import Tenant

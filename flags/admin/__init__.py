@@ -20,8 +20,8 @@ from flags.admin.display import ArchivedFilter, TagFilter, rollout_summary
 from flags.admin.forms import NEW_FLAG_INITIAL, FlagForm
 from flags.models import Flag
 from flags.services import flag_archive, flag_create, flag_restore, flag_set_state, flag_update
-from flagsvc.admin_writes import ServiceWriteAdmin, actor_of
-from flagsvc.errors import as_api_error
+from kernel.admin_writes import ServiceWriteAdmin, actor_of
+from kernel.errors import as_api_error
 from tenancy.admin_scoping import TenantListFilter, TenantScopedAdmin
 from tenancy.models import Role
 

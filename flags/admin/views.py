@@ -30,9 +30,9 @@ from evaluation.services import preview
 from flags.models import Flag
 from flags.selectors import flag_versions
 from flags.services import flag_rollback
-from flagsvc.admin_writes import actor_of
-from flagsvc.errors import Invalid, as_api_error
-from flagsvc.json_input import NotJson, parse_json
+from kernel.admin_writes import actor_of
+from kernel.errors import Invalid, as_api_error
+from kernel.json_input import NotJson, parse_json
 
 if TYPE_CHECKING:
     from flags.admin import FlagAdmin

@@ -19,8 +19,8 @@ from django.core.exceptions import ImproperlyConfigured, RequestDataTooBig
 from django.http import HttpRequest, HttpResponse
 from flagsvc_sdk.engine import ValidationFailed
 
-from flagsvc.errors import as_api_error, error_response
-from flagsvc.json_input import parse_json
+from kernel.errors import as_api_error, error_response
+from kernel.json_input import parse_json
 from tenancy.api.base import TenantAPIView, authorised_tenant
 from tenancy.models import Tenant
 from tenancy.permissions import required_scope

@@ -148,7 +148,7 @@ def test_json_syntax_error__shown_at_the_field_and_the_text_kept(editor, tenant)
     ],
 )
 def test_json_box__hostile_json__shown_at_the_field_not_a_500(editor, tenant, text, message):
-    """The admin's JSON boxes read through the API's one JSON reader (flagsvc.json_input)."""
+    """The admin's JSON boxes read through the API's one JSON reader (kernel.json_input)."""
     response = signed_in(editor).post(
         "/admin/flags/flag/add/", {"tenant": tenant.pk, **form_data(), "variants": text}
     )
