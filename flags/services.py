@@ -26,6 +26,7 @@ from kernel.errors import Conflict, FlagNotFound, Invalid, NotFound
 from segments.selectors import segment_keys
 from tenancy.models import Tenant
 from tenancy.ruleset import ruleset_change
+from tenancy.versioning import check_version
 
 IMMUTABLE_FIELDS = ("key", "type")
 
@@ -100,7 +101,7 @@ def flag_update(
     body = _content_of(data)
     with acting_as(actor), ruleset_change(tenant) as change:
         flag = _locked(tenant, key)
-        flag.ensure_version(expected_version)
+        check_version(flag, expected_version)
         errors = {
             field: [f"`{field}` cannot change (it is {getattr(flag, field)!r})."]
             for field in IMMUTABLE_FIELDS
@@ -124,7 +125,7 @@ def flag_archive(
     """Archive (soft delete); refused with 409 `conflict` while live flags require it as a prerequisite."""
     with acting_as(actor), ruleset_change(tenant) as change:
         flag = _locked(tenant, key)
-        flag.ensure_version(expected_version)
+        check_version(flag, expected_version)
         flag.archived_at = timezone.now()
         flag.save()
         change.flags.add(flag.key)
