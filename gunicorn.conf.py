@@ -47,7 +47,7 @@ limit_request_fields = 100
 # Not preloaded: each worker imports the app itself, so no database connection or metric file is
 # shared across a fork.
 preload_app = False
-# Our own proxies: the app's TRUSTED_PROXIES (flagsvc.client_address) unless gunicorn is told otherwise.
+# Our own proxies: the app's TRUSTED_PROXIES (kernel.client_address) unless gunicorn is told otherwise.
 forwarded_allow_ips = (
     os.environ.get("FORWARDED_ALLOW_IPS") or os.environ.get("TRUSTED_PROXIES") or "127.0.0.1"
 )

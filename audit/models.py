@@ -1,71 +1,15 @@
-"""The append-only audit log, the change-event outbox, and the base class of every audited model."""
+"""The append-only audit log and the change-event outbox. Audit learns of changes only through the
+signals of versioned tenant entities (`tenancy.entities`, `audit.receivers`)."""
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, NoReturn
+from typing import Any, NoReturn
 
-from django.db import models, transaction
+from django.db import models
 
-from flagsvc.errors import PreconditionFailed
+from tenancy.entities import BulkWriteRefused
 from tenancy.models import Tenant
 from tenancy.scoping import TenantScopedManager
-
-
-class BulkWriteRefused(TypeError):
-    """Bulk queryset writes skip model signals, so they would skip the audit log."""
-
-
-class AuditedQuerySet(models.QuerySet[Any]):
-    def update(self, **kwargs: Any) -> NoReturn:
-        raise BulkWriteRefused(
-            f"{self.model.__name__}: bulk update() would skip the audit log; use the write services."
-        )
-
-    def delete(self) -> NoReturn:
-        raise BulkWriteRefused(
-            f"{self.model.__name__}: bulk delete() would skip the audit log; use the write services."
-        )
-
-    delete.queryset_only = True  # type: ignore[attr-defined]
-
-
-class AuditedModel(models.Model):
-    """A tenant-owned entity whose every save and delete writes one audit entry in the same transaction.
-
-    Subclasses name their `audit_entity` and render the API document in `to_document()`. A save of
-    an existing row is a new version: `version` goes up by one on every save, whatever the caller.
-    """
-
-    audit_entity: ClassVar[str]
-
-    tenant = models.ForeignKey(Tenant, on_delete=models.PROTECT)
-    key = models.CharField(max_length=128)
-    version = models.PositiveIntegerField(default=1, editable=False)
-
-    class Meta:
-        abstract = True
-
-    def to_document(self) -> dict[str, Any]:
-        raise NotImplementedError
-
-    def ensure_version(self, expected_version: int | None) -> None:
-        """`If-Match` / body `version`: a stale expectation is a 412, nothing is written."""
-        if expected_version is not None and expected_version != self.version:
-            raise PreconditionFailed(
-                f"The {self.audit_entity} is at version {self.version}, not {expected_version}; "
-                "reload it and retry.",
-                details={"current_version": self.version},
-            )
-
-    def save(self, *args: Any, **kwargs: Any) -> None:
-        if not self._state.adding:
-            self.version += 1
-        with transaction.atomic():
-            super().save(*args, **kwargs)
-
-    def delete(self, *args: Any, **kwargs: Any) -> tuple[int, dict[str, int]]:
-        with transaction.atomic():
-            return super().delete(*args, **kwargs)
 
 
 class AuditAction(models.TextChoices):

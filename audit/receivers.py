@@ -1,8 +1,8 @@
-"""Every save or delete of an audited model writes one audit entry and one change event.
+"""Every save or delete of a versioned tenant entity writes one audit entry and one change event.
 
-These receivers run inside the transaction of the change (AuditedModel.save/delete open one), so
+These receivers run inside the transaction of the change (VersionedTenantEntity.save/delete open one), so
 the entity, its audit entry and its event commit or roll back together, whatever the write path.
-The actor and request id come from `flagsvc.context`.
+The actor and request id come from `kernel.context`.
 
 Who may do what is audited too: a membership added, changed or removed (entity `membership`, keyed by
 username) and a tenant's name or active flag changed (entity `tenant`). These change nothing that
@@ -19,22 +19,23 @@ from django.utils import timezone
 
 from audit.chain import GENESIS, entry_content, entry_hash
 from audit.diff import document_diff
-from audit.models import AuditAction, AuditedModel, AuditEntry, ChangeEvent
-from flagsvc import context
+from audit.models import AuditAction, AuditEntry, ChangeEvent
+from kernel import context
+from tenancy.entities import VersionedTenantEntity
 from tenancy.models import Membership, Tenant
 
 ACTION_HINT = "_audit_action"
 BEFORE = "_audit_before"
 
 
-def set_audit_action(instance: AuditedModel, action: str) -> None:
+def set_audit_action(instance: VersionedTenantEntity, action: str) -> None:
     """Services name actions that cannot be inferred from the row alone (rollback)."""
     setattr(instance, ACTION_HINT, action)
 
 
 @receiver(pre_save, dispatch_uid="audit_remember_before")
 def remember_before(sender: type[Any], instance: Any, **kwargs: Any) -> None:
-    if not isinstance(instance, AuditedModel) or instance._state.adding:
+    if not isinstance(instance, VersionedTenantEntity) or instance._state.adding:
         return
     if BEFORE not in instance.__dict__:
         stored = type(instance)._base_manager.filter(pk=instance.pk).first()
@@ -43,7 +44,7 @@ def remember_before(sender: type[Any], instance: Any, **kwargs: Any) -> None:
 
 @receiver(post_save, dispatch_uid="audit_write_on_save")
 def write_on_save(sender: type[Any], instance: Any, created: bool, **kwargs: Any) -> None:
-    if not isinstance(instance, AuditedModel) or kwargs.get("raw"):
+    if not isinstance(instance, VersionedTenantEntity) or kwargs.get("raw"):
         return
     before = None if created else instance.__dict__.pop(BEFORE, None)
     after = instance.to_document()
@@ -53,7 +54,7 @@ def write_on_save(sender: type[Any], instance: Any, created: bool, **kwargs: Any
 
 @receiver(post_delete, dispatch_uid="audit_write_on_delete")
 def write_on_delete(sender: type[Any], instance: Any, **kwargs: Any) -> None:
-    if not isinstance(instance, AuditedModel):
+    if not isinstance(instance, VersionedTenantEntity):
         return
     _append(instance, AuditAction.DELETE, instance.to_document(), None)
 
@@ -71,10 +72,10 @@ def _infer_action(created: bool, before: dict[str, Any] | None, after: dict[str,
 
 
 def _append(
-    instance: AuditedModel, action: str, before: dict[str, Any] | None, after: dict[str, Any] | None
+    instance: VersionedTenantEntity, action: str, before: dict[str, Any] | None, after: dict[str, Any] | None
 ) -> None:
     entry = _append_entry(
-        instance.tenant_id, instance.audit_entity, instance.key, action, instance.version, before, after
+        instance.tenant_id, instance.entity_name, instance.key, action, instance.version, before, after
     )
     ChangeEvent.objects.for_tenant(instance.tenant_id).create(
         tenant_id=instance.tenant_id,

@@ -6,7 +6,7 @@ from typing import Any
 from django.db.models import QuerySet
 
 from audit.models import AuditEntry
-from flagsvc.timefmt import iso
+from kernel.timefmt import iso
 from tenancy.models import Tenant
 
 

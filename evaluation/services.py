@@ -21,7 +21,7 @@ from flagsvc_sdk.engine.trace_budget import trace_entries_bound
 from evaluation import metrics
 from evaluation.cache import RULESETS
 from flags.selectors import flag_get, live_flag_contents
-from flagsvc.errors import FlagNotFound, Invalid, TooLarge, Unavailable
+from kernel.errors import FlagNotFound, Invalid, TooLarge, Unavailable
 from segments.selectors import segment_keys
 from tenancy.models import Tenant
 

@@ -31,7 +31,7 @@ from typing import Any
 from flagsvc_sdk.engine import PrerequisiteCycle, ValidationFailed, validate_flag
 
 from flags.selectors import live_flag_contents, segment_keys_in
-from flagsvc.errors import Conflict
+from kernel.errors import Conflict
 from segments.selectors import segment_keys
 from tenancy.ruleset import RulesetChange
 

@@ -6,8 +6,8 @@ from typing import Any
 
 from django.db import models
 
-from audit.models import AuditedModel, AuditedQuerySet
-from flagsvc.timefmt import iso
+from kernel.timefmt import iso
+from tenancy.entities import VersionedQuerySet, VersionedTenantEntity
 from tenancy.models import Tenant
 from tenancy.scoping import TenantScopedManager
 
@@ -42,8 +42,8 @@ class FlagState(models.TextChoices):
     OFF = "off"
 
 
-class Flag(AuditedModel):
-    audit_entity = "flag"
+class Flag(VersionedTenantEntity):
+    entity_name = "flag"
 
     name = models.CharField(max_length=200, blank=True)
     description = models.TextField(blank=True)
@@ -63,8 +63,8 @@ class Flag(AuditedModel):
     archived_at = models.DateTimeField(null=True, blank=True)
     updated_by = models.CharField(max_length=200, blank=True, editable=False)
 
-    objects = TenantScopedManager(AuditedQuerySet)
-    all_tenants = models.Manager.from_queryset(AuditedQuerySet)()
+    objects = TenantScopedManager(VersionedQuerySet)
+    all_tenants = models.Manager.from_queryset(VersionedQuerySet)()
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["tenant", "key"], name="flag_tenant_key_unique")]

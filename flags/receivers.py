@@ -8,7 +8,7 @@ from django.db.models.signals import post_save, pre_save
 from django.dispatch import receiver
 
 from flags.models import Flag, FlagVersion
-from flagsvc import context
+from kernel import context
 
 
 @receiver(post_save, sender=Flag, dispatch_uid="flags_store_version")

@@ -20,12 +20,13 @@ from audit.models import AuditAction
 from audit.receivers import set_audit_action
 from flags import selectors
 from flags.models import FLAG_CONTENT_FIELDS, FLAG_READ_ONLY_FIELDS, Flag
-from flagsvc.context import acting_as
-from flagsvc.documents import same_document
-from flagsvc.errors import Conflict, FlagNotFound, Invalid, NotFound
+from kernel.context import acting_as
+from kernel.documents import same_document
+from kernel.errors import Conflict, FlagNotFound, Invalid, NotFound
 from segments.selectors import segment_keys
 from tenancy.models import Tenant
 from tenancy.ruleset import ruleset_change
+from tenancy.versioning import check_version
 
 IMMUTABLE_FIELDS = ("key", "type")
 
@@ -100,7 +101,7 @@ def flag_update(
     body = _content_of(data)
     with acting_as(actor), ruleset_change(tenant) as change:
         flag = _locked(tenant, key)
-        flag.ensure_version(expected_version)
+        check_version(flag, expected_version)
         errors = {
             field: [f"`{field}` cannot change (it is {getattr(flag, field)!r})."]
             for field in IMMUTABLE_FIELDS
@@ -124,7 +125,7 @@ def flag_archive(
     """Archive (soft delete); refused with 409 `conflict` while live flags require it as a prerequisite."""
     with acting_as(actor), ruleset_change(tenant) as change:
         flag = _locked(tenant, key)
-        flag.ensure_version(expected_version)
+        check_version(flag, expected_version)
         flag.archived_at = timezone.now()
         flag.save()
         change.flags.add(flag.key)

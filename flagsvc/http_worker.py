@@ -175,7 +175,7 @@ def error_response(
     status: int, message: str, reason: str = "", details: dict[str, Any] | None = None
 ) -> bytes:
     """A complete HTTP/1.1 response in the API's error shape, closing the connection."""
-    from flagsvc.errors import error_body
+    from kernel.errors import error_body
 
     request_id = uuid.uuid4().hex
     body = json.dumps(
@@ -325,7 +325,7 @@ class BufferingThreadWorker(ThreadWorker):
             self.poller.unregister(conn.sock)
 
     def _refuse_too_large(self, conn: Any, framing: Framing) -> None:
-        from flagsvc.errors import body_too_large_message
+        from kernel.errors import body_too_large_message
 
         length = None if framing.chunked else framing.announced
         message = body_too_large_message(length, framing.limit)

@@ -17,7 +17,7 @@ import traceback
 from datetime import UTC, datetime
 from typing import Any
 
-from flagsvc import context
+from kernel import context
 
 REQUEST_LOG_FIELDS = frozenset(
     {

@@ -21,12 +21,12 @@ from django_prometheus import middleware as prometheus_middleware
 from django_prometheus import utils as prometheus_utils
 from whitenoise import middleware as whitenoise_middleware
 
-from flagsvc import context
-from flagsvc.client_address import client_address
-from flagsvc.errors import as_api_error, body_too_large_message, error_response, is_api_path
+from kernel import context
+from kernel.client_address import client_address
+from kernel.errors import as_api_error, body_too_large_message, error_response, is_api_path
 
 access_logger = logging.getLogger("flagsvc.access")
-error_logger = logging.getLogger("flagsvc.errors")
+error_logger = logging.getLogger("kernel.errors")
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 

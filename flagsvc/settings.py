@@ -154,12 +154,12 @@ PREVIEW_DEADLINE_SECONDS = env.env_float("PREVIEW_DEADLINE_SECONDS", 10.0)
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["tenancy.authentication.ApiClientJWTAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["tenancy.permissions.HasRouteScope"],
-    "DEFAULT_PARSER_CLASSES": ["flagsvc.json_input.JsonBodyParser"],  # the one JSON reader
+    "DEFAULT_PARSER_CLASSES": ["kernel.json_input.JsonBodyParser"],  # the one JSON reader
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PAGINATION_CLASS": "flagsvc.pagination.LimitOffsetPage",
+    "DEFAULT_PAGINATION_CLASS": "kernel.pagination.LimitOffsetPage",
     "PAGE_SIZE": 50,
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
-    "EXCEPTION_HANDLER": "flagsvc.errors.api_exception_handler",
+    "EXCEPTION_HANDLER": "kernel.errors.api_exception_handler",
     "DEFAULT_SCHEMA_CLASS": "tenancy.schema.FlagsvcAutoSchema",
     "UNAUTHENTICATED_USER": None,
     "DEFAULT_THROTTLE_RATES": {
@@ -208,7 +208,7 @@ IDEMPOTENCY_TTL_SECONDS = 24 * 3600
 IDEMPOTENCY_IN_FLIGHT_SECONDS = 120
 
 # Proxies we run (addresses or CIDRs): only a request from one of them may name its client in
-# `X-Forwarded-For` (flagsvc.client_address). Default none: the peer address is the client.
+# `X-Forwarded-For` (kernel.client_address). Default none: the peer address is the client.
 TRUSTED_PROXIES = env.env_networks("TRUSTED_PROXIES")
 
 LOG_LEVEL = env.env_str("LOG_LEVEL", "INFO")

@@ -7,6 +7,7 @@ from django.views import defaults
 from drf_spectacular.views import SpectacularJSONAPIView, SpectacularRedocView, SpectacularSwaggerView
 
 from audit.api.views import AuditListView
+from evaluation.admin_views import flag_preview_new_view, flag_preview_view
 from evaluation.api.views import EvaluatePreviewView, evaluate_bulk_view, evaluate_view
 from flags.api.views import (
     FlagCollectionView,
@@ -16,7 +17,7 @@ from flags.api.views import (
     FlagVersionsView,
 )
 from flagsvc import ops_views
-from flagsvc.errors import error_response, is_api_path
+from kernel.errors import error_response, is_api_path
 from segments.api.views import SegmentCollectionView, SegmentDetailView
 from tenancy.api.views import TokenView
 
@@ -64,5 +65,17 @@ urlpatterns = [
     path("openapi.json", SpectacularJSONAPIView.as_view(), name="openapi"),
     path("docs", SpectacularSwaggerView.as_view(url_name="openapi"), name="docs"),
     path("redoc", SpectacularRedocView.as_view(url_name="openapi"), name="redoc"),
+    # The flag admin's preview panel is evaluation's (evaluation reads flags; flags does not import it),
+    # mounted at the flag admin's paths, before the admin's own `<object_id>/` catch-all.
+    path(
+        "admin/flags/flag/preview/",
+        admin.site.admin_view(flag_preview_new_view),
+        name="admin_flag_preview_new",
+    ),
+    path(
+        "admin/flags/flag/<path:object_id>/preview/",
+        admin.site.admin_view(flag_preview_view),
+        name="admin_flag_preview",
+    ),
     path("admin/", admin.site.urls),
 ]

@@ -8,19 +8,18 @@ from django import forms
 from django.contrib import admin
 from django.contrib.admin.views.main import ChangeList
 from django.http import HttpRequest
-from django.urls import reverse
 from django.utils import timezone
-from django.utils.html import format_html, format_html_join
+from django.utils.html import format_html_join
 from django.utils.safestring import SafeString
 from flagsvc_sdk.engine import DefinitionError, validate_segment
 
-from flags.selectors import flag_queryset, flags_by_segment, flags_using_segment
-from flagsvc.admin_fields import IdListField, JsonDocumentField
-from flagsvc.admin_writes import ServiceForm, ServiceWriteAdmin, actor_of
-from flagsvc.errors import ApiError
+from kernel.admin_fields import IdListField, JsonDocumentField
+from kernel.admin_writes import ServiceForm, ServiceWriteAdmin, actor_of
+from kernel.errors import ApiError
 from segments.models import Segment
 from segments.selectors import segment_get
 from segments.services import segment_create, segment_delete, segment_update
+from segments.usage import segment_users
 from tenancy.admin_scoping import TenantListFilter, TenantScopedAdmin
 from tenancy.models import Role, Tenant
 
@@ -86,14 +85,6 @@ class SegmentForm(ServiceForm):
             self.add_engine_error(exc)
 
 
-def _flag_links(tenant_id: int, keys: list[str]) -> list[SafeString]:
-    flags = flag_queryset(tenant=tenant_id).filter(key__in=keys).only("pk", "key")
-    return [
-        format_html('<a href="{}">{}</a>', reverse("admin:flags_flag_change", args=[flag.pk]), flag.key)
-        for flag in flags
-    ]
-
-
 @admin.register(Segment)
 class SegmentAdmin(ServiceWriteAdmin[Segment], TenantScopedAdmin[Segment]):
     form = SegmentForm
@@ -132,17 +123,17 @@ class SegmentAdmin(ServiceWriteAdmin[Segment], TenantScopedAdmin[Segment]):
         usage: dict[int, dict[str, list[str]]] = {}
         for segment in changelist.result_list:
             if segment.tenant_id not in usage:
-                usage[segment.tenant_id] = flags_by_segment(tenant=segment.tenant_id)
+                usage[segment.tenant_id] = segment_users().by_segment(segment.tenant_id)
             setattr(segment, _USED_BY, usage[segment.tenant_id].get(segment.key, []))
         return changelist
 
     def _used_by(self, obj: Segment) -> list[str]:
         cached = getattr(obj, _USED_BY, None)
-        return (
-            cached
-            if isinstance(cached, list)
-            else flags_using_segment(tenant=obj.tenant_id, segment_key=obj.key)
-        )
+        return cached if isinstance(cached, list) else self._users_of(obj)
+
+    @staticmethod
+    def _users_of(segment: Segment) -> list[str]:
+        return segment_users().by_segment(segment.tenant_id).get(segment.key, [])
 
     @admin.display(description="Used by live flags")
     def used_by(self, obj: Segment) -> int:
@@ -150,7 +141,7 @@ class SegmentAdmin(ServiceWriteAdmin[Segment], TenantScopedAdmin[Segment]):
 
     @admin.display(description="Used by live flags")
     def used_by_flags(self, obj: Segment) -> SafeString | str:
-        links = _flag_links(obj.tenant_id, self._used_by(obj))
+        links = segment_users().links(obj.tenant_id, self._used_by(obj))
         return format_html_join(", ", "{}", ((link,) for link in links)) if links else "none"
 
     @admin.display(description="Included ids")
@@ -185,9 +176,5 @@ class SegmentAdmin(ServiceWriteAdmin[Segment], TenantScopedAdmin[Segment]):
         deleted, model_count, perms_needed, protected = super().get_deleted_objects(objs, request)
         protected = list(protected)
         for segment in objs:
-            protected.extend(
-                _flag_links(
-                    segment.tenant_id, flags_using_segment(tenant=segment.tenant_id, segment_key=segment.key)
-                )
-            )
+            protected.extend(segment_users().links(segment.tenant_id, self._users_of(segment)))
         return deleted, model_count, perms_needed, protected

@@ -6,15 +6,15 @@ from typing import Any
 
 from django.db import models
 
-from audit.models import AuditedModel, AuditedQuerySet
-from flagsvc.timefmt import iso
+from kernel.timefmt import iso
+from tenancy.entities import VersionedQuerySet, VersionedTenantEntity
 from tenancy.scoping import TenantScopedManager
 
 SEGMENT_CONTENT_FIELDS: tuple[str, ...] = ("key", "name", "description", "included", "excluded", "when")
 
 
-class Segment(AuditedModel):
-    audit_entity = "segment"
+class Segment(VersionedTenantEntity):
+    entity_name = "segment"
 
     name = models.CharField(max_length=200, blank=True)
     description = models.TextField(blank=True)
@@ -24,8 +24,8 @@ class Segment(AuditedModel):
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
-    objects = TenantScopedManager(AuditedQuerySet)
-    all_tenants = models.Manager.from_queryset(AuditedQuerySet)()
+    objects = TenantScopedManager(VersionedQuerySet)
+    all_tenants = models.Manager.from_queryset(VersionedQuerySet)()
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["tenant", "key"], name="segment_tenant_key_unique")]

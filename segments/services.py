@@ -11,13 +11,14 @@ from typing import Any
 from django.db import IntegrityError, transaction
 from flagsvc_sdk.engine import validate_segment
 
-from flagsvc.context import acting_as
-from flagsvc.documents import same_document
-from flagsvc.errors import Conflict, Invalid, NotFound
+from kernel.context import acting_as
+from kernel.documents import same_document
+from kernel.errors import Conflict, Invalid, NotFound
 from segments import selectors
 from segments.models import SEGMENT_CONTENT_FIELDS, Segment
 from tenancy.models import Tenant
 from tenancy.ruleset import ruleset_change
+from tenancy.versioning import check_version
 
 READ_ONLY_FIELDS = ("version", "created_at", "updated_at")
 
@@ -68,7 +69,7 @@ def segment_update(
     body = _content_of(data)
     with acting_as(actor), ruleset_change(tenant) as change:
         segment = _locked(tenant, key)
-        segment.ensure_version(expected_version)
+        check_version(segment, expected_version)
         if "key" in body and body["key"] != segment.key:
             raise Invalid({"key": [f"`key` cannot change (it is {segment.key!r})."]})
         base = segment.content() if partial else {"key": segment.key}
@@ -87,7 +88,7 @@ def segment_delete(
     """Hard delete, refused (409 `conflict`, `details.flags`) while a live flag refers to the segment."""
     with acting_as(actor), ruleset_change(tenant) as change:
         segment = _locked(tenant, key)
-        segment.ensure_version(expected_version)
+        check_version(segment, expected_version)
         segment.delete()
         change.segments.add(key)
 

@@ -22,8 +22,8 @@ from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.urls import reverse
 
-from flagsvc.admin_writes import ServiceForm, ServiceWriteAdmin
-from flagsvc.errors import ApiError, Conflict, Invalid
+from kernel.admin_writes import ServiceForm, ServiceWriteAdmin
+from kernel.errors import ApiError, Conflict, Invalid
 from tenancy.admin_scoping import TenantListFilter, TenantScopedAdmin, admin_access
 from tenancy.models import SCOPES, ApiClient, Membership, Role, Tenant
 from tenancy.services import (

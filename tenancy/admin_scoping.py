@@ -28,7 +28,7 @@ from django.db.models import QuerySet
 from django.forms import ModelChoiceField
 from django.http import Http404, HttpRequest
 
-from flagsvc.admin_base import ModelAdminBase
+from kernel.admin_base import ModelAdminBase
 from tenancy.models import Membership, Role, Tenant
 from tenancy.scoping import all_tenants_scope, tenant_scope
 

@@ -14,9 +14,9 @@ from rest_framework.response import Response
 
 from audit.models import AuditAction
 from audit.selectors import audit_document, audit_list
-from flagsvc.errors import Invalid
-from flagsvc.pagination import LimitOffsetPage
-from flagsvc.query_params import query_param
+from kernel.errors import Invalid
+from kernel.pagination import LimitOffsetPage
+from kernel.query_params import query_param
 from tenancy.api.base import TenantAPIView
 from tenancy.api.helpers import choice_param, text_param
 from tenancy.schema import paginated

@@ -9,7 +9,7 @@ from typing import Any
 from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
 from django.db.models import QuerySet
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse
 from django.urls import URLPattern, path
 from django.utils import timezone
 from django.utils.html import format_html
@@ -20,8 +20,8 @@ from flags.admin.display import ArchivedFilter, TagFilter, rollout_summary
 from flags.admin.forms import NEW_FLAG_INITIAL, FlagForm
 from flags.models import Flag
 from flags.services import flag_archive, flag_create, flag_restore, flag_set_state, flag_update
-from flagsvc.admin_writes import ServiceWriteAdmin, actor_of
-from flagsvc.errors import as_api_error
+from kernel.admin_writes import ServiceWriteAdmin, actor_of
+from kernel.errors import as_api_error
 from tenancy.admin_scoping import TenantListFilter, TenantScopedAdmin
 from tenancy.models import Role
 
@@ -226,15 +226,13 @@ class FlagAdmin(ServiceWriteAdmin[Flag], TenantScopedAdmin[Flag]):
             lambda f: flag_restore(tenant=f.tenant, key=f.key, actor=actor),
         )  # fmt: skip
 
-    # --- history, rollback, preview ------------------------------------------------------------
+    # --- history, rollback (the preview panel's view is evaluation.admin_views) ---------------------
 
     def get_urls(self) -> list[URLPattern]:
         def wrap(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
             return self.admin_site.admin_view(view)
 
         return [
-            path("preview/", wrap(self.preview_new_view), name="flags_flag_preview_new"),
-            path("<path:object_id>/preview/", wrap(self.preview_view), name="flags_flag_preview"),
             path("<path:object_id>/rollback/", wrap(self.rollback_view), name="flags_flag_rollback"),
             *super().get_urls(),
         ]
@@ -246,9 +244,3 @@ class FlagAdmin(ServiceWriteAdmin[Flag], TenantScopedAdmin[Flag]):
 
     def rollback_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
         return views.rollback_response(self, request, self.get_object(request, unquote(object_id)))
-
-    def preview_view(self, request: HttpRequest, object_id: str) -> JsonResponse:
-        return views.preview_response(self, request, self.get_object(request, unquote(object_id)))
-
-    def preview_new_view(self, request: HttpRequest) -> JsonResponse:
-        return views.preview_response(self, request, None)

@@ -11,9 +11,9 @@ from flagsvc_sdk.engine import DefinitionError
 from flags.models import Flag
 from flags.selectors import flag_get
 from flags.services import flag_validate
-from flagsvc.admin_fields import IdListField, JsonDocumentField, TagListField
-from flagsvc.admin_writes import ServiceForm
-from flagsvc.errors import ApiError
+from kernel.admin_fields import IdListField, JsonDocumentField, TagListField
+from kernel.admin_writes import ServiceForm
+from kernel.errors import ApiError
 from tenancy.models import Tenant
 
 NEW_FLAG_INITIAL: dict[str, Any] = {

@@ -10,9 +10,9 @@ from rest_framework.response import Response
 from flags import selectors, services
 from flags.api.serializers import FlagSerializer, FlagVersionSerializer, RollbackSerializer
 from flags.models import Flag, FlagState, FlagType, FlagVersion
-from flagsvc.errors import FlagNotFound, Invalid
-from flagsvc.pagination import LimitOffsetPage
-from flagsvc.timefmt import iso
+from kernel.errors import FlagNotFound, Invalid
+from kernel.pagination import LimitOffsetPage
+from kernel.timefmt import iso
 from tenancy.api.base import TenantAPIView
 from tenancy.api.helpers import (
     WriteRateThrottle,

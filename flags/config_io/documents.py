@@ -16,7 +16,7 @@ from flagsvc_sdk.engine import ValidationFailed, validate_json
 
 from flags import selectors as flag_selectors
 from flags.models import FLAG_CONTENT_FIELDS
-from flagsvc.json_input import NotJson, parse_json
+from kernel.json_input import NotJson, parse_json
 from segments import selectors as segment_selectors
 from segments.models import SEGMENT_CONTENT_FIELDS
 from tenancy.models import Tenant
@@ -76,7 +76,7 @@ def document_dumps(document: Mapping[str, Any], fmt: Format = "json") -> str:
 def document_loads(text: str, fmt: Format | None = None) -> Any:
     """Parse JSON or YAML (`fmt=None`: JSON if it parses, else YAML). Raises ValueError with a position.
 
-    Either way the document is JSON that every SDK reads the same (`flagsvc.json_input`): YAML's
+    Either way the document is JSON that every SDK reads the same (`kernel.json_input`): YAML's
     `.inf`, `.nan`, huge integers and deep nesting are refused as they are in an API body.
     """
     try:

@@ -23,7 +23,7 @@ from flags.config_io.documents import DOCUMENT_FIELDS, FORMAT_VERSION
 from flags.integrity import BrokenFlag, broken_flags
 from flags.models import FLAG_READ_ONLY_FIELDS
 from flags.services import flag_archive, flag_create, flag_update
-from flagsvc.errors import ApiError
+from kernel.errors import ApiError
 from segments import selectors as segment_selectors
 from segments.services import segment_create, segment_delete, segment_update
 from tenancy.models import Tenant

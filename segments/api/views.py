@@ -9,8 +9,8 @@ from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from flagsvc.errors import NotFound
-from flagsvc.pagination import LimitOffsetPage
+from kernel.errors import NotFound
+from kernel.pagination import LimitOffsetPage
 from segments import selectors, services
 from segments.models import Segment
 from tenancy.api.base import TenantAPIView

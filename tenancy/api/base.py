@@ -16,8 +16,8 @@ from rest_framework.exceptions import AuthenticationFailed
 from rest_framework.request import Request
 from rest_framework.views import APIView
 
-from flagsvc import context
-from flagsvc.errors import ApiError, MalformedRequest, TenantMismatch, Unauthenticated
+from kernel import context
+from kernel.errors import ApiError, MalformedRequest, TenantMismatch, Unauthenticated
 from tenancy.models import Tenant
 from tenancy.principals import ApiPrincipal
 from tenancy.selectors import active_tenant_by_slug

@@ -40,8 +40,8 @@ from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.request import Request
 from rest_framework.views import APIView
 
-from flagsvc.errors import api_exception_handler
-from flagsvc.json_input import JsonBodyParser, parse_json
+from kernel.errors import api_exception_handler
+from kernel.json_input import JsonBodyParser, parse_json
 from tenancy.api.base import TenantAPIView, authorised_tenant
 from tenancy.authentication import ApiClientJWTAuthentication
 from tenancy.models import Tenant

@@ -16,8 +16,8 @@ from flagsvc_sdk.engine import MAX_SAFE_INTEGER
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from flagsvc.errors import Conflict, Invalid
-from flagsvc.query_params import query_param
+from kernel.errors import Conflict, Invalid
+from kernel.query_params import query_param
 from tenancy.api.throttles import WriteRateThrottle as WriteRateThrottle  # re-exported for the views
 from tenancy.models import IdempotentResponse, Tenant
 from tenancy.principals import ApiPrincipal

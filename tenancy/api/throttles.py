@@ -14,7 +14,7 @@ from rest_framework.permissions import SAFE_METHODS
 from rest_framework.request import Request
 from rest_framework.throttling import BaseThrottle
 
-from flagsvc.client_address import client_address
+from kernel.client_address import client_address
 from tenancy.principals import ApiPrincipal
 from tenancy.ratelimits import rate_limit_hit
 

@@ -6,7 +6,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from flagsvc.errors import Invalid, Unauthenticated
+from kernel.errors import Invalid, Unauthenticated
 from tenancy.api.throttles import TokenRateThrottle
 from tenancy.services import token_issue
 

@@ -148,7 +148,7 @@ def test_json_syntax_error__shown_at_the_field_and_the_text_kept(editor, tenant)
     ],
 )
 def test_json_box__hostile_json__shown_at_the_field_not_a_500(editor, tenant, text, message):
-    """The admin's JSON boxes read through the API's one JSON reader (flagsvc.json_input)."""
+    """The admin's JSON boxes read through the API's one JSON reader (kernel.json_input)."""
     response = signed_in(editor).post(
         "/admin/flags/flag/add/", {"tenant": tenant.pk, **form_data(), "variants": text}
     )
@@ -359,6 +359,31 @@ def test_preview__bad_attributes__422(editor, acme_flag):
         attributes="[1]",
     )
     assert status == 422 and "JSON object" in body["error"]
+
+
+def test_preview__unknown_flag_id__404_not_a_preview_of_a_new_flag(editor, tenant):
+    response = signed_in(editor).post(
+        "/admin/flags/flag/999999/preview/",
+        {"tenant": str(tenant.pk), **form_data(), "_preview_user_id": "u"},
+    )
+    assert response.status_code == 404
+
+
+def test_preview__signed_out__redirected_to_sign_in_nothing_evaluated(acme_flag):
+    from django.test import Client
+
+    response = Client().post(f"/admin/flags/flag/{acme_flag.pk}/preview/", {"_preview_user_id": "u"})
+    assert response.status_code == 302
+    assert response["Location"].startswith("/admin/login/")
+
+
+def test_preview__csrf_protected(editor, acme_flag):
+    from django.test import Client
+
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(editor)
+    response = client.post(f"/admin/flags/flag/{acme_flag.pk}/preview/", {"_preview_user_id": "u"})
+    assert response.status_code == 403
 
 
 def test_preview__viewer__evaluates_the_stored_flag(viewer, acme_flag):

@@ -98,3 +98,10 @@ def test_delete__refused_by_the_service_in_a_race__message_and_nothing_deleted(
     )
     assert "Nothing was deleted" in response.content.decode()
     assert Segment.objects.for_tenant(tenant).filter(pk=acme_segment.pk).exists()
+
+
+def test_change_page__links_each_live_flag_using_the_segment(editor, tenant, acme_segment):
+    """segments asks `segments.usage` (flags registers there), so it never imports flags."""
+    flag = make_flag(tenant, "a", rules=USES_BETA)
+    page = signed_in(editor).get(f"/admin/segments/segment/{acme_segment.pk}/change/").content.decode()
+    assert f'<a href="/admin/flags/flag/{flag.pk}/change/">a</a>' in page

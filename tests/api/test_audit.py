@@ -63,7 +63,7 @@ def test_audit__no_route_edits_or_deletes_entries(api):
 
 
 def test_audit__membership_changes__listed_and_filterable(api, tenant, other_tenant):
-    from flagsvc.context import acting_as
+    from kernel.context import acting_as
     from tenancy.services import person_create
 
     with acting_as("system:test"):

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from flagsvc.json_input import nesting_depth
+from kernel.json_input import nesting_depth
 from tests.api.test_hostile_input import json_depth, seeded, send  # noqa: F401 - the fixture is used by name
 
 pytestmark = pytest.mark.django_db

@@ -135,7 +135,7 @@ def test_request_id__is_in_the_error_body_too(json_log):
 @pytest.mark.urls(__name__)
 @pytest.mark.parametrize(
     ("route", "logger"),
-    [("/v1/boom-drf", "flagsvc.errors"), ("/v1/boom", "flagsvc.errors"), ("/boom", "django.request")],
+    [("/v1/boom-drf", "kernel.errors"), ("/v1/boom", "kernel.errors"), ("/boom", "django.request")],
 )
 def test_unhandled_exception__logged_once_as_json_with_the_stack(api, route, logger, json_log):
     api.raise_request_exception = False

@@ -1,4 +1,4 @@
-"""The one client address (flagsvc.client_address): `X-Forwarded-For` counts only from our own proxies."""
+"""The one client address (kernel.client_address): `X-Forwarded-For` counts only from our own proxies."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import re
 import pytest
 from django.test import RequestFactory, override_settings
 
-from flagsvc.client_address import client_address
 from flagsvc.env import ImproperlyConfiguredEnv, env_networks
+from kernel.client_address import client_address
 
 
 def _request(peer: str, forwarded_for: str | None = None):

@@ -10,8 +10,8 @@ from flagsvc_sdk.engine import ValidationFailed
 from audit.models import AuditEntry
 from flags.models import Flag, FlagVersion
 from flags.services import flag_archive, flag_create, flag_restore, flag_rollback, flag_update
-from flagsvc.context import acting_as
-from flagsvc.errors import Conflict, Invalid, PreconditionFailed
+from kernel.context import acting_as
+from kernel.errors import Conflict, Invalid, PreconditionFailed
 from tests.factories import make_flag
 
 pytestmark = pytest.mark.django_db

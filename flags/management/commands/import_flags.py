@@ -9,7 +9,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from flags.config_io import IMPORT_ACTOR, Format, ImportRejected, document_loads, ruleset_import
-from flagsvc.context import acting_as
+from kernel.context import acting_as
 from tenancy.models import Tenant
 
 

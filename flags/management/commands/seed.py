@@ -8,7 +8,7 @@ from django.core.management.base import BaseCommand, CommandParser
 
 from flags.selectors import flag_get
 from flags.services import flag_create
-from flagsvc.context import acting_as
+from kernel.context import acting_as
 from segments.selectors import segment_get
 from segments.services import segment_create
 from tenancy.models import SCOPES, Tenant

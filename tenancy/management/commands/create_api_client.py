@@ -5,7 +5,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from flagsvc.context import acting_as
+from kernel.context import acting_as
 from tenancy.models import SCOPES, Tenant
 from tenancy.services import TenancyError, api_client_create
 

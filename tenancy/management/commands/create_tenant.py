@@ -4,7 +4,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from flagsvc.context import acting_as
+from kernel.context import acting_as
 from tenancy.services import TenancyError, tenant_create
 
 

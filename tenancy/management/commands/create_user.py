@@ -17,7 +17,7 @@ from typing import Any
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from flagsvc.context import acting_as
+from kernel.context import acting_as
 from tenancy.models import Membership, Role, Tenant
 from tenancy.services import TenancyError, person_create
 

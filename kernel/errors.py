@@ -17,9 +17,9 @@ from flagsvc_sdk.engine import PayloadTooLarge, PrerequisiteCycle, ValidationFai
 from rest_framework import exceptions as drf
 from rest_framework.response import Response
 
-from flagsvc import context
+from kernel import context
 
-logger = logging.getLogger("flagsvc.errors")
+logger = logging.getLogger("kernel.errors")
 
 
 class ApiError(Exception):

@@ -7,12 +7,12 @@ from django.http import HttpRequest
 from flagsvc_sdk.engine import MAX_SAFE_INTEGER, validate_json
 from rest_framework.request import Request
 
-from flagsvc.errors import Invalid
+from kernel.errors import Invalid
 
 
 def query_param(request: Request | HttpRequest, name: str) -> str | None:
     """The parameter's text, None when absent or empty; a 422 naming it when it is not storable
-    text (the rule of request bodies: `flagsvc.json_input`)."""
+    text (the rule of request bodies: `kernel.json_input`)."""
     params = request.query_params if isinstance(request, Request) else request.GET
     raw = params.get(name)
     if raw is None or raw == "":

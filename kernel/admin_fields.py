@@ -14,7 +14,7 @@ from django import forms
 from django.core.exceptions import ValidationError
 from flagsvc_sdk.engine import ValidationFailed
 
-from flagsvc.json_input import NotJson, parse_json
+from kernel.json_input import NotJson, parse_json
 
 JsonKind = Literal["list", "object", "object_or_null"]
 

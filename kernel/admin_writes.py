@@ -19,8 +19,8 @@ from django.db import models
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import reverse
 
-from flagsvc.admin_base import ModelAdminBase
-from flagsvc.errors import ApiError, Invalid, as_api_error
+from kernel.admin_base import ModelAdminBase
+from kernel.errors import ApiError, Invalid, as_api_error
 
 M = TypeVar("M", bound=models.Model)
 

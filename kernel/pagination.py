@@ -3,7 +3,7 @@ from __future__ import annotations
 from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.request import Request
 
-from flagsvc.query_params import whole_number_param
+from kernel.query_params import whole_number_param
 
 
 class LimitOffsetPage(LimitOffsetPagination):

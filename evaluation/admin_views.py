@@ -1,0 +1,131 @@
+"""The flag admin's preview panel: evaluate the flag form as it stands, for one user and a sample.
+
+It lives in `evaluation` (which reads flags) rather than in the flag admin, so that `flags` never imports
+`evaluation`; the composition root (`flagsvc.urls`) mounts it under the flag admin's paths
+(`/admin/flags/flag/preview/`, `/admin/flags/flag/<id>/preview/`) through the admin site's `admin_view`
+(sign-in, CSRF, tenant scope). The flag comes from `FlagAdmin.get_object`, so another tenant's flag is a 404;
+viewers preview the stored flag, editors also unsaved edits.
+"""
+
+from __future__ import annotations
+
+from typing import Any, cast
+
+from django.contrib import admin
+from django.contrib.admin.utils import unquote
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpRequest, JsonResponse
+from flagsvc_sdk.engine import ValidationFailed
+
+from evaluation.services import preview
+from flags.admin import FlagAdmin
+from flags.models import Flag
+from kernel.errors import Invalid, as_api_error
+from kernel.json_input import NotJson, parse_json
+
+SAMPLE_SIZE = 1000
+SAMPLE_USER_IDS = tuple(f"sample-{n}" for n in range(SAMPLE_SIZE))
+"""The synthetic users of the "would change" estimate; they share the attributes typed in the panel."""
+
+
+def _flag_admin() -> FlagAdmin:
+    return cast(FlagAdmin, admin.site.get_model_admin(Flag))
+
+
+def flag_preview_view(request: HttpRequest, object_id: str) -> JsonResponse:
+    """Preview a stored flag (with the unsaved edits of someone who may change it)."""
+    model_admin = _flag_admin()
+    flag = model_admin.get_object(request, unquote(object_id))
+    if flag is None:
+        raise Http404("No flag has this id.")
+    return preview_response(model_admin, request, flag)
+
+
+def flag_preview_new_view(request: HttpRequest) -> JsonResponse:
+    """Preview the flag being added (someone who may add flags)."""
+    return preview_response(_flag_admin(), request, None)
+
+
+def _json_error(message: str, status: int = 422, fields: list[dict[str, Any]] | None = None) -> JsonResponse:
+    return JsonResponse({"error": message, "fields": fields or []}, status=status)
+
+
+def _preview_user(request: HttpRequest) -> dict[str, Any] | JsonResponse:
+    user_id = request.POST.get("_preview_user_id", "").strip()
+    if not user_id:
+        return _json_error("Enter a user id to preview.")
+    raw = request.POST.get("_preview_attributes", "").strip() or "{}"
+    try:
+        attributes = parse_json(raw, root="attributes")
+    except NotJson as exc:
+        return _json_error(f"Attributes are not valid JSON: {exc}.")
+    except ValidationFailed as exc:
+        return _json_error(f"Attributes are refused: {exc}.")
+    if not isinstance(attributes, dict):
+        return _json_error('Attributes must be a JSON object, e.g. {"country": "NL", "plan": "pro"}.')
+    return {"id": user_id, "attributes": attributes}
+
+
+def _form_errors(form: Any) -> list[dict[str, Any]]:
+    return [
+        {
+            "field": name,
+            "label": str(form.fields[name].label or name) if name in form.fields else "",
+            "messages": list(errs),
+        }
+        for name, errs in form.errors.items()
+    ]
+
+
+def preview_response(model_admin: FlagAdmin, request: HttpRequest, flag: Flag | None) -> JsonResponse:
+    """Evaluate the form as it stands (unsaved) for one user, and for the sample of users.
+
+    People who cannot change the flag preview the stored version. The panel posts the whole form, so
+    the draft is built by the very form (and engine validation) that a save would use.
+    """
+    if request.method != "POST":
+        return _json_error("POST the form to preview it.", status=405)
+    user = _preview_user(request)
+    if isinstance(user, JsonResponse):
+        return user
+    can_edit = (
+        model_admin.has_change_permission(request, flag) if flag else model_admin.has_add_permission(request)
+    )
+    draft: dict[str, Any] | None = None
+    if can_edit:
+        form = model_admin.get_form(request, flag, change=flag is not None)(request.POST, instance=flag)
+        if not form.is_valid():
+            return _json_error(
+                "Fix the form first: the draft is not a valid flag.", fields=_form_errors(form)
+            )
+        tenant, draft = form.target_tenant(), form.validated
+        key = str(draft["key"]) if draft else ""
+    elif flag is not None:
+        tenant, key = flag.tenant, flag.key
+    else:
+        raise PermissionDenied
+    body: dict[str, Any] = {"flag_key": key, "user": user}
+    if draft is not None:
+        body["flag"] = draft
+    try:
+        single = preview(tenant=tenant, body=body)["results"][0]
+        sample = None
+        if draft is not None:
+            users = [{"id": uid, "attributes": user["attributes"]} for uid in SAMPLE_USER_IDS]
+            sample = preview(tenant=tenant, body={"flag_key": key, "flag": draft, "users": users})["summary"]
+    except Exception as exc:
+        err = as_api_error(exc)
+        if err is None:
+            raise
+        fields = err.details.get("fields") if isinstance(err, Invalid) else None
+        listed = [{"field": p, "label": p, "messages": m} for p, m in (fields or {}).items()]
+        return _json_error(err.message, status=err.status, fields=listed)
+    return JsonResponse(
+        {
+            "draft": draft is not None,
+            "result": single,
+            "sample": None
+            if sample is None
+            else {"size": SAMPLE_SIZE, **sample, "changed": sample.get("changed")},
+        }
+    )
