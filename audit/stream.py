@@ -28,18 +28,19 @@ import json
 import logging
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Iterator
-from typing import Any
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any, TypeVar
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.db import DatabaseError, close_old_connections
+from django.db import DatabaseError, connection
 
 from audit.events import event_document, event_type
 from audit.models import ChangeEvent
 from audit.outbox import ResumePoint, events_after, events_channel, latest_cursor
 
 logger = logging.getLogger("flagsvc.events")
+T = TypeVar("T")
 
 FETCH_BATCH = 500
 HUB_MEMORY = 2000
@@ -68,16 +69,23 @@ def _frames_after(tenant_id: int, cursor: int) -> list[tuple[int, bytes]]:
 
 
 def _read_outbox(tenant_id: int, cursor: int) -> list[tuple[int, bytes]]:
-    """The frames after `cursor`, from a thread of the stream process (closing a broken connection)."""
-    close_old_connections()
+    """The frames after `cursor`, from a pool thread of the stream process. Its connection stays open
+    between reads (they come several times a second); one that broke is closed, to be opened again."""
     try:
         return _frames_after(tenant_id, cursor)
     except DatabaseError:
-        close_old_connections()
+        connection.close()
         raise
 
 
 # The async stream ---------------------------------------------------------------------------------
+
+
+async def _in_pool(function: Callable[..., T], *args: Any) -> T:
+    """Run a database read in the loop's small shared pool of threads (a few connections for the
+    whole process), not in the thread Django gives each ASGI request: a stream's request lasts as
+    long as the stream, and its thread and connection would be held all that time."""
+    return await sync_to_async(function, thread_sensitive=False)(*args)
 
 
 class _Feed:
@@ -130,7 +138,7 @@ class Hub:
         self._start()
         feed = self.feeds.get(tenant_id)
         if feed is None:
-            last = await sync_to_async(latest_cursor)(tenant_id)
+            last = await _in_pool(latest_cursor, tenant_id)
             feed = self.feeds.get(tenant_id)  # another subscriber may have made it meanwhile
             if feed is None:
                 feed = self.feeds[tenant_id] = _Feed(last)
@@ -161,7 +169,7 @@ class Hub:
             while True:
                 feed.again = False
                 try:
-                    frames = await sync_to_async(_read_outbox)(tenant_id, feed.last)
+                    frames = await _in_pool(_read_outbox, tenant_id, feed.last)
                 except DatabaseError:
                     logger.warning("the outbox cannot be read; retrying", exc_info=True)
                     return
@@ -224,7 +232,7 @@ async def async_events(tenant_id: int, start: ResumePoint) -> AsyncIterator[byte
             waiter.clear()
             frames = feed.since(cursor)
             if frames is None:  # further behind than the hub remembers: read the outbox itself
-                frames = await sync_to_async(_read_outbox)(tenant_id, cursor)
+                frames = await _in_pool(_read_outbox, tenant_id, cursor)
             if frames:
                 yield b"".join(frame for _, frame in frames)
                 cursor = frames[-1][0]

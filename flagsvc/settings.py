@@ -220,6 +220,9 @@ EVENTS_HOST = env.env_str("EVENTS_HOST", HOST)
 EVENTS_PORT = env.env_int("EVENTS_PORT", PORT + 1)
 EVENTS_BACKLOG = env.env_int("EVENTS_BACKLOG", 2048)
 EVENTS_GRACEFUL_TIMEOUT = env.env_int("EVENTS_GRACEFUL_TIMEOUT", 3)
+# Requests the stream process starts at once (each takes a thread and a database connection until
+# its stream begins): keep it well under PostgreSQL's max_connections.
+EVENTS_STARTING_REQUESTS = env.env_int("EVENTS_STARTING_REQUESTS", 8)
 IDEMPOTENCY_TTL_SECONDS = 24 * 3600
 # An `Idempotency-Key` claimed by a request that never finished (its worker died) is free again after this.
 IDEMPOTENCY_IN_FLIGHT_SECONDS = 120

@@ -10,7 +10,61 @@ everything else to gunicorn. Listens on `EVENTS_HOST:EVENTS_PORT` (default `HOST
 
 from __future__ import annotations
 
+import asyncio
 import os
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+App = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+
+def limit_starting_requests(app: App, limit: int) -> App:
+    """At most `limit` requests between arriving and sending their response's status line.
+
+    Django runs each ASGI request's synchronous part (DRF, the authentication and the stream's first
+    read) in a thread of its own, with a database connection of its own. A thousand subscribers that
+    connect at once would open a thousand connections (PostgreSQL refuses past `max_connections`);
+    this bounds them. A stream's request releases its place as its stream starts.
+    """
+    places: asyncio.Semaphore | None = None
+
+    async def limited(scope: Scope, receive: Receive, send: Send) -> None:
+        nonlocal places
+        if scope["type"] != "http":
+            await app(scope, receive, send)
+            return
+        if places is None:
+            places = asyncio.Semaphore(limit)
+        semaphore = places
+        await semaphore.acquire()
+        held = True
+
+        async def send_and_release(message: Message) -> None:
+            nonlocal held
+            if held and message["type"] == "http.response.start":
+                held = False
+                semaphore.release()
+            await send(message)
+
+        try:
+            await app(scope, receive, send_and_release)
+        finally:
+            if held:
+                semaphore.release()
+
+    return limited
+
+
+def build() -> App:
+    """The stream process's application: Django's ASGI application, its starts bounded."""
+    from django.conf import settings
+    from django.core.asgi import get_asgi_application
+
+    return limit_starting_requests(get_asgi_application(), settings.EVENTS_STARTING_REQUESTS)
 
 
 def main() -> None:
@@ -21,7 +75,8 @@ def main() -> None:
 
     django.setup()
     uvicorn.run(
-        "flagsvc.asgi:application",
+        "flagsvc.stream:build",
+        factory=True,
         host=settings.EVENTS_HOST,
         port=settings.EVENTS_PORT,
         lifespan="off",

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.core.handlers.asgi import ASGIRequest
+from django.db import connection
 from django.http import StreamingHttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
@@ -69,6 +70,11 @@ class EventPageSerializer(serializers.Serializer[Any]):
     )
 
 
+def close_connection() -> None:
+    if not connection.in_atomic_block:
+        connection.close()
+
+
 def requested_cursor(request: Request) -> int | None:
     """`Last-Event-ID` (what a reconnecting EventSource sends), else `?after=`; None when neither."""
     raw = request.META.get(LAST_EVENT_ID, "").strip()
@@ -125,6 +131,9 @@ class EventsView(TenantAPIView):
             start = resume_point(self.tenant.pk, after)
             if isinstance(request._request, ASGIRequest):
                 content: Any = async_events(self.tenant.pk, start)
+                # This request's thread and connection stay reserved while its stream is open;
+                # the stream reads through the process's shared pool instead (audit.stream).
+                close_connection()
             else:
                 content = sync_events(self.tenant.pk, start)
             response = StreamingHttpResponse(content, content_type="text/event-stream")
