@@ -231,11 +231,11 @@ def percentile(values: list[float], q: float) -> float:
     if not values:
         return float("nan")
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 def flag_version(web: Server, headers: dict[str, str]) -> int:
-    status, data = request(web, "GET", "/v1/flags/bench", None, headers)
+    _, data = request(web, "GET", "/v1/flags/bench", None, headers)
     return int(data["version"])
 
 
