@@ -50,6 +50,7 @@ from _server import (
     manage,
     request,
     run_wrk,
+    server_cpu_seconds,
     stop_server,
     token,
     wait_ready,
@@ -287,9 +288,11 @@ def one_run(
         version = flag_version(web, headers)
         quiet, quiet_missing = write_and_measure(web, headers, subscribers, version, args.writes, 0.3)
         version = flag_version(web, headers)
+        cpu_before, wall_before = server_cpu_seconds(stream), time.monotonic()
         loaded, loaded_latencies, loaded_missing, _ = evaluate_while_writing(
             web, headers, script, args.duration, subscribers, version
         )
+        stream_cpu = (server_cpu_seconds(stream) - cpu_before) / (time.monotonic() - wall_before)
         stream_rss_mb = rss_mb(stream)
         subscribers.close()
     finally:
@@ -300,6 +303,7 @@ def one_run(
         "held": held,
         "connect_seconds": connect_seconds,
         "stream_rss_mb": stream_rss_mb,
+        "stream_cpu_share": stream_cpu,
         "evaluate_rps_without": baseline,
         "evaluate_rps_with": loaded,
         "ratio": loaded / baseline,
@@ -377,9 +381,9 @@ def main() -> None:
     print(f"machine: {json.dumps(machine())}; redis: {bool(args.redis)}")
     print(
         "| model | subscribers | held | connect s | RSS MB | p50 ms | p99 ms | missed | p99 ms under load "
-        "| evaluate rps without | with | ratio |"
+        "| evaluate rps without | with | ratio | stream CPU (cores) |"
     )
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     keys = sorted({(r["model"], r["subscribers"]) for r in results}, key=lambda k: (k[0], k[1]))
     summary = []
     for model, count in keys:
@@ -391,7 +395,7 @@ def main() -> None:
             f"| {model} | {count} | {med['held']:.0f} | {med['connect_seconds']:.1f} | {med['stream_rss_mb']:.0f} "
             f"| {med['p50_ms']:.0f} | {med['p99_ms']:.0f} | "
             f"{med['missed']:.0f} | {med['under_load_p99_ms']:.0f} | {med['evaluate_rps_without']:.0f} | "
-            f"{med['evaluate_rps_with']:.0f} | {med['ratio']:.2f} |"
+            f"{med['evaluate_rps_with']:.0f} | {med['ratio']:.2f} | {med.get('stream_cpu_share', float('nan')):.2f} |"
         )
     if args.json:
         Path(args.json).write_text(

@@ -8,6 +8,7 @@ error shape, whatever the client accepts.
 
 from __future__ import annotations
 
+from types import SimpleNamespace
 from typing import Any
 
 from django.core.handlers.asgi import ASGIRequest
@@ -16,6 +17,7 @@ from django.http import StreamingHttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers
+from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -43,6 +45,12 @@ class EventStreamRenderer(BaseRenderer):
         self, data: Any, accepted_media_type: str | None = None, renderer_context: Any = None
     ) -> bytes:
         raise NotImplementedError("errors are rendered as JSON (EventsView.finalize_response)")
+
+
+class AcceptHeaderOnly(DefaultContentNegotiation):
+    """`Accept` alone chooses between the stream and JSON: no `?format=` (DRF would 404 an unknown one)."""
+
+    settings = SimpleNamespace(URL_FORMAT_OVERRIDE=None)  # type: ignore[assignment]  # reads only this
 
 
 class EventSerializer(serializers.Serializer[Any]):
@@ -92,6 +100,7 @@ def requested_cursor(request: Request) -> int | None:
 class EventsView(TenantAPIView):
     scope = "events:read"
     renderer_classes = [JSONRenderer, EventStreamRenderer]
+    content_negotiation_class = AcceptHeaderOnly
 
     def finalize_response(self, request: Request, response: Any, *args: Any, **kwargs: Any) -> Any:
         if isinstance(response, Response):  # JSON answers and every error, whatever was accepted
@@ -101,6 +110,7 @@ class EventsView(TenantAPIView):
 
     @extend_schema(
         parameters=[
+            OpenApiParameter("format", exclude=True),
             OpenApiParameter("after", OpenApiTypes.STR, description="a cursor (an event's `id`)"),
             OpenApiParameter(
                 "limit",
