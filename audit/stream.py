@@ -23,11 +23,11 @@ bounded by the worker's threads. It is the model ADR 0012 measured against and r
 from __future__ import annotations
 
 import asyncio
+import bisect
 import contextlib
 import json
 import logging
 import time
-from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any, TypeVar
 
@@ -94,22 +94,29 @@ class _Feed:
     def __init__(self, last: int) -> None:
         self.floor = last
         self.last = last
-        self.recent: deque[tuple[int, bytes]] = deque()
+        self.ids: list[int] = []
+        self.frames: list[bytes] = []
         self.waiters: set[asyncio.Event] = set()
         self.refreshing: asyncio.Task[None] | None = None
         self.again = False
 
     def since(self, cursor: int) -> list[tuple[int, bytes]] | None:
-        """The frames after `cursor`, or None when they are older than this feed's memory."""
+        """The frames after `cursor`, or None when they are older than this feed's memory.
+
+        Every subscriber of the tenant asks on every event: a binary search, not a scan."""
         if cursor < self.floor:
             return None
-        return [item for item in self.recent if item[0] > cursor]
+        start = bisect.bisect_right(self.ids, cursor)
+        return list(zip(self.ids[start:], self.frames[start:], strict=True))
 
     def add(self, frames: list[tuple[int, bytes]]) -> None:
-        for item in frames:
-            self.recent.append(item)
-        while len(self.recent) > HUB_MEMORY:
-            self.floor = self.recent.popleft()[0]
+        for event_id, frame in frames:
+            self.ids.append(event_id)
+            self.frames.append(frame)
+        if len(self.ids) > 2 * HUB_MEMORY:  # forget the older half at once, not one by one
+            cut = len(self.ids) - HUB_MEMORY
+            self.floor = self.ids[cut - 1]
+            del self.ids[:cut], self.frames[:cut]
         if frames:
             self.last = frames[-1][0]
             for waiter in self.waiters:

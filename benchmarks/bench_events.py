@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import signal
 import statistics
 import subprocess
 import sys
@@ -353,6 +354,7 @@ def main() -> None:
     parser.add_argument("--redis", help="REDIS_URL for both servers (a random key prefix); default none")
     parser.add_argument("--json", help="write the results as JSON here")
     args = parser.parse_args()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # stop the servers and drop the database
     if not wrk_available():
         raise SystemExit("wrk is needed: apt-get install -y wrk")
     directory = Path(tempfile.mkdtemp(prefix="flagsvc-bench-events-"))
