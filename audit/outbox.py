@@ -35,7 +35,8 @@ def events_channel() -> str:
 def events_after(tenant_id: int, after: int, limit: int) -> list[ChangeEvent]:
     """Up to `limit` of the tenant's events after cursor `after`, oldest first, ready for `event_document`."""
     return list(
-        ChangeEvent.all_tenants.filter(tenant_id=tenant_id, pk__gt=after)
+        ChangeEvent.objects.for_tenant(tenant_id)
+        .filter(pk__gt=after)
         .select_related("tenant", "audit_entry")
         .defer("audit_entry__before", "audit_entry__after", "audit_entry__diff")
         .order_by("pk")[:limit]
@@ -44,12 +45,7 @@ def events_after(tenant_id: int, after: int, limit: int) -> list[ChangeEvent]:
 
 def latest_cursor(tenant_id: int) -> int:
     """The cursor of "the present": the tenant's newest event, 0 if it has none."""
-    newest = (
-        ChangeEvent.all_tenants.filter(tenant_id=tenant_id)
-        .order_by("-pk")
-        .values_list("pk", flat=True)
-        .first()
-    )
+    newest = ChangeEvent.objects.for_tenant(tenant_id).order_by("-pk").values_list("pk", flat=True).first()
     return int(newest or 0)
 
 
@@ -78,7 +74,7 @@ def resume_point(tenant_id: int, after: int | None) -> ResumePoint:
     if after == 0:
         if not _may_have_pruned(tenant_id):
             return ResumePoint(0, reset=False)
-    elif ChangeEvent.all_tenants.filter(tenant_id=tenant_id, pk=after).exists():
+    elif ChangeEvent.objects.for_tenant(tenant_id).filter(pk=after).exists():
         return ResumePoint(after, reset=False)
     return ResumePoint(latest_cursor(tenant_id), reset=True)
 
@@ -86,9 +82,9 @@ def resume_point(tenant_id: int, after: int | None) -> ResumePoint:
 def _may_have_pruned(tenant_id: int) -> bool:
     """Whether an event of the tenant is gone: every flag or segment audit entry was written with an
     event, so an entry older than the oldest retained event (or any, when none is retained) had one."""
-    entries = AuditEntry.all_tenants.filter(tenant_id=tenant_id, entity__in=EVENT_ENTITIES)
+    entries = AuditEntry.objects.for_tenant(tenant_id).filter(entity__in=EVENT_ENTITIES)
     oldest = (
-        ChangeEvent.all_tenants.filter(tenant_id=tenant_id)
+        ChangeEvent.objects.for_tenant(tenant_id)
         .order_by("pk")
         .values_list("audit_entry__seq", flat=True)
         .first()
