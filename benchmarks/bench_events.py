@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import re
 import signal
 import statistics
 import subprocess
@@ -61,6 +62,7 @@ from _server import (
 
 EVALUATE_BODY = '{"flag_key": "bench", "user": {"id": "user-{n}"}}'
 ADMIN = "postgres://postgres@127.0.0.1:5432/postgres"
+VERSION = re.compile(rb'"version":(\d+)')
 EXTRA: dict[str, str] = {}
 """Environment for every server of the run (Redis)."""
 
@@ -188,8 +190,9 @@ class Subscribers:
                     self.connected += 1
                 elif line.startswith(b"data: {"):
                     now = time.monotonic()
-                    document = json.loads(line[6:])
-                    self.arrivals.setdefault(document["version"], []).append(now)
+                    found = VERSION.search(line)
+                    if found:
+                        self.arrivals.setdefault(int(found.group(1)), []).append(now)
         except (OSError, TimeoutError, asyncio.IncompleteReadError):
             pass
         finally:
