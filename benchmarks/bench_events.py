@@ -351,6 +351,12 @@ def main() -> None:
     parser.add_argument("--models", default="async,threads")
     parser.add_argument("--subscribers", default="100,1000")
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument(
+        "--threads-max",
+        type=int,
+        default=100,
+        help="the threads model holds a PostgreSQL connection per subscriber: not past this many (100)",
+    )
     parser.add_argument("--writes", type=int, default=20)
     parser.add_argument("--duration", type=float, default=5)
     parser.add_argument("--pg", default=ADMIN)
@@ -376,6 +382,11 @@ def main() -> None:
         for _ in range(args.runs):
             for model in args.models.split(","):
                 for count in (int(n) for n in args.subscribers.split(",")):
+                    if model == "threads" and count > args.threads_max:
+                        print(
+                            f"threads: {count} subscribers skipped (a database connection each)", flush=True
+                        )
+                        continue
                     result = one_run(model, count, database, web, access, script, args)
                     results.append(result)
                     print(json.dumps(result), flush=True)
