@@ -127,6 +127,7 @@ def stream_server(model: str, database: Database, subscribers: int) -> Server:
         WEB_CONCURRENCY="1",
         GUNICORN_THREADS=str(subscribers + 4),
         GUNICORN_WORKER_CONNECTIONS=str(subscribers + 16),
+        EVENTS_STREAM_ON_WSGI="1",
     )
 
 

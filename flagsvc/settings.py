@@ -223,6 +223,9 @@ EVENTS_GRACEFUL_TIMEOUT = env.env_int("EVENTS_GRACEFUL_TIMEOUT", 3)
 # Requests the stream process starts at once (each takes a thread and a database connection until
 # its stream begins): keep it well under PostgreSQL's max_connections.
 EVENTS_STARTING_REQUESTS = env.env_int("EVENTS_STARTING_REQUESTS", 8)
+# Whether gunicorn (WSGI) streams too, a thread and a connection per subscriber: off, since a few
+# subscribers would take every thread evaluation needs (406 there); only the benchmark turns it on.
+EVENTS_STREAM_ON_WSGI = env.env_bool("EVENTS_STREAM_ON_WSGI", default=False)
 IDEMPOTENCY_TTL_SECONDS = 24 * 3600
 # An `Idempotency-Key` claimed by a request that never finished (its worker died) is free again after this.
 IDEMPOTENCY_IN_FLIGHT_SECONDS = 120

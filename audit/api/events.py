@@ -11,6 +11,7 @@ from __future__ import annotations
 from types import SimpleNamespace
 from typing import Any
 
+from django.conf import settings
 from django.core.handlers.asgi import ASGIRequest
 from django.db import connection
 from django.http import StreamingHttpResponse
@@ -25,7 +26,7 @@ from rest_framework.response import Response
 from audit.events import TYPE_NAMES, event_document
 from audit.outbox import MAX_CURSOR_DIGITS, events_after, resume_point
 from audit.stream import async_events, stream_headers, sync_events
-from kernel.errors import Invalid
+from kernel.errors import Invalid, NotAcceptable
 from kernel.query_params import query_param, whole_number_param
 from tenancy.api.base import TenantAPIView
 
@@ -144,8 +145,13 @@ class EventsView(TenantAPIView):
                 # This request's thread and connection stay reserved while its stream is open;
                 # the stream reads through the process's shared pool instead (audit.stream).
                 close_connection()
-            else:
+            elif settings.EVENTS_STREAM_ON_WSGI:
                 content = sync_events(self.tenant.pk, start)
+            else:
+                raise NotAcceptable(
+                    "The event stream is served by the stream process (behind the proxy, this same URL; "
+                    "with `make run`, port PORT + 1); here, poll with `Accept: application/json`."
+                )
             response = StreamingHttpResponse(content, content_type="text/event-stream")
             for name, value in stream_headers().items():
                 response[name] = value

@@ -210,3 +210,26 @@ def test_prune_events__deletes_only_older_rows_in_batches__audit_stays(api, tena
     from audit.models import AuditEntry
 
     assert AuditEntry.all_tenants.filter(tenant=tenant, entity="flag").count() == 5
+
+
+def test_events__stream_asked_of_a_wsgi_process__406_pointing_at_the_stream_process(api):
+    response = api.get("/v1/events", HTTP_ACCEPT="text/event-stream")
+
+    assert response.status_code == 406
+    assert response["Content-Type"] == "application/json"
+    assert "stream process" in response.json()["error"]["message"]
+
+
+def test_events__stream_on_wsgi_when_enabled__opens_with_a_comment_then_the_events(api, settings):
+    settings.EVENTS_STREAM_ON_WSGI = True
+    api.post("/v1/flags", {"key": "f"}, format="json")
+    response = api.get("/v1/events?after=0", HTTP_ACCEPT="text/event-stream")
+    chunks = iter(response.streaming_content)
+
+    opening, event = next(chunks), next(chunks)
+    response.close()
+
+    assert response.status_code == 200 and response["Content-Type"] == "text/event-stream"
+    assert response["Cache-Control"] == "no-cache"
+    assert opening == b": events\n\n"
+    assert event.startswith(b"id: ") and b"\nevent: flag.created\ndata: {" in event
