@@ -53,6 +53,9 @@ run: install
 	DEBUG=$${DEBUG:-1} $(BIN)/python manage.py migrate --noinput
 	DEBUG=$${DEBUG:-1} PORT=$(PORT) $(BIN)/python manage.py seed --if-empty
 	DEBUG=$${DEBUG:-1} $(BIN)/python manage.py collectstatic --noinput --verbosity 0
+	@# The event stream (GET /v1/events, ADR 0012) on PORT + 1, next to gunicorn; stopped with it.
+	DEBUG=$${DEBUG:-1} PORT=$(PORT) $(BIN)/python -m flagsvc.stream & stream=$$!; \
+	trap 'kill $$stream 2>/dev/null' EXIT INT TERM; \
 	DEBUG=$${DEBUG:-1} PORT=$(PORT) $(BIN)/gunicorn -c gunicorn.conf.py flagsvc.wsgi
 
 lint: dev-install

@@ -76,7 +76,12 @@ class AuditEntry(models.Model):
 
 
 class ChangeEvent(models.Model):
-    """The outbox of change events, written with the audit entry; published by a later worker."""
+    """The outbox of change events, written with the audit entry (audit.receivers).
+
+    Its id is the event's cursor: every writer of a tenant's events holds the tenant's row lock from
+    its insert to its commit, so within a tenant ids increase in commit order (ADR 0012). Rows older
+    than `EVENT_RETENTION_DAYS` are pruned (`audit.outbox.prune_events`); the audit entries stay.
+    """
 
     tenant = models.ForeignKey(Tenant, on_delete=models.PROTECT, related_name="+")
     ts = models.DateTimeField()
@@ -84,13 +89,20 @@ class ChangeEvent(models.Model):
     entity_key = models.CharField(max_length=128)
     action = models.CharField(max_length=16, choices=AuditAction.choices)
     version = models.PositiveIntegerField(null=True)
+    ruleset_version = models.BigIntegerField(
+        null=True,
+        help_text="The tenant's ruleset version that includes this change (null: written before it was kept).",
+    )
     audit_entry = models.OneToOneField(AuditEntry, on_delete=models.PROTECT, related_name="+")
 
     objects = TenantScopedManager()
     all_tenants = models.Manager()
 
     class Meta:
-        indexes = [models.Index(fields=["tenant", "id"], name="event_tenant_id_idx")]
+        indexes = [
+            models.Index(fields=["tenant", "id"], name="event_tenant_id_idx"),
+            models.Index(fields=["ts"], name="event_ts_idx"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.action} {self.entity} {self.entity_key} v{self.version}"

@@ -20,9 +20,11 @@ from django.utils import timezone
 from audit.chain import GENESIS, entry_content, entry_hash
 from audit.diff import document_diff
 from audit.models import AuditAction, AuditEntry, ChangeEvent
+from audit.outbox import announce_after_commit
 from kernel import context
 from tenancy.entities import VersionedTenantEntity
 from tenancy.models import Membership, Tenant
+from tenancy.ruleset import next_ruleset_version
 
 ACTION_HINT = "_audit_action"
 BEFORE = "_audit_before"
@@ -74,6 +76,11 @@ def _infer_action(created: bool, before: dict[str, Any] | None, after: dict[str,
 def _append(
     instance: VersionedTenantEntity, action: str, before: dict[str, Any] | None, after: dict[str, Any] | None
 ) -> None:
+    """The audit entry, the ruleset version that includes the change, and the change event.
+
+    `_append_entry` takes the tenant's row lock first, and it is held until commit: the version bump
+    and the event's id (its cursor) are therefore in commit order within the tenant (ADR 0012).
+    """
     entry = _append_entry(
         instance.tenant_id, instance.entity_name, instance.key, action, instance.version, before, after
     )
@@ -84,8 +91,10 @@ def _append(
         entity_key=entry.entity_key,
         action=action,
         version=entry.version,
+        ruleset_version=next_ruleset_version(instance.tenant_id),
         audit_entry=entry,
     )
+    announce_after_commit(instance.tenant_id)
 
 
 def _append_entry(

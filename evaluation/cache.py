@@ -1,7 +1,7 @@
 """The compiled-ruleset cache (architecture.md, The read path).
 
 Per process and per tenant it holds the compiled ruleset and the ruleset version it was built
-from. The version lives in the database (`Tenant.ruleset_version`, bumped after every committed
+from. The version lives in the database (`Tenant.ruleset_version`, bumped in every committed
 change) and, with `REDIS_URL`, is mirrored in Redis. A process asks the shared store at most once
 per `RULESET_CHECK_INTERVAL` seconds per tenant whether the version moved, so other processes see a
 change within that bound (0.5 s by default) and a warm evaluation makes no query. A write in this
@@ -26,7 +26,6 @@ from typing import Any
 from django.conf import settings
 from django.core.cache import cache as shared_cache
 from django.db import DatabaseError
-from django.db.models import F
 from flagsvc_sdk.engine import (
     CompiledRuleset,
     DefinitionError,
@@ -101,9 +100,13 @@ def _publish(tenant_id: int, version: int, *, only_if_absent: bool = False) -> N
         logger.warning("redis unreachable while publishing the ruleset version", exc_info=True)
 
 
-def bump_ruleset_version(tenant_id: int) -> None:
-    """Called after commit by the receivers of every model that affects evaluation."""
-    Tenant.objects.filter(pk=tenant_id).update(ruleset_version=F("ruleset_version") + 1)
+def ruleset_version_committed(tenant_id: int) -> None:
+    """Called after commit by the receivers of every model that affects evaluation.
+
+    The version itself was bumped inside the change's transaction, under the tenant's lock
+    (`tenancy.ruleset.next_ruleset_version`, from the audit receiver that writes the change event),
+    so that the event can name it; here it is mirrored in Redis and this process drops its entry.
+    """
     if _uses_redis():
         version = Tenant.objects.filter(pk=tenant_id).values_list("ruleset_version", flat=True).first()
         if version is not None:

@@ -7,7 +7,7 @@ from typing import Any
 from django.db import transaction
 from django.db.models.signals import post_delete, post_save
 
-from evaluation.cache import bump_ruleset_version
+from evaluation.cache import ruleset_version_committed
 from flags.models import Flag
 from segments.models import Segment
 
@@ -18,7 +18,7 @@ def invalidate_ruleset(sender: type[Any], instance: Any, **kwargs: Any) -> None:
     if kwargs.get("raw"):
         return
     tenant_id = instance.tenant_id
-    transaction.on_commit(lambda: bump_ruleset_version(tenant_id))
+    transaction.on_commit(lambda: ruleset_version_committed(tenant_id))
 
 
 for _model in EVALUATION_MODELS:

@@ -103,12 +103,13 @@ else:
     DATABASES["default"]["ENGINE"] = "django_prometheus.db.backends.postgresql"
 
 REDIS_URL = env.env_str("REDIS_URL", "")
+REDIS_KEY_PREFIX = env.env_str("REDIS_KEY_PREFIX", "flagsvc")
 if REDIS_URL:
     CACHES = {
         "default": {
             "BACKEND": "django_redis.cache.RedisCache",
             "LOCATION": REDIS_URL,
-            "KEY_PREFIX": env.env_str("REDIS_KEY_PREFIX", "flagsvc"),
+            "KEY_PREFIX": REDIS_KEY_PREFIX,
             # Redis down must not take the API down: cache reads miss, writes are dropped (and logged),
             # rate limits fail open and the ruleset version is read from the database (ADR 0002).
             "OPTIONS": {"SOCKET_CONNECT_TIMEOUT": 1, "SOCKET_TIMEOUT": 1, "IGNORE_EXCEPTIONS": True},
@@ -203,6 +204,28 @@ RULESET_WARM_ON_START = env.env_bool("RULESET_WARM_ON_START", default=True)
 LAST_KNOWN_DIR = env.env_str("LAST_KNOWN_DIR", "") or str(
     Path(tempfile.gettempdir()) / f"flagsvc-last-known-{os.geteuid()}"
 )
+# Change events (api.md, Change events; ADR 0012). Outbox rows older than the retention are pruned by
+# the worker (audit.outbox.prune_events); a stream or poll resuming from before it gets `reset`.
+EVENT_RETENTION_DAYS = env.env_float("EVENT_RETENTION_DAYS", 7.0)
+EVENT_PRUNE_BATCH = env.env_int("EVENT_PRUNE_BATCH", 1000)
+# A comment line on every open stream at least this often (api.md: at least every 15 s).
+EVENTS_KEEPALIVE_SECONDS = env.env_float("EVENTS_KEEPALIVE_SECONDS", 15.0)
+# How often a stream process reads the outbox of the tenants it serves: the delivery bound without
+# Redis; with Redis (pub/sub wakes it at once) only the safety net for a lost notification.
+EVENTS_POLL_INTERVAL = env.env_float("EVENTS_POLL_INTERVAL", 0.25)
+EVENTS_POLL_INTERVAL_WITH_REDIS = env.env_float("EVENTS_POLL_INTERVAL_WITH_REDIS", 5.0)
+# The stream process (`python -m flagsvc.stream`, ADR 0012): where it listens, its listen backlog
+# (a thousand subscribers may connect at once) and how long open streams get on SIGTERM.
+EVENTS_HOST = env.env_str("EVENTS_HOST", HOST)
+EVENTS_PORT = env.env_int("EVENTS_PORT", PORT + 1)
+EVENTS_BACKLOG = env.env_int("EVENTS_BACKLOG", 2048)
+EVENTS_GRACEFUL_TIMEOUT = env.env_int("EVENTS_GRACEFUL_TIMEOUT", 3)
+# Requests the stream process starts at once (each takes a thread and a database connection until
+# its stream begins): keep it well under PostgreSQL's max_connections.
+EVENTS_STARTING_REQUESTS = env.env_int("EVENTS_STARTING_REQUESTS", 8)
+# Whether gunicorn (WSGI) streams too, a thread and a connection per subscriber: off, since a few
+# subscribers would take every thread evaluation needs (406 there); only the benchmark turns it on.
+EVENTS_STREAM_ON_WSGI = env.env_bool("EVENTS_STREAM_ON_WSGI", default=False)
 IDEMPOTENCY_TTL_SECONDS = 24 * 3600
 # An `Idempotency-Key` claimed by a request that never finished (its worker died) is free again after this.
 IDEMPOTENCY_IN_FLIGHT_SECONDS = 120

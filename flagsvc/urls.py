@@ -6,6 +6,7 @@ from django.urls import include, path, re_path
 from django.views import defaults
 from drf_spectacular.views import SpectacularJSONAPIView, SpectacularRedocView, SpectacularSwaggerView
 
+from audit.api.events import EventsView
 from audit.api.views import AuditListView
 from evaluation.admin_views import flag_preview_new_view, flag_preview_view
 from evaluation.api.views import EvaluatePreviewView, evaluate_bulk_view, evaluate_view
@@ -49,6 +50,7 @@ v1 = [
     re_path(rf"^segments/{KEY}/?$", SegmentDetailView.as_view(), name="segment-detail"),
     re_path(r"^evaluate/preview/?$", EvaluatePreviewView.as_view(), name="evaluate-preview"),
     re_path(r"^audit/?$", AuditListView.as_view(), name="audit"),
+    re_path(r"^events/?$", EventsView.as_view(), name="events"),
     re_path(r"^.*$", api_not_found),
 ]
 

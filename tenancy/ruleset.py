@@ -28,6 +28,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field
 
 from django.db import transaction
+from django.db.models import F
 
 from tenancy.models import Tenant
 
@@ -56,6 +57,18 @@ def register_ruleset_check(check: RulesetCheck) -> None:
 def lock_tenant(tenant_id: int) -> None:
     """Hold the tenant's row lock until the transaction ends (a no-op on SQLite, serialised already)."""
     Tenant.objects.select_for_update().filter(pk=tenant_id).values_list("pk", flat=True).first()
+
+
+def next_ruleset_version(tenant_id: int) -> int:
+    """Bump the tenant's ruleset version inside the change's transaction and return the new value.
+
+    The caller holds the tenant's row lock (`lock_tenant`; the audit chain takes it too), so versions
+    follow the commit order and the version a change event names is the one that includes the change.
+    Readers in other processes see it with the change or not at all: it commits with it.
+    """
+    Tenant.objects.filter(pk=tenant_id).update(ruleset_version=F("ruleset_version") + 1)
+    version = Tenant.objects.filter(pk=tenant_id).values_list("ruleset_version", flat=True).get()
+    return int(version)
 
 
 @contextmanager

@@ -66,16 +66,20 @@ class Server:
     def base(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
+    def command(self) -> list[str]:
+        return [PYTHON, "-m", "gunicorn", "-c", "gunicorn.conf.py", "flagsvc.wsgi"]
+
     def start(self, log_path: Path, workers: int = 1, threads: int = 4) -> Server:
         self.log_path = log_path
         env = {
             **self.env,
             "PORT": str(self.port),
+            "EVENTS_PORT": str(self.port),
             "WEB_CONCURRENCY": str(workers),
             "GUNICORN_THREADS": str(threads),
         }
         self.process = subprocess.Popen(
-            [PYTHON, "-m", "gunicorn", "-c", "gunicorn.conf.py", "flagsvc.wsgi"],
+            self.command(),
             cwd=ROOT,
             env=env,
             stdout=log_path.open("wb"),
@@ -123,9 +127,21 @@ class Server:
         return status, response_headers, parsed
 
 
-def bootstrap_tenant(env: dict[str, str], tenant: str = "acme") -> dict[str, Any]:
+DEFAULT_SCOPES = ("flags:read", "flags:write", "segments:read", "segments:write", "evaluate", "audit:read")
+
+
+class StreamServer(Server):
+    """The stream process (`python -m flagsvc.stream`: Django's ASGI application under uvicorn)."""
+
+    def command(self) -> list[str]:
+        return [PYTHON, "-m", "flagsvc.stream"]
+
+
+def bootstrap_tenant(
+    env: dict[str, str], tenant: str = "acme", scopes: tuple[str, ...] = DEFAULT_SCOPES
+) -> dict[str, Any]:
     manage(env, "create_tenant", tenant)
-    scopes: list[str] = []
-    for scope in ("flags:read", "flags:write", "segments:read", "segments:write", "evaluate", "audit:read"):
-        scopes += ["--scope", scope]
-    return dict(json.loads(manage(env, "create_api_client", "--tenant", tenant, "--json", *scopes)))
+    arguments: list[str] = []
+    for scope in scopes:
+        arguments += ["--scope", scope]
+    return dict(json.loads(manage(env, "create_api_client", "--tenant", tenant, "--json", *arguments)))
