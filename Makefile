@@ -61,7 +61,7 @@ lint: dev-install
 	$(BIN)/lint-imports
 
 typecheck: dev-install
-	DEBUG=1 $(BIN)/mypy flagsvc kernel tenancy flags segments audit evaluation sdk/flagsvc_sdk
+	DEBUG=1 $(BIN)/mypy flagsvc kernel tenancy flags segments audit evaluation webhooks sdk/flagsvc_sdk
 
 test-sqlite: dev-install browser
 	@$(BIN)/python scripts/require_services.py "$(PG_TEST_URL)" "$(TEST_REDIS_URL)"
