@@ -41,7 +41,7 @@ def webhook_create(*, tenant: Tenant, data: dict[str, Any]) -> WebhookWithSecret
     events that happen from now on (its cursor starts at the tenant's latest event)."""
     clean = _validated(data, partial=False)
     secret = secrets.new_secret()
-    with transaction.atomic(durable=True):
+    with transaction.atomic():
         latest = ChangeEvent.objects.for_tenant(tenant).aggregate(latest=Max("pk"))["latest"] or 0
         webhook = Webhook.objects.for_tenant(tenant).create(
             tenant=tenant,
@@ -57,7 +57,7 @@ def webhook_create(*, tenant: Tenant, data: dict[str, Any]) -> WebhookWithSecret
 def webhook_update(*, tenant: Tenant, webhook_id: int, data: dict[str, Any]) -> Webhook:
     """Change some of `url`, `events`, `active`, `description` (PATCH)."""
     clean = _validated(data, partial=True)
-    with transaction.atomic(durable=True):
+    with transaction.atomic():
         webhook = _locked(tenant, webhook_id)
         before = webhook.to_document()
         for name, value in clean.items():
@@ -71,7 +71,7 @@ def webhook_update(*, tenant: Tenant, webhook_id: int, data: dict[str, Any]) -> 
 
 def webhook_delete(*, tenant: Tenant, webhook_id: int) -> None:
     """Delete a webhook and its delivery log; pending deliveries are dropped with it."""
-    with transaction.atomic(durable=True):
+    with transaction.atomic():
         webhook = _locked(tenant, webhook_id)
         before = webhook.to_document()
         WebhookDelivery.objects.for_tenant(tenant).filter(webhook=webhook).delete()
@@ -83,7 +83,7 @@ def webhook_delete(*, tenant: Tenant, webhook_id: int) -> None:
 def webhook_rotate_secret(*, tenant: Tenant, webhook_id: int) -> WebhookWithSecret:
     """A new signing secret, effective for every attempt from now on; the old one stops at once."""
     secret = secrets.new_secret()
-    with transaction.atomic(durable=True):
+    with transaction.atomic():
         webhook = _locked(tenant, webhook_id)
         before = webhook.to_document()
         webhook.secret_encrypted = secrets.encrypt(secret)
@@ -96,7 +96,7 @@ def webhook_rotate_secret(*, tenant: Tenant, webhook_id: int) -> WebhookWithSecr
 def delivery_redeliver(*, tenant: Tenant, webhook_id: int, delivery_id: int) -> WebhookDelivery:
     """Queue a failed delivery again, due now, with a fresh retry window. Pending: 409 (it is queued);
     succeeded: 409 too (the receiver has it; redelivering is for deliveries that never arrived)."""
-    with transaction.atomic(durable=True):
+    with transaction.atomic():
         delivery = (
             WebhookDelivery.objects.for_tenant(tenant)
             .select_for_update()

@@ -92,6 +92,7 @@ class WebhookCollectionView(WebhookAPIView):
 class WebhookDetailView(WebhookAPIView):
     @extend_schema(responses={200: WebhookSerializer})
     def get(self, request: Request, webhook_id: str) -> Response:
+        """One webhook (never its secret)."""
         return Response(self.webhook(webhook_id).to_document())
 
     @extend_schema(request=WebhookSerializer(partial=True), responses={200: WebhookSerializer})
