@@ -49,10 +49,13 @@ migrate: install
 	DEBUG=$${DEBUG:-1} $(BIN)/python manage.py migrate --noinput
 
 # Serves on SQLite by default with gunicorn; honours PORT, DATABASE_URL, REDIS_URL, JWT_SECRET.
+# The worker (webhooks, event retention) runs next to the server; Ctrl-C stops both.
 run: install
 	DEBUG=$${DEBUG:-1} $(BIN)/python manage.py migrate --noinput
 	DEBUG=$${DEBUG:-1} PORT=$(PORT) $(BIN)/python manage.py seed --if-empty
 	DEBUG=$${DEBUG:-1} $(BIN)/python manage.py collectstatic --noinput --verbosity 0
+	DEBUG=$${DEBUG:-1} $(BIN)/python manage.py run_worker & worker=$$!; \
+	trap 'kill -TERM $$worker 2>/dev/null; wait $$worker' EXIT INT TERM; \
 	DEBUG=$${DEBUG:-1} PORT=$(PORT) $(BIN)/gunicorn -c gunicorn.conf.py flagsvc.wsgi
 
 lint: dev-install

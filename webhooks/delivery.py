@@ -4,7 +4,7 @@
 `webhook-timestamp` the epoch seconds of this attempt, `webhook-signature` `v1,<base64 HMAC-SHA256 of
 "{id}.{timestamp}.{body}">` made by the `standardwebhooks` library with the webhook's secret.
 
-The request goes to the address `destinations.pin` checked (never to a second DNS answer), with the
+The request goes only to the addresses `destinations.pin` checked (never to a second DNS answer), with the
 Host header and TLS SNI of the URL's name, so certificates are verified against the name. No redirect is
 followed (a 3xx is a failure), proxies from the environment are ignored (they would connect elsewhere),
 each phase has the timeout (5 s by default), and at most 64 KiB of the answer is read. Only a 2xx counts.
@@ -12,14 +12,17 @@ each phase has the timeout (5 s by default), and at most 64 KiB of the answer is
 
 from __future__ import annotations
 
+import ssl
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import cache
 
+import certifi
 import httpx
 from standardwebhooks.webhooks import Webhook as StandardWebhook
 
-from webhooks.destinations import DestinationRefused, connect_host, pin
+from webhooks.destinations import DestinationRefused, pin
 
 MAX_RESPONSE_BYTES = 64 * 1024
 USER_AGENT = "flagsvc-webhooks/1"
@@ -32,6 +35,13 @@ class Outcome:
     status_code: int | None
     error: str
     duration_ms: int
+
+
+@cache
+def tls_context() -> ssl.SSLContext:
+    """One verifying TLS context for every attempt: building one loads the CA bundle (~90 ms here),
+    which would otherwise be most of an attempt's cost (benchmarks/RESULTS.md)."""
+    return ssl.create_default_context(cafile=certifi.where())
 
 
 def sign(*, secret: str, message_id: str, timestamp: datetime, body: str) -> str:
@@ -50,7 +60,7 @@ def send(*, url: str, secret: str, message_id: str, body: str, timeout: float) -
         return Outcome(ok=False, status_code=None, error=_clip(f"refused: {error}"), duration_ms=elapsed_ms())
     destination = pinned.destination
     default_port = 443 if destination.scheme == "https" else 80
-    host = connect_host(pinned.address) if ":" in destination.host else destination.host
+    host = f"[{destination.host}]" if ":" in destination.host else destination.host
     host_header = host if destination.port == default_port else f"{host}:{destination.port}"
     now = datetime.now(UTC)
     headers = {
@@ -62,30 +72,44 @@ def send(*, url: str, secret: str, message_id: str, body: str, timeout: float) -
         "webhook-signature": sign(secret=secret, message_id=message_id, timestamp=now, body=body),
     }
     extensions = {"sni_hostname": destination.host} if destination.scheme == "https" else {}
-    request_url = httpx.URL(url).copy_with(host=str(pinned.address))
-    try:
-        with (
-            httpx.Client(timeout=httpx.Timeout(timeout), follow_redirects=False, trust_env=False) as client,
-            client.stream(
-                "POST", request_url, content=body.encode("utf-8"), headers=headers, extensions=extensions
-            ) as response,
-        ):
-            snippet = _read_capped(response, deadline=started + timeout)
-            status_code = response.status_code
-    except httpx.TimeoutException:
-        return Outcome(
-            ok=False,
-            status_code=None,
-            error=f"timed out (no answer within {timeout:g} s)",
-            duration_ms=elapsed_ms(),
-        )
-    except httpx.HTTPError as error:
-        return Outcome(
-            ok=False,
-            status_code=None,
-            error=_clip(f"{type(error).__name__}: {error}"),
-            duration_ms=elapsed_ms(),
-        )
+    content = body.encode("utf-8")
+    for index, address in enumerate(pinned.addresses):
+        request_url = httpx.URL(url).copy_with(host=str(address))
+        try:
+            with (
+                httpx.Client(
+                    timeout=httpx.Timeout(timeout),
+                    follow_redirects=False,
+                    trust_env=False,
+                    verify=tls_context(),
+                ) as client,
+                client.stream(
+                    "POST", request_url, content=content, headers=headers, extensions=extensions
+                ) as response,
+            ):
+                snippet = _read_capped(response, deadline=started + timeout)
+                status_code = response.status_code
+            break
+        except httpx.ConnectError as error:
+            if index + 1 < len(pinned.addresses):
+                continue  # nothing was sent: the next checked address
+            return Outcome(
+                ok=False, status_code=None, error=_clip(f"ConnectError: {error}"), duration_ms=elapsed_ms()
+            )
+        except httpx.TimeoutException:
+            return Outcome(
+                ok=False,
+                status_code=None,
+                error=f"timed out (no answer within {timeout:g} s)",
+                duration_ms=elapsed_ms(),
+            )
+        except httpx.HTTPError as error:
+            return Outcome(
+                ok=False,
+                status_code=None,
+                error=_clip(f"{type(error).__name__}: {error}"),
+                duration_ms=elapsed_ms(),
+            )
     if 200 <= status_code < 300:
         return Outcome(ok=True, status_code=status_code, error="", duration_ms=elapsed_ms())
     reason = f"HTTP {status_code}"

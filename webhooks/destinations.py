@@ -36,7 +36,7 @@ class Destination:
 @dataclass(frozen=True)
 class PinnedDestination:
     destination: Destination
-    address: IPAddress
+    addresses: tuple[IPAddress, ...]  # every one checked; tried in the resolver's order
 
 
 def allow_private_networks() -> bool:
@@ -141,12 +141,9 @@ def check_url(url: str) -> Destination:
 
 
 def pin(url: str) -> PinnedDestination:
-    """The delivery-time check: resolve once, refuse if any address is refused, connect to the first."""
+    """The delivery-time check: resolve once, refuse if any address is refused; the request goes to
+    these addresses only (the next one if a connection fails, as a resolver-driven client would)."""
     destination = parse(url)
     addresses = resolve(destination)
     _refuse_any(destination, addresses)
-    return PinnedDestination(destination=destination, address=addresses[0])
-
-
-def connect_host(address: IPAddress) -> str:
-    return f"[{address}]" if isinstance(address, ipaddress.IPv6Address) else str(address)
+    return PinnedDestination(destination=destination, addresses=tuple(addresses))

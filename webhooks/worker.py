@@ -30,6 +30,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from cryptography.fernet import InvalidToken
 from django.conf import settings
 from django.db import transaction
 from django.db.models import F, Max, OuterRef, Subquery
@@ -186,13 +187,23 @@ class Worker:
         return claims
 
     def attempt(self, claim: Claim) -> Outcome:
-        outcome = send(
-            url=claim.url,
-            secret=secrets.decrypt(claim.secret_encrypted),
-            message_id=claim.message_id,
-            body=claim.body,
-            timeout=self.timeout,
-        )
+        try:
+            secret = secrets.decrypt(claim.secret_encrypted)
+        except InvalidToken:
+            outcome = Outcome(
+                ok=False,
+                status_code=None,
+                error="the signing secret cannot be decrypted: WEBHOOK_SECRET_KEYS lost the key it was made with",
+                duration_ms=0,
+            )
+        else:
+            outcome = send(
+                url=claim.url,
+                secret=secret,
+                message_id=claim.message_id,
+                body=claim.body,
+                timeout=self.timeout,
+            )
         self.record(claim, outcome)
         return outcome
 

@@ -9,6 +9,7 @@ import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from cryptography.fernet import Fernet
 from standardwebhooks.webhooks import Webhook as StandardWebhook
 from standardwebhooks.webhooks import WebhookVerificationError
 
@@ -269,3 +270,29 @@ def test_worker__prunes_events_past_retention_periodically(tenant, settings, clo
     clock.advance(minutes=1)
     assert worker.prune_if_due() == 1
     assert not ChangeEvent.objects.for_tenant(tenant).exists()
+
+
+def test_worker__secret_key_lost__attempt_recorded_as_failed_and_the_worker_goes_on(
+    tenant, loopback_allowed, clock, settings
+):
+    with running_receiver([200]) as receiver:
+        webhook_create(tenant=tenant, data={"url": receiver.url, "events": ["*"]})
+        settings.WEBHOOK_SECRET_KEYS = [Fernet.generate_key().decode()]  # the operator replaced the key
+        make_flag(tenant, "checkout")
+        assert Worker(clock=clock).run_once() == 2
+        delivery = only_delivery(tenant)
+        assert delivery.status == "pending" and "cannot be decrypted" in delivery.last_error
+        assert receiver.requests == []
+
+
+def test_worker__name_in_the_url__connects_to_the_checked_address_and_keeps_the_host_header(
+    tenant, loopback_allowed, clock
+):
+    with running_receiver([200]) as receiver:
+        webhook_create(tenant=tenant, data={"url": f"http://localhost:{receiver.port}/hook?x=1", "events": ["*"]})
+        make_flag(tenant, "checkout")
+        Worker(clock=clock).run_once()
+        (request,) = receiver.requests
+    assert request.headers["Host"] == f"localhost:{receiver.port}"
+    assert request.path == "/hook?x=1"
+    assert only_delivery(tenant).status == "succeeded"

@@ -13,13 +13,13 @@ from kernel.errors import NotFound
 from kernel.pagination import LimitOffsetPage
 from tenancy.api.base import TenantAPIView
 from tenancy.api.helpers import WriteRateThrottle, choice_param, json_object
-from tenancy.schema import paginated
+from tenancy.schema import StrictBody, paginated
 from webhooks import selectors, services
 from webhooks.models import DeliveryStatus, Webhook
 from webhooks.services import WebhookWithSecret
 
 
-class WebhookSerializer(serializers.Serializer[Any]):
+class WebhookSerializer(StrictBody, serializers.Serializer[Any]):
     id = serializers.CharField(read_only=True)
     url = serializers.URLField(help_text="http(s); not on a loopback, private or link-local address")
     events = serializers.ListField(

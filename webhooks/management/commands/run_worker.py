@@ -41,8 +41,13 @@ class Command(BaseCommand):
                 try:
                     done = worker.run_once()
                 except DatabaseError:
-                    logger.warning("worker pass failed; retrying", exc_info=True)
+                    logger.warning("worker pass failed (database); retrying", exc_info=True)
                     connections.close_all()
+                    done = 0
+                    time.sleep(1.0)
+                except Exception:
+                    # A bug must not stop every tenant's deliveries: the leased attempts are retried.
+                    logger.exception("worker pass failed; retrying")
                     done = 0
                     time.sleep(1.0)
                 if options["once"]:
