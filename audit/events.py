@@ -1,12 +1,9 @@
 """PLACEHOLDER from the `webhooks` branch: the `events` branch owns this module and its version wins
-the merge. Only the two names webhooks use are here, with the signatures agreed for issue 11."""
+the merge. Only `event_document`, which webhooks use, is here, with the signature agreed for issue 11."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
 from typing import Any
-
-from django.conf import settings
 
 from audit.models import ChangeEvent
 from kernel.timefmt import iso
@@ -30,8 +27,3 @@ def event_document(event: ChangeEvent) -> dict[str, Any]:
         "ts": iso(event.ts),
     }
 
-
-def prune_events(now: datetime) -> int:
-    cutoff = now - timedelta(days=getattr(settings, "EVENT_RETENTION_DAYS", 30))
-    deleted, _ = ChangeEvent.all_tenants.filter(ts__lt=cutoff).delete()
-    return deleted

@@ -36,8 +36,9 @@ from django.db import transaction
 from django.db.models import F, Max, OuterRef, Subquery
 from django.utils import timezone
 
-from audit.events import event_document, prune_events
+from audit.events import event_document
 from audit.models import ChangeEvent
+from audit.outbox import prune_events
 from webhooks import secrets
 from webhooks.delivery import Outcome, send
 from webhooks.models import DeliveryStatus, Webhook, WebhookDelivery
