@@ -26,4 +26,3 @@ def event_document(event: ChangeEvent) -> dict[str, Any]:
         "request_id": entry.request_id,
         "ts": iso(event.ts),
     }
-
