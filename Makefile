@@ -53,9 +53,11 @@ run: install
 	DEBUG=$${DEBUG:-1} $(BIN)/python manage.py migrate --noinput
 	DEBUG=$${DEBUG:-1} PORT=$(PORT) $(BIN)/python manage.py seed --if-empty
 	DEBUG=$${DEBUG:-1} $(BIN)/python manage.py collectstatic --noinput --verbosity 0
-	@# The event stream (GET /v1/events, ADR 0012) on PORT + 1, next to gunicorn; stopped with it.
+	@# The event stream (GET /v1/events, ADR 0012) on PORT + 1 and the worker (webhooks, retention)
+	@# next to gunicorn; Ctrl-C stops all three.
 	DEBUG=$${DEBUG:-1} PORT=$(PORT) $(BIN)/python -m flagsvc.stream & stream=$$!; \
-	trap 'kill $$stream 2>/dev/null' EXIT INT TERM; \
+	DEBUG=$${DEBUG:-1} $(BIN)/python manage.py run_worker & worker=$$!; \
+	trap 'kill $$stream 2>/dev/null; kill -TERM $$worker 2>/dev/null; wait $$worker' EXIT INT TERM; \
 	DEBUG=$${DEBUG:-1} PORT=$(PORT) $(BIN)/gunicorn -c gunicorn.conf.py flagsvc.wsgi
 
 lint: dev-install
@@ -64,7 +66,7 @@ lint: dev-install
 	$(BIN)/lint-imports
 
 typecheck: dev-install
-	DEBUG=1 $(BIN)/mypy flagsvc kernel tenancy flags segments audit evaluation sdk/flagsvc_sdk
+	DEBUG=1 $(BIN)/mypy flagsvc kernel tenancy flags segments audit evaluation webhooks sdk/flagsvc_sdk
 
 test-sqlite: dev-install browser
 	@$(BIN)/python scripts/require_services.py "$(PG_TEST_URL)" "$(TEST_REDIS_URL)"

@@ -49,6 +49,7 @@ INSTALLED_APPS = [
     "segments",
     "flags",
     "evaluation",
+    "webhooks",
 ]
 
 MIDDLEWARE = [
@@ -254,3 +255,17 @@ SESSION_COOKIE_HTTPONLY = True
 CSRF_COOKIE_HTTPONLY = False
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
+
+# Webhooks and the worker (api.md, Webhooks; ADR 0013) ------------------------------------------
+# A webhook URL on a loopback, private or link-local address is refused unless this is set.
+WEBHOOK_ALLOW_PRIVATE_NETWORKS = env.env_bool("WEBHOOK_ALLOW_PRIVATE_NETWORKS", default=False)
+# Fernet keys (comma-separated, the first encrypts) for the stored signing secrets; unset: from SECRET_KEY.
+WEBHOOK_SECRET_KEYS = env.env_list("WEBHOOK_SECRET_KEYS", [])
+WEBHOOK_TIMEOUT_SECONDS = env.env_float("WEBHOOK_TIMEOUT_SECONDS", 5.0)
+WEBHOOK_RETRY_HOURS = env.env_float("WEBHOOK_RETRY_HOURS", 24.0)
+WEBHOOK_BACKOFF_BASE_SECONDS = env.env_float("WEBHOOK_BACKOFF_BASE_SECONDS", 10.0)
+WEBHOOK_BACKOFF_MAX_SECONDS = env.env_float("WEBHOOK_BACKOFF_MAX_SECONDS", 3600.0)
+# How long a claimed attempt is this worker's; longer than any attempt can take (timeouts per phase).
+WEBHOOK_LEASE_SECONDS = env.env_float("WEBHOOK_LEASE_SECONDS", 60.0)
+WORKER_POLL_SECONDS = env.env_float("WORKER_POLL_SECONDS", 0.5)
+WORKER_PRUNE_INTERVAL_SECONDS = env.env_float("WORKER_PRUNE_INTERVAL_SECONDS", 3600.0)

@@ -21,8 +21,16 @@ from flagsvc import ops_views
 from kernel.errors import error_response, is_api_path
 from segments.api.views import SegmentCollectionView, SegmentDetailView
 from tenancy.api.views import TokenView
+from webhooks.api.views import (
+    WebhookCollectionView,
+    WebhookDeliveriesView,
+    WebhookDetailView,
+    WebhookRedeliverView,
+    WebhookRotateSecretView,
+)
 
 KEY = r"(?P<key>[A-Za-z0-9][A-Za-z0-9._-]{0,127})"
+WEBHOOK = r"(?P<webhook_id>[0-9]{1,18})"
 
 
 def api_not_found(request: HttpRequest, *args: object, **kwargs: object) -> HttpResponse:
@@ -51,6 +59,19 @@ v1 = [
     re_path(r"^evaluate/preview/?$", EvaluatePreviewView.as_view(), name="evaluate-preview"),
     re_path(r"^audit/?$", AuditListView.as_view(), name="audit"),
     re_path(r"^events/?$", EventsView.as_view(), name="events"),
+    re_path(r"^webhooks/?$", WebhookCollectionView.as_view(), name="webhooks"),
+    re_path(rf"^webhooks/{WEBHOOK}/?$", WebhookDetailView.as_view(), name="webhook-detail"),
+    re_path(
+        rf"^webhooks/{WEBHOOK}/rotate-secret/?$", WebhookRotateSecretView.as_view(), name="webhook-rotate"
+    ),
+    re_path(
+        rf"^webhooks/{WEBHOOK}/deliveries/?$", WebhookDeliveriesView.as_view(), name="webhook-deliveries"
+    ),
+    re_path(
+        rf"^webhooks/{WEBHOOK}/deliveries/(?P<delivery_id>[0-9]{{1,18}})/redeliver/?$",
+        WebhookRedeliverView.as_view(),
+        name="webhook-redeliver",
+    ),
     re_path(r"^.*$", api_not_found),
 ]
 

@@ -73,7 +73,10 @@ def test_index__shows_what_the_role_allows(viewer, editor, owner):
 
     assert models(viewer) == {"Flag", "Segment", "AuditEntry", "Tenant"}
     assert models(editor) == {"Flag", "Segment", "AuditEntry", "Tenant"}
-    assert models(owner) == {"Flag", "Segment", "AuditEntry", "Tenant", "Membership", "ApiClient"}
+    assert models(owner) == {
+        *{"Flag", "Segment", "AuditEntry", "Tenant", "Membership", "ApiClient"},
+        *{"Webhook", "WebhookDelivery"},
+    }
 
 
 def test_members__need_no_django_model_permissions(editor):

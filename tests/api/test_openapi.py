@@ -30,7 +30,8 @@ def test_openapi__names_each_route_as_api_md_does_and_describes_every_operation(
 
 def test_openapi__list_routes_document_the_page_envelope_and_its_parameters(client):
     schema = client.get("/openapi.json").json()
-    for path in ("/v1/flags", "/v1/segments", "/v1/audit", "/v1/flags/{key}/versions"):
+    lists = ("/v1/flags", "/v1/segments", "/v1/audit", "/v1/flags/{key}/versions", "/v1/webhooks")
+    for path in (*lists, "/v1/webhooks/{webhook_id}/deliveries"):
         get = schema["paths"][path]["get"]
         ref = get["responses"]["200"]["content"]["application/json"]["schema"]["$ref"]
         page = schema["components"]["schemas"][ref.rsplit("/", 1)[1]]

@@ -1,0 +1,254 @@
+"""The worker's work (`manage.py run_worker`, ADR 0013): fan change events out into deliveries, attempt
+the deliveries that are due, prune old events.
+
+At least once, across `kill -9` and restarts:
+- Fan-out: each webhook keeps a cursor (the last ChangeEvent id it has seen). Under a row lock on the
+  webhook, the events after the cursor become deliveries and the cursor moves, in one transaction: a
+  worker that dies before the commit leaves the cursor where it was, and `UniqueConstraint(webhook,
+  event_id)` makes a repeat harmless. A tenant's events get ids in commit order (audit.receivers appends
+  them under the tenant row lock), so a cursor never skips one that commits late.
+- Attempts: a due pending delivery is claimed with `SELECT … FOR UPDATE SKIP LOCKED`; claiming counts the
+  attempt, sets a fresh `lease_token` and moves `next_attempt_at` a lease (WEBHOOK_LEASE_SECONDS) ahead,
+  and commits before anything is sent. Another worker skips the row while it is locked and finds it not
+  due until the lease ends, so two workers never send the same attempt at once; a worker killed while
+  sending leaves a row that is due again when the lease ends. The outcome is recorded only by the lease
+  holder (`lease_token` matches).
+- Failures are retried after `backoff(attempts)`: exponential from WEBHOOK_BACKOFF_BASE_SECONDS, capped at
+  WEBHOOK_BACKOFF_MAX_SECONDS, with jitter (a random half of it); a failure after `give_up_after`
+  (WEBHOOK_RETRY_HOURS after the event, 24 h by default) is final: `failed`.
+
+Time comes from an injectable clock so that tests can step through a day of backoff without sleeping.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from cryptography.fernet import InvalidToken
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F, Max, OuterRef, Subquery
+from django.utils import timezone
+
+from audit.events import event_document
+from audit.models import ChangeEvent
+from audit.outbox import prune_events
+from webhooks import secrets
+from webhooks.delivery import Outcome, send
+from webhooks.models import DeliveryStatus, Webhook, WebhookDelivery
+from webhooks.patterns import matches
+
+logger = logging.getLogger("flagsvc.worker")
+
+Clock = Callable[[], datetime]
+FAN_OUT_BATCH = 500
+
+
+@dataclass(frozen=True)
+class Claim:
+    delivery_id: int
+    lease_token: uuid.UUID
+    attempts: int
+    give_up_after: datetime
+    url: str
+    secret_encrypted: str
+    message_id: str
+    body: str
+
+
+def backoff(attempts: int, rng: Callable[[], float] = random.random) -> timedelta:
+    """The wait after the `attempts`-th failed attempt: base·2^(attempts-1), at most the cap, of which
+    a random half is jitter (so receivers that failed together are not retried together)."""
+    base = float(settings.WEBHOOK_BACKOFF_BASE_SECONDS)
+    ceiling = float(settings.WEBHOOK_BACKOFF_MAX_SECONDS)
+    delay = min(ceiling, base * 2 ** min(max(attempts - 1, 0), 32))
+    return timedelta(seconds=delay / 2 + rng() * delay / 2)
+
+
+class Worker:
+    def __init__(
+        self,
+        *,
+        clock: Clock = timezone.now,
+        rng: Callable[[], float] = random.random,
+        batch: int = 20,
+        timeout: float | None = None,
+    ) -> None:
+        self.clock = clock
+        self.rng = rng
+        self.batch = batch
+        self.timeout = float(settings.WEBHOOK_TIMEOUT_SECONDS if timeout is None else timeout)
+        self.last_prune: datetime | None = None
+
+    # One pass ---------------------------------------------------------------------------------------
+
+    def run_once(self) -> int:
+        """Fan out, then attempt one batch of due deliveries; how many things were done (0: idle)."""
+        done = self.fan_out()
+        for claim in self.claim():
+            self.attempt(claim)
+            done += 1
+        self.prune_if_due()
+        return done
+
+    # Fan-out ----------------------------------------------------------------------------------------
+
+    def fan_out(self) -> int:
+        """Turn new change events into deliveries for every webhook whose cursor is behind."""
+        latest = (
+            ChangeEvent.all_tenants.filter(tenant_id=OuterRef("tenant_id"))
+            .values("tenant_id")
+            .annotate(latest=Max("pk"))
+            .values("latest")
+        )
+        behind = list(
+            Webhook.all_tenants.annotate(latest=Subquery(latest))
+            .filter(latest__gt=F("event_cursor"))
+            .values_list("pk", flat=True)
+        )
+        created = 0
+        for webhook_id in behind:
+            created += self._fan_out_one(webhook_id)
+        return created
+
+    def _fan_out_one(self, webhook_id: int) -> int:
+        with transaction.atomic():
+            webhook = Webhook.all_tenants.select_for_update(skip_locked=True).filter(pk=webhook_id).first()
+            if webhook is None:
+                return 0  # deleted, or another worker is on it
+            events = list(
+                ChangeEvent.all_tenants.select_related("tenant", "audit_entry")
+                .filter(tenant_id=webhook.tenant_id, pk__gt=webhook.event_cursor)
+                .order_by("pk")[:FAN_OUT_BATCH]
+            )
+            if not events:
+                return 0
+            now = self.clock()
+            deliveries = []
+            if webhook.active:  # an inactive webhook skips the events of its pause
+                for event in events:
+                    document = event_document(event)
+                    if matches(webhook.events, document["type"]):
+                        deliveries.append(
+                            WebhookDelivery(
+                                tenant_id=webhook.tenant_id,
+                                webhook=webhook,
+                                event_id=event.pk,
+                                event_type=document["type"],
+                                payload=document,
+                                next_attempt_at=now,
+                                give_up_after=now + timedelta(hours=settings.WEBHOOK_RETRY_HOURS),
+                            )
+                        )
+            WebhookDelivery.all_tenants.bulk_create(deliveries, ignore_conflicts=True)
+            webhook.event_cursor = events[-1].pk
+            Webhook.all_tenants.filter(pk=webhook.pk).update(event_cursor=webhook.event_cursor)
+        return len(deliveries)
+
+    # Attempts ---------------------------------------------------------------------------------------
+
+    def claim(self) -> list[Claim]:
+        """Lease up to `batch` due deliveries to this worker (committed before any is sent)."""
+        now = self.clock()
+        lease_until = now + timedelta(seconds=settings.WEBHOOK_LEASE_SECONDS)
+        claims = []
+        with transaction.atomic():
+            rows = list(
+                WebhookDelivery.all_tenants.select_for_update(skip_locked=True, of=("self",))
+                .select_related("webhook")
+                .filter(status=DeliveryStatus.PENDING, next_attempt_at__lte=now, webhook__active=True)
+                .order_by("next_attempt_at", "pk")[: self.batch]
+            )
+            for row in rows:
+                row.lease_token = uuid.uuid4()
+                row.attempts += 1
+                row.next_attempt_at = lease_until
+                row.last_attempt_at = now
+                claims.append(
+                    Claim(
+                        delivery_id=row.pk,
+                        lease_token=row.lease_token,
+                        attempts=row.attempts,
+                        give_up_after=row.give_up_after,
+                        url=row.webhook.url,
+                        secret_encrypted=row.webhook.secret_encrypted,
+                        message_id=str(row.event_id),
+                        body=json.dumps(row.payload, separators=(",", ":"), ensure_ascii=False),
+                    )
+                )
+            WebhookDelivery.all_tenants.bulk_update(
+                rows, ["lease_token", "attempts", "next_attempt_at", "last_attempt_at"]
+            )
+        return claims
+
+    def attempt(self, claim: Claim) -> Outcome:
+        try:
+            secret = secrets.decrypt(claim.secret_encrypted)
+        except InvalidToken:
+            outcome = Outcome(
+                ok=False,
+                status_code=None,
+                error="the signing secret cannot be decrypted: WEBHOOK_SECRET_KEYS lost the key it was made with",
+                duration_ms=0,
+            )
+        else:
+            outcome = send(
+                url=claim.url,
+                secret=secret,
+                message_id=claim.message_id,
+                body=claim.body,
+                timeout=self.timeout,
+            )
+        self.record(claim, outcome)
+        return outcome
+
+    def record(self, claim: Claim, outcome: Outcome) -> None:
+        now = self.clock()
+        if outcome.ok:
+            status, next_attempt_at = DeliveryStatus.SUCCEEDED, None
+        elif now >= claim.give_up_after:
+            status, next_attempt_at = DeliveryStatus.FAILED, None
+        else:
+            status, next_attempt_at = DeliveryStatus.PENDING, now + backoff(claim.attempts, self.rng)
+        updated = WebhookDelivery.all_tenants.filter(
+            pk=claim.delivery_id, lease_token=claim.lease_token
+        ).update(
+            status=status,
+            next_attempt_at=next_attempt_at,
+            last_status_code=outcome.status_code,
+            last_error=outcome.error,
+            duration_ms=outcome.duration_ms,
+            lease_token=None,
+        )
+        logger.info(
+            "webhook attempt",
+            extra={
+                "delivery_id": claim.delivery_id,
+                "attempt": claim.attempts,
+                "status": status,
+                "status_code": outcome.status_code,
+                "duration_ms": outcome.duration_ms,
+                "error": outcome.error or None,
+                "recorded": bool(updated),
+            },
+        )
+
+    # Retention --------------------------------------------------------------------------------------
+
+    def prune_if_due(self) -> int:
+        """Prune events past EVENT_RETENTION_DAYS, once every WORKER_PRUNE_INTERVAL_SECONDS."""
+        now = self.clock()
+        interval = timedelta(seconds=settings.WORKER_PRUNE_INTERVAL_SECONDS)
+        if self.last_prune is not None and now - self.last_prune < interval:
+            return 0
+        self.last_prune = now
+        pruned = prune_events(now)
+        if pruned:
+            logger.info("events pruned", extra={"pruned": pruned})
+        return pruned
