@@ -6,11 +6,14 @@ content type), no input may give a 500, and what the schema calls invalid must b
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 import schemathesis
+from django.core import signals
 from django.core.wsgi import get_wsgi_application
+from django.db import close_old_connections
 from hypothesis import HealthCheck, settings
 from schemathesis.config import SchemathesisConfig
 
@@ -36,6 +39,18 @@ checks.positive_data_acceptance.expected-statuses = ["2xx", "401", "403", "404",
 """
 )
 schema = schemathesis.openapi.from_wsgi("/openapi.json", get_wsgi_application(), config=CONFIG)
+
+
+@pytest.fixture(autouse=True)
+def _requests_keep_the_test_connection() -> Iterator[None]:
+    """The fuzzer calls the real WSGI handler, whose request signals close "old" database connections:
+    on PostgreSQL that closed the test's own connection mid-transaction (every later query: 503).
+    Django's test client disconnects the same receiver for the same reason."""
+    signals.request_started.disconnect(close_old_connections)
+    signals.request_finished.disconnect(close_old_connections)
+    yield
+    signals.request_started.connect(close_old_connections)
+    signals.request_finished.connect(close_old_connections)
 
 
 @pytest.fixture
