@@ -269,3 +269,5 @@ WEBHOOK_BACKOFF_MAX_SECONDS = env.env_float("WEBHOOK_BACKOFF_MAX_SECONDS", 3600.
 WEBHOOK_LEASE_SECONDS = env.env_float("WEBHOOK_LEASE_SECONDS", 60.0)
 WORKER_POLL_SECONDS = env.env_float("WORKER_POLL_SECONDS", 0.5)
 WORKER_PRUNE_INTERVAL_SECONDS = env.env_float("WORKER_PRUNE_INTERVAL_SECONDS", 3600.0)
+# Settled deliveries (succeeded or failed) leave the delivery log this long after their last attempt.
+WEBHOOK_DELIVERY_RETENTION_DAYS = env.env_float("WEBHOOK_DELIVERY_RETENTION_DAYS", 30.0)

@@ -98,6 +98,12 @@ class WebhookDelivery(models.Model):
                 name="delivery_due_idx",
                 condition=models.Q(status="pending"),
             ),
+            # The worker's retention pass (worker.prune_deliveries) finds settled rows by age.
+            models.Index(
+                fields=["last_attempt_at"],
+                name="delivery_settled_idx",
+                condition=models.Q(status__in=["succeeded", "failed"]),
+            ),
         ]
 
     def __str__(self) -> str:

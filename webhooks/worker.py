@@ -1,5 +1,5 @@
 """The worker's work (`manage.py run_worker`, ADR 0013): fan change events out into deliveries, attempt
-the deliveries that are due, prune old events.
+the deliveries that are due, prune old events and settled deliveries.
 
 At least once, across `kill -9` and restarts:
 - Fan-out: each webhook keeps a cursor (the last ChangeEvent id it has seen). Under a row lock on the
@@ -242,13 +242,32 @@ class Worker:
     # Retention --------------------------------------------------------------------------------------
 
     def prune_if_due(self) -> int:
-        """Prune events past EVENT_RETENTION_DAYS, once every WORKER_PRUNE_INTERVAL_SECONDS."""
+        """Prune events past EVENT_RETENTION_DAYS and settled deliveries past
+        WEBHOOK_DELIVERY_RETENTION_DAYS, once every WORKER_PRUNE_INTERVAL_SECONDS."""
         now = self.clock()
         interval = timedelta(seconds=settings.WORKER_PRUNE_INTERVAL_SECONDS)
         if self.last_prune is not None and now - self.last_prune < interval:
             return 0
         self.last_prune = now
-        pruned = prune_events(now)
-        if pruned:
-            logger.info("events pruned", extra={"pruned": pruned})
-        return pruned
+        events = prune_events(now)
+        deliveries = prune_deliveries(now)
+        if events or deliveries:
+            logger.info("pruned", extra={"events": events, "deliveries": deliveries})
+        return events + deliveries
+
+
+def prune_deliveries(now: datetime) -> int:
+    """Delete the delivery log rows that are settled (succeeded or failed) and whose last attempt is
+    older than WEBHOOK_DELIVERY_RETENTION_DAYS, in batches of short transactions; a pending delivery is
+    never pruned, however old (it is still owed). Safe to run from several workers at once."""
+    cutoff = now - timedelta(days=settings.WEBHOOK_DELIVERY_RETENTION_DAYS)
+    settled = WebhookDelivery.all_tenants.filter(
+        status__in=[DeliveryStatus.SUCCEEDED, DeliveryStatus.FAILED], last_attempt_at__lt=cutoff
+    )
+    deleted = 0
+    while True:
+        batch = list(settled.order_by("pk").values_list("pk", flat=True)[: settings.EVENT_PRUNE_BATCH])
+        if not batch:
+            return deleted
+        count, _ = WebhookDelivery.all_tenants.filter(pk__in=batch).delete()
+        deleted += count

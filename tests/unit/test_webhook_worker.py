@@ -276,6 +276,31 @@ def test_worker__prunes_events_past_retention_periodically(tenant, settings, clo
     assert not events.exists()
 
 
+def test_worker__prunes_settled_deliveries_past_retention_and_never_a_pending_one(
+    tenant, loopback_allowed, clock, settings
+):
+    settings.WEBHOOK_DELIVERY_RETENTION_DAYS = 30
+    with running_receiver([200, 200, 200]) as receiver:
+        webhook_create(tenant=tenant, data={"url": receiver.url, "events": ["*"]})
+        for key in ("succeeded-old", "failed-old", "pending-old", "succeeded-recent"):
+            make_flag(tenant, key)
+        Worker(clock=clock).run_once()
+    deliveries = WebhookDelivery.objects.for_tenant(tenant)
+    by_key = {d.payload["key"]: d.pk for d in deliveries}
+    old = clock.now - timedelta(days=31)
+    deliveries.filter(pk=by_key["succeeded-old"]).update(status="succeeded", last_attempt_at=old)
+    deliveries.filter(pk=by_key["failed-old"]).update(status="failed", last_attempt_at=old)
+    deliveries.filter(pk=by_key["pending-old"]).update(status="pending", last_attempt_at=old)
+    deliveries.filter(pk=by_key["succeeded-recent"]).update(
+        status="succeeded", last_attempt_at=clock.now - timedelta(days=29)
+    )
+
+    Worker(clock=clock).prune_if_due()
+
+    remaining = {d.payload["key"] for d in deliveries.all()}
+    assert remaining == {"pending-old", "succeeded-recent"}
+
+
 def test_worker__secret_key_lost__attempt_recorded_as_failed_and_the_worker_goes_on(
     tenant, loopback_allowed, clock, settings
 ):
