@@ -262,6 +262,9 @@ WEBHOOK_ALLOW_PRIVATE_NETWORKS = env.env_bool("WEBHOOK_ALLOW_PRIVATE_NETWORKS", 
 # Fernet keys (comma-separated, the first encrypts) for the stored signing secrets; unset: from SECRET_KEY.
 WEBHOOK_SECRET_KEYS = env.env_list("WEBHOOK_SECRET_KEYS", [])
 WEBHOOK_TIMEOUT_SECONDS = env.env_float("WEBHOOK_TIMEOUT_SECONDS", 5.0)
+# A PEM file of extra CA certificates trusted for https webhook receivers (a private CA); the public
+# CAs stay trusted and certificates are always verified against the URL's name.
+WEBHOOK_CA_BUNDLE = env.env_str("WEBHOOK_CA_BUNDLE", "")
 WEBHOOK_RETRY_HOURS = env.env_float("WEBHOOK_RETRY_HOURS", 24.0)
 WEBHOOK_BACKOFF_BASE_SECONDS = env.env_float("WEBHOOK_BACKOFF_BASE_SECONDS", 10.0)
 WEBHOOK_BACKOFF_MAX_SECONDS = env.env_float("WEBHOOK_BACKOFF_MAX_SECONDS", 3600.0)

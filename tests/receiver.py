@@ -7,6 +7,7 @@ Every request is recorded with its headers, its body and how many requests were 
 
 from __future__ import annotations
 
+import ssl
 import threading
 import time
 from collections.abc import Iterator
@@ -38,10 +39,11 @@ class Receiver:
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _open_by_id: dict[str, int] = field(default_factory=dict)
     port: int = 0
+    scheme: str = "http"
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/hook"
+        return f"{self.scheme}://127.0.0.1:{self.port}/hook"
 
     def wait_for(self, count: int, timeout: float = 10.0) -> bool:
         with self.arrived:
@@ -84,7 +86,9 @@ class Receiver:
 
 
 @contextmanager
-def running_receiver(script: list[Any], delay: float = 0.0) -> Iterator[Receiver]:
+def running_receiver(
+    script: list[Any], delay: float = 0.0, tls: ssl.SSLContext | None = None
+) -> Iterator[Receiver]:
     receiver = Receiver(script=script, delay=delay)
 
     class Handler(BaseHTTPRequestHandler):
@@ -96,6 +100,9 @@ def running_receiver(script: list[Any], delay: float = 0.0) -> Iterator[Receiver
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     server.daemon_threads = True
+    if tls is not None:  # HTTPS: the handshake happens on accept, with the certificate given
+        server.socket = tls.wrap_socket(server.socket, server_side=True)
+        receiver.scheme = "https"
     receiver.port = server.server_address[1]
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()

@@ -20,6 +20,7 @@ from functools import cache
 
 import certifi
 import httpx
+from django.conf import settings
 from standardwebhooks.webhooks import Webhook as StandardWebhook
 
 from webhooks.destinations import DestinationRefused, pin
@@ -37,11 +38,20 @@ class Outcome:
     duration_ms: int
 
 
-@cache
 def tls_context() -> ssl.SSLContext:
-    """One verifying TLS context for every attempt: building one loads the CA bundle (~90 ms here),
-    which would otherwise be most of an attempt's cost (benchmarks/RESULTS.md)."""
-    return ssl.create_default_context(cafile=certifi.where())
+    """The verifying TLS context for an attempt: the public CAs (certifi), plus the operator's own
+    (`WEBHOOK_CA_BUNDLE`, for receivers behind a private CA). Certificates are always verified."""
+    return _tls_context(settings.WEBHOOK_CA_BUNDLE or "")
+
+
+@cache
+def _tls_context(extra_bundle: str) -> ssl.SSLContext:
+    """One context per bundle, kept: building one loads the CA bundle (~90 ms here), which would
+    otherwise be most of an attempt's cost (benchmarks/RESULTS.md)."""
+    context = ssl.create_default_context(cafile=certifi.where())
+    if extra_bundle:
+        context.load_verify_locations(cafile=extra_bundle)
+    return context
 
 
 def sign(*, secret: str, message_id: str, timestamp: datetime, body: str) -> str:
