@@ -157,3 +157,13 @@ def post_worker_init(worker: Any) -> None:
         worker.log.info("rules cache warm for %d tenant(s)", count)
     except Exception:
         worker.log.exception("could not warm the rules cache; /readyz will retry")
+
+
+def worker_exit(server: Any, worker: Any) -> None:
+    """Write the evaluations this worker counted and has not flushed yet (usage/buffer.py)."""
+    try:
+        from usage.buffer import USAGE
+
+        USAGE.stop()
+    except Exception:
+        worker.log.exception("could not flush the usage counts at exit")

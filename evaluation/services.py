@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
+from django.utils import timezone
 from flagsvc_sdk.engine import (
     CompiledRuleset,
     ValidationFailed,
@@ -20,10 +21,13 @@ from flagsvc_sdk.engine.trace_budget import trace_entries_bound
 
 from evaluation import metrics
 from evaluation.cache import RULESETS
-from flags.selectors import flag_get, live_flag_contents
+from flags.selectors import flag_get, flag_keys_in, live_flag_contents
 from kernel.errors import FlagNotFound, Invalid, TooLarge, Unavailable
 from segments.selectors import segment_keys
 from tenancy.models import Tenant
+from usage.buffer import USAGE
+from usage.reports import parse_report
+from usage.services import usage_record
 
 MAX_PREVIEW_USERS = 1000
 MAX_PREVIEW_TRACE_ENTRIES = 100_000
@@ -52,6 +56,7 @@ def evaluate_one(*, tenant: Tenant, flag_key: Any, user: Any) -> dict[str, Any]:
     if result.error_code == "FLAG_NOT_FOUND":
         raise FlagNotFound(f"No live flag {flag_key!r} in this tenant.", details={"flag_key": flag_key})
     metrics.count_evaluations(result.reason)
+    USAGE.add(tenant.pk, flag_key, result.variant, result.reason)
     return result.to_dict()
 
 
@@ -75,6 +80,14 @@ def evaluate_bulk(*, tenant: Tenant, user: Any, flag_keys: Any = None) -> dict[s
         flags[key] = body
     for reason, count in reasons.items():
         metrics.count_evaluations(reason, count)
+    USAGE.add_many(
+        tenant.pk,
+        (
+            (key, result.variant, result.reason)
+            for key, result in results.items()
+            if result.error_code != "FLAG_NOT_FOUND"
+        ),
+    )
     return {"flags": flags, "ruleset_version": ruleset.version}
 
 
@@ -207,3 +220,15 @@ def preview(*, tenant: Tenant, body: dict[str, Any]) -> dict[str, Any]:
     if compare:
         summary["changed"] = changed
     return {"results": results, "summary": summary}
+
+
+def usage_report(*, tenant: Tenant, body: dict[str, Any]) -> dict[str, Any]:
+    """Count an SDK's batch (api.md, Usage and lifecycle): only keys of this tenant's flags, live or
+    archived, are counted (a client cannot grow the table with made-up keys); the rest are named."""
+    batch_id, counts = parse_report(body, now=timezone.now())
+    known = flag_keys_in(tenant=tenant, keys={count.flag_key for count in counts})
+    ignored = sorted({count.flag_key for count in counts} - known)
+    counted = usage_record(
+        tenant_id=tenant.pk, batch_id=batch_id, counts=[c for c in counts if c.flag_key in known]
+    )
+    return {"batch_id": batch_id, "duplicate": not counted, "ignored_flag_keys": ignored}

@@ -45,6 +45,15 @@ def flag_list(
     return qs
 
 
+def flag_keys_in(*, tenant: Tenant | int, keys: set[str]) -> set[str]:
+    """Which of `keys` name a flag of the tenant, live or archived."""
+    if not keys:
+        return set()
+    return set(
+        flag_queryset(tenant=tenant, include_archived=True).filter(key__in=keys).values_list("key", flat=True)
+    )
+
+
 def live_flag_contents(*, tenant: Tenant | int) -> dict[str, dict[str, Any]]:
     """Key → content of every live flag: what validation needs to check prerequisites and cycles."""
     return {flag.key: flag.content() for flag in flag_queryset(tenant=tenant)}

@@ -50,6 +50,7 @@ INSTALLED_APPS = [
     "flags",
     "evaluation",
     "webhooks",
+    "usage",
 ]
 
 MIDDLEWARE = [
@@ -274,3 +275,12 @@ WORKER_POLL_SECONDS = env.env_float("WORKER_POLL_SECONDS", 0.5)
 WORKER_PRUNE_INTERVAL_SECONDS = env.env_float("WORKER_PRUNE_INTERVAL_SECONDS", 3600.0)
 # Settled deliveries (succeeded or failed) leave the delivery log this long after their last attempt.
 WEBHOOK_DELIVERY_RETENTION_DAYS = env.env_float("WEBHOOK_DELIVERY_RETENTION_DAYS", 30.0)
+
+# Usage counting (api.md, Usage and lifecycle; usage/buffer.py) ------------------------------------
+# How often each process writes the evaluations it counted; 0 = only when asked (tests).
+USAGE_FLUSH_SECONDS = env.env_float("USAGE_FLUSH_SECONDS", 5.0)
+# Counted rows a process keeps while the database is unavailable; past it the oldest are dropped.
+USAGE_MAX_PENDING_COUNTS = env.env_int("USAGE_MAX_PENDING_COUNTS", 100_000)
+# How long a batch id is remembered (a repeat within it is not counted twice), and counts are kept.
+USAGE_BATCH_RETENTION_HOURS = env.env_float("USAGE_BATCH_RETENTION_HOURS", 48.0)
+USAGE_RETENTION_DAYS = env.env_float("USAGE_RETENTION_DAYS", 90.0)

@@ -9,7 +9,7 @@ from drf_spectacular.views import SpectacularJSONAPIView, SpectacularRedocView, 
 from audit.api.events import EventsView
 from audit.api.views import AuditListView
 from evaluation.admin_views import flag_preview_new_view, flag_preview_view
-from evaluation.api.views import EvaluatePreviewView, evaluate_bulk_view, evaluate_view
+from evaluation.api.views import EvaluatePreviewView, UsageReportView, evaluate_bulk_view, evaluate_view
 from flags.api.views import (
     FlagCollectionView,
     FlagDetailView,
@@ -58,6 +58,7 @@ v1 = [
     re_path(rf"^segments/{KEY}/?$", SegmentDetailView.as_view(), name="segment-detail"),
     re_path(r"^evaluate/preview/?$", EvaluatePreviewView.as_view(), name="evaluate-preview"),
     re_path(r"^audit/?$", AuditListView.as_view(), name="audit"),
+    re_path(r"^usage/?$", UsageReportView.as_view(), name="usage"),
     re_path(r"^events/?$", EventsView.as_view(), name="events"),
     re_path(r"^webhooks/?$", WebhookCollectionView.as_view(), name="webhooks"),
     re_path(rf"^webhooks/{WEBHOOK}/?$", WebhookDetailView.as_view(), name="webhook-detail"),

@@ -14,6 +14,7 @@ from tenancy.authentication import forget_verified_tokens
 from tenancy.models import SCOPES, Tenant
 from tenancy.services import api_client_create, token_issue
 from tests.factories import TenantFactory
+from usage.buffer import USAGE
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -39,6 +40,15 @@ def _fresh_process_caches() -> Iterator[None]:
     yield
     RULESETS.clear()
     tenancy_selectors.clear_caches()
+
+
+@pytest.fixture(autouse=True)
+def _usage_flushed_by_hand(settings: Any) -> Iterator[None]:
+    """Usage counts stay in memory until a test flushes them (no background thread in tests)."""
+    settings.USAGE_FLUSH_SECONDS = 0
+    USAGE.reset()
+    yield
+    USAGE.reset()
 
 
 @pytest.fixture(autouse=True)

@@ -39,6 +39,7 @@ from django.utils import timezone
 from audit.events import event_document
 from audit.models import ChangeEvent
 from audit.outbox import prune_events
+from usage.services import usage_prune
 from webhooks import secrets
 from webhooks.delivery import Outcome, send
 from webhooks.models import DeliveryStatus, Webhook, WebhookDelivery
@@ -242,8 +243,9 @@ class Worker:
     # Retention --------------------------------------------------------------------------------------
 
     def prune_if_due(self) -> int:
-        """Prune events past EVENT_RETENTION_DAYS and settled deliveries past
-        WEBHOOK_DELIVERY_RETENTION_DAYS, once every WORKER_PRUNE_INTERVAL_SECONDS."""
+        """Prune events past EVENT_RETENTION_DAYS, settled deliveries past
+        WEBHOOK_DELIVERY_RETENTION_DAYS and usage past its retention (usage.services.usage_prune), once
+        every WORKER_PRUNE_INTERVAL_SECONDS."""
         now = self.clock()
         interval = timedelta(seconds=settings.WORKER_PRUNE_INTERVAL_SECONDS)
         if self.last_prune is not None and now - self.last_prune < interval:
@@ -251,9 +253,10 @@ class Worker:
         self.last_prune = now
         events = prune_events(now)
         deliveries = prune_deliveries(now)
-        if events or deliveries:
-            logger.info("pruned", extra={"events": events, "deliveries": deliveries})
-        return events + deliveries
+        usage = usage_prune(now)
+        if events or deliveries or usage:
+            logger.info("pruned", extra={"events": events, "deliveries": deliveries, "usage": usage})
+        return events + deliveries + usage
 
 
 def prune_deliveries(now: datetime) -> int:

@@ -148,3 +148,34 @@ class EvaluatePreviewView(TenantAPIView):
 evaluate_view = fast_lane(EvaluateView)
 evaluate_bulk_view = fast_lane(EvaluateBulkView)
 """The two hot routes: DRF views whose happy path skips DRF (`tenancy.api.fast_lane`)."""
+
+
+class UsageCountSerializer(StrictBody, serializers.Serializer[Any]):
+    flag_key = serializers.CharField(max_length=128)
+    variant = serializers.CharField(max_length=128, allow_null=True)
+    reason = serializers.ChoiceField(REASONS)
+    hour = serializers.DateTimeField(help_text="the start of a UTC hour")
+    n = serializers.IntegerField(min_value=1, max_value=1_000_000_000)
+
+
+class UsageReportSerializer(StrictBody, serializers.Serializer[Any]):
+    batch_id = serializers.CharField(max_length=128, help_text="unique per batch: a repeat is not counted")
+    counts = UsageCountSerializer(many=True, help_text="at most 10,000")
+
+
+class UsageAcceptedSerializer(serializers.Serializer[Any]):
+    batch_id = serializers.CharField()
+    duplicate = serializers.BooleanField(help_text="true: this batch id was counted before, nothing added")
+    ignored_flag_keys = serializers.ListField(
+        child=serializers.CharField(), help_text="keys that name no flag of this tenant: not counted"
+    )
+
+
+class UsageReportView(TenantAPIView):
+    scope = "evaluate"
+
+    @extend_schema(request=UsageReportSerializer, responses={202: UsageAcceptedSerializer})
+    def post(self, request: Request) -> Response:
+        """An SDK's evaluation counts (batched); a batch id seen before is not counted twice."""
+        answer = services.usage_report(tenant=self.tenant, body=json_object(request))
+        return Response(answer, status=202)

@@ -1,0 +1,55 @@
+"""Reading usage: what each flag served in the last 24 hours, 7 and 30 days, and when it was last
+served (api.md, Usage and lifecycle)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+from typing import Any, TypedDict
+
+from django.db.models import Max, Sum
+
+from usage.models import UsageCount
+from usage.services import hour_of
+
+WINDOWS = {"24h": 24, "7d": 7 * 24, "30d": 30 * 24}
+
+
+class FlagUsage(TypedDict):
+    last_evaluated_at: datetime | None
+    counts: dict[str, dict[str, int]]
+
+
+def usage_of_flags(*, tenant: Any, flag_keys: Iterable[str], now: datetime) -> dict[str, FlagUsage]:
+    """Each flag's usage, for a page of flags in two queries. A window of N hours is the current hour
+    and the N-1 before it; counts are per variant (answers that served none are left out)."""
+    keys = list(flag_keys)
+    current = hour_of(now)
+    since = current - timedelta(hours=WINDOWS["30d"] - 1)
+    result: dict[str, FlagUsage] = {
+        key: {"last_evaluated_at": None, "counts": {window: {} for window in WINDOWS}} for key in keys
+    }
+    if not keys:
+        return result
+    rows = (
+        UsageCount.objects.for_tenant(tenant)
+        .filter(flag_key__in=keys, hour__gte=since)
+        .exclude(variant="")
+        .values("flag_key", "variant", "hour")
+        .annotate(total=Sum("n"))
+    )
+    for row in rows:
+        age_hours = int((current - row["hour"]).total_seconds() // 3600)
+        for window, hours in WINDOWS.items():
+            if age_hours < hours:
+                counts = result[row["flag_key"]]["counts"][window]
+                counts[row["variant"]] = counts.get(row["variant"], 0) + int(row["total"])
+    latest = (
+        UsageCount.objects.for_tenant(tenant)
+        .filter(flag_key__in=keys)
+        .values("flag_key")
+        .annotate(latest=Max("last_at"))
+    )
+    for row in latest:
+        result[row["flag_key"]]["last_evaluated_at"] = row["latest"]
+    return result
