@@ -66,7 +66,7 @@ lint: dev-install
 	$(BIN)/lint-imports
 
 typecheck: dev-install
-	DEBUG=1 $(BIN)/mypy flagsvc kernel tenancy flags segments audit evaluation webhooks sdk/flagsvc_sdk
+	DEBUG=1 $(BIN)/mypy flagsvc kernel tenancy flags segments audit evaluation webhooks usage sdk/flagsvc_sdk
 
 # The end-to-end tests start their own servers on databases of their own (SQLite and PostgreSQL), so
 # they run once, in test-postgres, on the compiled engine production installs.
