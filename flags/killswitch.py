@@ -93,7 +93,11 @@ def killswitch_engage(
             raise Conflict(
                 f"The kill switch {category!r} is engaged already (since {iso(engaged.engaged_at)}, "
                 f"by {engaged.engaged_by}); release it first to engage it again.",
-                details={"category": category, "engaged_at": iso(engaged.engaged_at), "by": engaged.engaged_by},
+                details={
+                    "category": category,
+                    "engaged_at": iso(engaged.engaged_at),
+                    "by": engaged.engaged_by,
+                },
             )
         flags = list(
             selectors.flag_queryset(tenant=tenant).select_for_update().filter(kill_category=category)
@@ -113,7 +117,9 @@ def killswitch_engage(
                     reason=said,
                 )
         except IntegrityError:  # engaged in between (SQLite serialises writers; PostgreSQL has the lock)
-            raise Conflict(f"The kill switch {category!r} is engaged already.", details={"category": category}) from None
+            raise Conflict(
+                f"The kill switch {category!r} is engaged already.", details={"category": category}
+            ) from None
         killed: list[str] = []
         for flag in flags:
             if flag.state == FlagState.OFF:
@@ -124,12 +130,21 @@ def killswitch_engage(
             flag.save()
             change.flags.add(flag.key)
             KilledFlag.objects.for_tenant(tenant).create(
-                tenant=tenant, switch=switch, flag=flag, state_before=state_before, killed_version=flag.version
+                tenant=tenant,
+                switch=switch,
+                flag=flag,
+                state_before=state_before,
+                killed_version=flag.version,
             )
             killed.append(flag.key)
         document = switch_document(switch, killed)
         audit_tenant_event(
-            tenant_id=tenant.pk, entity=ENTITY, key=category, action=AuditAction.ENGAGE, before=None, after=document
+            tenant_id=tenant.pk,
+            entity=ENTITY,
+            key=category,
+            action=AuditAction.ENGAGE,
+            before=None,
+            after=document,
         )
         return switch, killed
 
@@ -219,3 +234,8 @@ def kill_categories_in_use(*, tenant: Tenant | int) -> dict[str, list[Flag]]:
     for flag in selectors.flag_queryset(tenant=tenant).exclude(kill_category=""):
         in_use.setdefault(flag.kill_category, []).append(flag)
     return in_use
+
+
+def killed_by(*, tenant: Tenant | int, flag: Flag) -> KillSwitch | None:
+    """The engaged switch that turned `flag` off and will put it back, if any (the admin's notice)."""
+    return KillSwitch.objects.for_tenant(tenant).filter(killed__flag=flag).order_by("-engaged_at").first()

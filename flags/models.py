@@ -160,6 +160,7 @@ class KillSwitch(models.Model):
             models.UniqueConstraint(fields=["tenant", "category"], name="killswitch_tenant_category_unique")
         ]
         ordering = ["category"]
+        verbose_name_plural = "kill switches"
 
     def __str__(self) -> str:
         return self.category
@@ -178,7 +179,9 @@ class KilledFlag(models.Model):
     all_tenants = models.Manager()
 
     class Meta:
-        constraints = [models.UniqueConstraint(fields=["switch", "flag"], name="killedflag_switch_flag_unique")]
+        constraints = [
+            models.UniqueConstraint(fields=["switch", "flag"], name="killedflag_switch_flag_unique")
+        ]
 
     def __str__(self) -> str:
         return f"{self.switch_id}: {self.flag_id}"

@@ -120,7 +120,10 @@ def flag_update(
             raise Invalid(errors)
         base = flag.content() if partial else {"key": flag.key, "type": flag.type}
         content = validate_flag({**base, **body, "key": flag.key, "type": flag.type})
-        if same_document(content, flag.content()) and {**flag.attributes(), **attributes} == flag.attributes():
+        if (
+            same_document(content, flag.content())
+            and {**flag.attributes(), **attributes} == flag.attributes()
+        ):
             return flag
         flag.apply_content(content)
         flag.apply_attributes(attributes)

@@ -4,25 +4,52 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('audit', '0003_event_ruleset_version'),
+        ("audit", "0003_event_ruleset_version"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='auditentry',
-            name='reason',
-            field=models.CharField(blank=True, default='', max_length=500),
+            model_name="auditentry",
+            name="reason",
+            field=models.CharField(blank=True, default="", max_length=500),
         ),
         migrations.AlterField(
-            model_name='auditentry',
-            name='action',
-            field=models.CharField(choices=[('create', 'Create'), ('update', 'Update'), ('archive', 'Archive'), ('restore', 'Restore'), ('rollback', 'Rollback'), ('delete', 'Delete'), ('kill', 'Kill'), ('unkill', 'Unkill'), ('engage', 'Engage'), ('release', 'Release')], max_length=16),
+            model_name="auditentry",
+            name="action",
+            field=models.CharField(
+                choices=[
+                    ("create", "Create"),
+                    ("update", "Update"),
+                    ("archive", "Archive"),
+                    ("restore", "Restore"),
+                    ("rollback", "Rollback"),
+                    ("delete", "Delete"),
+                    ("kill", "Kill"),
+                    ("unkill", "Unkill"),
+                    ("engage", "Engage"),
+                    ("release", "Release"),
+                ],
+                max_length=16,
+            ),
         ),
         migrations.AlterField(
-            model_name='changeevent',
-            name='action',
-            field=models.CharField(choices=[('create', 'Create'), ('update', 'Update'), ('archive', 'Archive'), ('restore', 'Restore'), ('rollback', 'Rollback'), ('delete', 'Delete'), ('kill', 'Kill'), ('unkill', 'Unkill'), ('engage', 'Engage'), ('release', 'Release')], max_length=16),
+            model_name="changeevent",
+            name="action",
+            field=models.CharField(
+                choices=[
+                    ("create", "Create"),
+                    ("update", "Update"),
+                    ("archive", "Archive"),
+                    ("restore", "Restore"),
+                    ("rollback", "Rollback"),
+                    ("delete", "Delete"),
+                    ("kill", "Kill"),
+                    ("unkill", "Unkill"),
+                    ("engage", "Engage"),
+                    ("release", "Release"),
+                ],
+                max_length=16,
+            ),
         ),
     ]

@@ -51,7 +51,9 @@ class KillSwitchCollectionView(KillSwitchAPIView):
     def get(self, request: Request) -> Response:
         """The engaged kill switches, by category, each with the flags it turned off."""
         paginator = LimitOffsetPage()
-        page = paginator.paginate_queryset(killswitch.engaged_switches(tenant=self.tenant), request, view=self)
+        page = paginator.paginate_queryset(
+            killswitch.engaged_switches(tenant=self.tenant), request, view=self
+        )
         return paginator.get_paginated_response(list(page or []))
 
 
@@ -73,9 +75,7 @@ class KillSwitchDetailView(KillSwitchAPIView):
         apply; every flag turned off gets its audit entry (action `kill`), and the tenant one
         `killswitch.engaged` event.
         """
-        switch, killed = killswitch.killswitch_engage(
-            tenant=self.tenant, category=category, actor=self.actor
-        )
+        switch, killed = killswitch.killswitch_engage(tenant=self.tenant, category=category, actor=self.actor)
         response = Response(killswitch.switch_document(switch, killed), status=status.HTTP_201_CREATED)
         response["Location"] = f"/v1/killswitch/{switch.category}"
         return response
@@ -85,7 +85,5 @@ class KillSwitchDetailView(KillSwitchAPIView):
         """Release: each flag the switch turned off is put back to its state from before (action
         `unkill`), unless its state was changed by hand meanwhile (kept, and listed in `kept`).
         Not engaged → 404."""
-        released = killswitch.killswitch_release(
-            tenant=self.tenant, category=category, actor=self.actor
-        )
+        released = killswitch.killswitch_release(tenant=self.tenant, category=category, actor=self.actor)
         return Response(released.to_document())

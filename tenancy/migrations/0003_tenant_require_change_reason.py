@@ -4,15 +4,17 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('tenancy', '0002_idempotency_claims_and_rate_limit_buckets'),
+        ("tenancy", "0002_idempotency_claims_and_rate_limit_buckets"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='tenant',
-            name='require_change_reason',
-            field=models.BooleanField(default=False, help_text="Every change (API, admin, import) must say why: X-Change-Reason, or the admin's reason field. A change without one is refused."),
+            model_name="tenant",
+            name="require_change_reason",
+            field=models.BooleanField(
+                default=False,
+                help_text="Every change (API, admin, import) must say why: X-Change-Reason, or the admin's reason field. A change without one is refused.",
+            ),
         ),
     ]

@@ -282,5 +282,10 @@ def test_engage__bypasses_no_audit_the_chain_stays_verifiable(api, tenant):
     api.delete("/v1/killswitch/payments", **WHY)
     assert verify_chain(tenant=tenant).ok
     actions = list(AuditEntry.objects.for_tenant(tenant).order_by("seq").values_list("entity", "action"))
-    assert actions[-4:] == [("flag", "kill"), ("killswitch", "engage"), ("flag", "unkill"), ("killswitch", "release")]
+    assert actions[-4:] == [
+        ("flag", "kill"),
+        ("killswitch", "engage"),
+        ("flag", "unkill"),
+        ("killswitch", "release"),
+    ]
     assert Flag.objects.for_tenant(tenant).get(key="pay-a").version == 3

@@ -102,7 +102,9 @@ def test_import_flags__reason_is_stored_and_required_by_policy(tenant, tmp_path)
     tenant_update(tenant=tenant, require_change_reason=True)
     with pytest.raises(CommandError, match="reason"):
         call_command("import_flags", "--tenant", tenant.slug, str(path), stdout=io.StringIO())
-    call_command("import_flags", "--tenant", tenant.slug, str(path), "--reason", "sync from git", stdout=io.StringIO())
+    call_command(
+        "import_flags", "--tenant", tenant.slug, str(path), "--reason", "sync from git", stdout=io.StringIO()
+    )
 
     entry = AuditEntry.objects.for_tenant(tenant).filter(entity="flag").order_by("-seq").first()
     assert entry.reason == "sync from git" and entry.actor == "system:import_flags"
