@@ -15,6 +15,7 @@ from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 
+from flags.admin.vocabulary import format_datetime
 from flags.attributes import kill_category_problem
 from flags.killswitch import (
     engaged_switches,
@@ -100,6 +101,8 @@ class KillSwitchAdmin(TenantScopedAdmin[KillSwitch]):
         for tenant in access.tenants(Role.OWNER).order_by("slug"):
             in_use = kill_categories_in_use(tenant=tenant)
             engaged = {switch["category"]: switch for switch in engaged_switches(tenant=tenant)}
+            for switch in KillSwitch.objects.for_tenant(tenant).filter(category__in=engaged):
+                engaged[switch.category]["since"] = format_datetime(switch.engaged_at)
             categories = sorted(set(in_use) | set(engaged), key=lambda c: (c not in engaged, c))
             boards.append(
                 {
@@ -155,6 +158,8 @@ class KillSwitchAdmin(TenantScopedAdmin[KillSwitch]):
         switch = next((s for s in engaged_switches(tenant=tenant) if s["category"] == category), None)
         if switch is None:
             raise Http404("This kill switch is not engaged.")
+        engaged_at = KillSwitch.objects.for_tenant(tenant).get(category=category).engaged_at
+        switch = {**switch, "since": format_datetime(engaged_at)}
         form = ReleaseForm(request.POST or None)
         if request.method == "POST" and form.is_valid():
             reason = form.cleaned_data.get("reason")
