@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+
 import pytest
 
 from audit.models import AuditEntry
@@ -117,19 +119,32 @@ def test_required_by_one_tenant__not_by_another(api, other_api, tenant):
 
 
 def test_audit_chain__covers_the_reason(api, tenant):
+    """`manage.py verify_audit` detects a reason edited behind the app's back."""
+    from django.core.management import call_command
+    from django.core.management.base import CommandError
+
+    from tests.unit.test_verify_audit import tamper
+
     api.post("/v1/flags", {"key": "f"}, format="json")  # written without a reason: verifies as before
     api.patch("/v1/flags/f", {"state": "on"}, format="json", **WHY)
     assert verify_chain(tenant=tenant).ok
-
     entry = AuditEntry.objects.for_tenant(tenant).order_by("-seq").first()
-    from django.db import connection
 
-    with connection.cursor() as cursor:  # an edit behind the app's back (the trigger is PostgreSQL's only)
-        if connection.vendor == "postgresql":
-            pytest.skip("the append-only trigger refuses the edit on PostgreSQL")
-        cursor.execute("UPDATE audit_auditentry SET reason = %s WHERE id = %s", ["nothing to see", entry.pk])
+    tamper("UPDATE audit_auditentry SET reason = %s WHERE id = %s", ["nothing to see", entry.pk])
+
     report = verify_chain(tenant=tenant)
     assert not report.ok and report.broken.seq == entry.seq
+    with pytest.raises(CommandError):
+        call_command("verify_audit", "--tenant", tenant.slug, stdout=io.StringIO())
+
+
+def test_audit_chain__a_reason_added_to_an_entry_without_one__is_detected(api, tenant):
+    from tests.unit.test_verify_audit import tamper
+
+    api.post("/v1/flags", {"key": "f"}, format="json")
+    entry = AuditEntry.objects.for_tenant(tenant).get()
+    tamper("UPDATE audit_auditentry SET reason = %s WHERE id = %s", ["approved by CTO", entry.pk])
+    assert not verify_chain(tenant=tenant).ok
 
 
 def test_audit_chain__entries_without_a_reason_hash_as_before_it_existed(tenant):
