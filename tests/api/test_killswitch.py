@@ -289,3 +289,13 @@ def test_engage__bypasses_no_audit_the_chain_stays_verifiable(api, tenant):
         ("killswitch", "release"),
     ]
     assert Flag.objects.for_tenant(tenant).get(key="pay-a").version == 3
+
+
+def test_audit__filters_the_switch_entries_by_entity(api):
+    flag(api, "pay-a")
+    api.post("/v1/killswitch/payments", **WHY)
+    response = api.get("/v1/audit?entity=killswitch")
+    assert response.status_code == 200
+    (entry,) = response.json()["results"]
+    assert (entry["entity_key"], entry["action"]) == ("payments", "engage")
+    assert entry["after"]["flags"] == ["pay-a"] and entry["reason"] == "payments provider outage INC-42"
