@@ -48,13 +48,12 @@ class TenantAPIView(APIView):
         """Every write's `X-Change-Reason`, for the audit entries the request writes (kernel.context);
         refused before the view runs when it is malformed, or missing where the tenant requires one."""
         method = request.method or "GET"
-        if method in SAFE_METHODS:
-            return
+        if method in SAFE_METHODS or not is_write_scope(required_scope(self, method)):
+            return  # a read, or a POST that changes nothing (evaluate, preview, usage)
         raw = request.META.get(REASON_META)
         reason = parse_change_reason(header_text(raw) if raw is not None else None)
         context.current_reason.set(reason)
-        if is_write_scope(required_scope(self, method)):
-            require_reason_by_policy(self.tenant, reason)
+        require_reason_by_policy(self.tenant, reason)
 
     @property
     def actor(self) -> str:

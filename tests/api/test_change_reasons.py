@@ -163,3 +163,11 @@ def test_tenant_policy_change__is_audited(tenant):
     tenant_update(tenant=tenant, require_change_reason=True)
     entry = AuditEntry.objects.for_tenant(tenant).filter(entity="tenant").get()
     assert entry.diff["require_change_reason"] == {"from": False, "to": True}
+
+
+def test_evaluate__ignores_the_header_it_has_no_change_to_explain(api):
+    api.post("/v1/flags", {"key": "f"}, format="json")
+    response = api.post(
+        "/v1/evaluate", {"flag_key": "f", "user": {"id": "u"}}, format="json", HTTP_X_CHANGE_REASON="x" * 600
+    )
+    assert response.status_code == 200
