@@ -74,3 +74,8 @@ def test_owner__engages_a_kill_switch_after_confirming__then_releases_it(page: P
     expect(page.locator(".messagelist")).to_contain_text("Back on: checkout-redesign, one-click-pay")
     assert Flag.objects.for_tenant(tenant).get(key="checkout-redesign").state == "on"
     assert Flag.objects.for_tenant(tenant).get(key="pay-later").state == "off"
+
+    page.goto(f"/admin/flags/flag/{flag.pk}/history/")
+    expect(page.locator('section[data-action="kill"] .flagsvc-reason')).to_contain_text("INC-42")
+    expect(page.locator('section[data-action="unkill"] .flagsvc-reason')).to_contain_text("provider fixed")
+    shot(page, "killswitch-7-history")
