@@ -10,6 +10,7 @@ from typing import Any
 
 from rest_framework import serializers
 
+from flags.attributes import KILL_CATEGORY
 from tenancy.schema import StrictBody
 
 
@@ -34,7 +35,7 @@ class FlagSerializer(StrictBody, serializers.Serializer[Any]):
     bucket_by = serializers.CharField(required=False)
     tags = serializers.ListField(child=serializers.CharField(), required=False)
     kill_category = serializers.RegexField(
-        r"^[a-z0-9][a-z0-9_-]{0,63}$",
+        f"^{KILL_CATEGORY.pattern}$",
         required=False,
         allow_null=True,
         help_text="The kill switch that turns this flag off (POST /v1/killswitch/{category}); null = none.",
