@@ -21,10 +21,12 @@ def _shown(value: Any, limit: int = 300) -> str:
 
 @admin.register(AuditEntry)
 class AuditEntryAdmin(TenantScopedAdmin[AuditEntry]):
-    list_display = ("ts", "tenant", "actor", "action", "entity", "entity_key", "version", "changed_fields")
+    list_display = (
+        "ts", "tenant", "actor", "action", "entity", "entity_key", "version", "changed_fields", "reason"
+    )  # fmt: skip
     list_filter = (TenantListFilter, "entity", "action", "actor", "ts")
-    search_fields = ("entity_key", "actor", "request_id")
-    search_help_text = "Search by entity key, actor or request id."
+    search_fields = ("entity_key", "actor", "request_id", "reason")
+    search_help_text = "Search by entity key, actor, request id or reason."
     date_hierarchy = "ts"
     list_select_related = ("tenant",)
     ordering = ("-ts", "-seq")
@@ -36,6 +38,7 @@ class AuditEntryAdmin(TenantScopedAdmin[AuditEntry]):
         "entity",
         "entity_key",
         "version",
+        "reason",
         "diff_table",
         "request_id",
         "seq",

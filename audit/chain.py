@@ -14,7 +14,10 @@ GENESIS = "0" * 64
 
 
 def entry_content(entry: Any) -> dict[str, Any]:
-    return {
+    """What the hash covers. `reason` joined later: it is in the content only when an entry has one,
+    so the entries written before it existed (and those without a reason) hash exactly as they did,
+    while adding, changing or removing a reason breaks the chain like any other edit."""
+    content = {
         "tenant_id": entry.tenant_id,
         "seq": entry.seq,
         "ts": entry.ts.isoformat(),
@@ -28,6 +31,9 @@ def entry_content(entry: Any) -> dict[str, Any]:
         "diff": entry.diff,
         "request_id": entry.request_id,
     }
+    if entry.reason:
+        content["reason"] = entry.reason
+    return content
 
 
 def entry_hash(prev_hash: str, content: dict[str, Any]) -> str:

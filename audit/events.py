@@ -19,6 +19,8 @@ FLAG_ROLLED_BACK = "flag.rolled_back"
 SEGMENT_CREATED = "segment.created"
 SEGMENT_UPDATED = "segment.updated"
 SEGMENT_DELETED = "segment.deleted"
+KILLSWITCH_ENGAGED = "killswitch.engaged"
+KILLSWITCH_RELEASED = "killswitch.released"
 
 EVENT_TYPES: dict[tuple[str, str], str] = {
     ("flag", AuditAction.CREATE): FLAG_CREATED,
@@ -29,6 +31,8 @@ EVENT_TYPES: dict[tuple[str, str], str] = {
     ("segment", AuditAction.CREATE): SEGMENT_CREATED,
     ("segment", AuditAction.UPDATE): SEGMENT_UPDATED,
     ("segment", AuditAction.DELETE): SEGMENT_DELETED,
+    ("killswitch", AuditAction.ENGAGE): KILLSWITCH_ENGAGED,
+    ("killswitch", AuditAction.RELEASE): KILLSWITCH_RELEASED,
 }
 """(entity, audit action) → event type. Every event the outbox holds today has one of these."""
 

@@ -19,6 +19,12 @@ class AuditAction(models.TextChoices):
     RESTORE = "restore"
     ROLLBACK = "rollback"
     DELETE = "delete"
+    # Kill switches (flags.killswitch, ADR "kill switches"): `kill`/`unkill` on each flag the switch
+    # turns off or back; `engage`/`release` on the switch itself (entity `killswitch`, its one event).
+    KILL = "kill"
+    UNKILL = "unkill"
+    ENGAGE = "engage"
+    RELEASE = "release"
 
 
 class AuditEntryQuerySet(models.QuerySet[Any]):
@@ -48,6 +54,8 @@ class AuditEntry(models.Model):
     after = models.JSONField(null=True)
     diff = models.JSONField(default=dict)
     request_id = models.CharField(max_length=128, null=True, blank=True)  # noqa: DJ001 (null = no request)
+    # Why (api.md, Safe change: X-Change-Reason); "" = none given. In the hash chain when set (audit.chain).
+    reason = models.CharField(max_length=500, blank=True, default="")
     prev_hash = models.CharField(max_length=64)
     entry_hash = models.CharField(max_length=64)
 

@@ -18,13 +18,13 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.db import transaction
 
-from audit.models import AuditEntry, ChangeEvent
+from audit.models import AuditAction, AuditEntry, ChangeEvent
 
 logger = logging.getLogger("flagsvc.events")
 
 MAX_CURSOR_DIGITS = 19
 """A cursor is an id of a 64-bit sequence: at most 19 decimal digits."""
-EVENT_ENTITIES = ("flag", "segment")
+EVENT_ENTITIES = ("flag", "segment", "killswitch")
 """The entities whose changes write an event (audit.receivers)."""
 
 
@@ -82,7 +82,11 @@ def resume_point(tenant_id: int, after: int | None) -> ResumePoint:
 def _may_have_pruned(tenant_id: int) -> bool:
     """Whether an event of the tenant is gone: every flag or segment audit entry was written with an
     event, so an entry older than the oldest retained event (or any, when none is retained) had one."""
-    entries = AuditEntry.objects.for_tenant(tenant_id).filter(entity__in=EVENT_ENTITIES)
+    entries = (
+        AuditEntry.objects.for_tenant(tenant_id)
+        .filter(entity__in=EVENT_ENTITIES)
+        .exclude(action__in=(AuditAction.KILL, AuditAction.UNKILL))  # their event is the switch's
+    )
     oldest = (
         ChangeEvent.objects.for_tenant(tenant_id)
         .order_by("pk")

@@ -84,17 +84,31 @@ def _append(
     entry = _append_entry(
         instance.tenant_id, instance.entity_name, instance.key, action, instance.version, before, after
     )
-    ChangeEvent.objects.for_tenant(instance.tenant_id).create(
-        tenant_id=instance.tenant_id,
+    if action in EVENT_OF_THE_WHOLE:
+        return  # a kill switch writes one event for all its flags (audit.records.audit_tenant_event)
+    _append_event(entry)
+
+
+EVENT_OF_THE_WHOLE = frozenset({AuditAction.KILL, AuditAction.UNKILL})
+"""Per-flag actions whose change event is the one event of the whole operation (api.md, Safe change:
+"one `killswitch.engaged` event"); their audit entries are written as for any change."""
+
+
+def _append_event(entry: AuditEntry) -> ChangeEvent:
+    """The change event of `entry`, with the ruleset version that includes it (the tenant's row lock is
+    held since `_append_entry`), announced to the stream processes after commit."""
+    event = ChangeEvent.objects.for_tenant(entry.tenant_id).create(
+        tenant_id=entry.tenant_id,
         ts=entry.ts,
         entity=entry.entity,
         entity_key=entry.entity_key,
-        action=action,
+        action=entry.action,
         version=entry.version,
-        ruleset_version=next_ruleset_version(instance.tenant_id),
+        ruleset_version=next_ruleset_version(entry.tenant_id),
         audit_entry=entry,
     )
-    announce_after_commit(instance.tenant_id)
+    announce_after_commit(entry.tenant_id)
+    return event
 
 
 def _append_entry(
@@ -123,6 +137,7 @@ def _append_entry(
         after=after,
         diff=document_diff(before, after),
         request_id=context.request_id(),
+        reason=context.reason() or "",
         prev_hash=prev_hash,
     )
     entry.entry_hash = entry_hash(prev_hash, entry_content(entry))
@@ -138,7 +153,12 @@ def _membership_document(membership: Membership) -> dict[str, Any]:
 
 
 def _tenant_document(tenant: Tenant) -> dict[str, Any]:
-    return {"slug": tenant.slug, "name": tenant.name, "is_active": tenant.is_active}
+    return {
+        "slug": tenant.slug,
+        "name": tenant.name,
+        "is_active": tenant.is_active,
+        "require_change_reason": tenant.require_change_reason,
+    }
 
 
 def _stored(instance: Membership | Tenant) -> Any:

@@ -1,12 +1,17 @@
-"""Audit entries for tenant settings that evaluation never reads (webhooks): the chain's entry alone,
-no change event. The apps above audit call this from their services, inside their transaction."""
+"""Audit entries written by services rather than by the model signals, inside the service's transaction:
+
+- `audit_record`: tenant settings that evaluation never reads (webhooks): the chain's entry alone, no
+  change event.
+- `audit_tenant_event`: one operation over many entities (a kill switch, flags.killswitch): its own
+  entry and its one change event, after the per-entity entries the signals wrote.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
 from audit.models import AuditEntry
-from audit.receivers import _append_entry
+from audit.receivers import _append_entry, _append_event
 
 
 def audit_record(
@@ -19,3 +24,18 @@ def audit_record(
     after: dict[str, Any] | None,
 ) -> AuditEntry:
     return _append_entry(tenant_id, entity, key, action, None, before, after)
+
+
+def audit_tenant_event(
+    *,
+    tenant_id: int,
+    entity: str,
+    key: str,
+    action: str,
+    before: dict[str, Any] | None,
+    after: dict[str, Any] | None,
+) -> AuditEntry:
+    """An entry and its change event (type from `audit.events.EVENT_TYPES`) for a tenant-level operation."""
+    entry = _append_entry(tenant_id, entity, key, action, None, before, after)
+    _append_event(entry)
+    return entry

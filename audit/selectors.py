@@ -49,4 +49,5 @@ def audit_document(entry: AuditEntry) -> dict[str, Any]:
         "after": entry.after,
         "diff": entry.diff,
         "request_id": entry.request_id,
+        "reason": entry.reason or None,
     }

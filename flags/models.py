@@ -28,6 +28,10 @@ FLAG_CONTENT_FIELDS: tuple[str, ...] = (
     "tags",
 )
 FLAG_READ_ONLY_FIELDS: tuple[str, ...] = ("version", "created_at", "updated_at", "archived_at")
+# Attributes of a flag outside the engine's document (they change nothing evaluation serves, so the
+# engine, the snapshot and the SDK never see them): set through the API and the admin like content,
+# validated by flags.attributes, stored in FlagVersion documents and audited.
+FLAG_ATTRIBUTE_FIELDS: tuple[str, ...] = ("kill_category",)
 
 
 class FlagType(models.TextChoices):
@@ -62,13 +66,18 @@ class Flag(VersionedTenantEntity):
     updated_at = models.DateTimeField(auto_now=True)
     archived_at = models.DateTimeField(null=True, blank=True)
     updated_by = models.CharField(max_length=200, blank=True, editable=False)
+    # The kill switch that turns this flag off in an incident (flags.killswitch); "" = none.
+    kill_category = models.CharField(max_length=64, blank=True, default="")
 
     objects = TenantScopedManager(VersionedQuerySet)
     all_tenants = models.Manager.from_queryset(VersionedQuerySet)()
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["tenant", "key"], name="flag_tenant_key_unique")]
-        indexes = [models.Index(fields=["tenant", "state"], name="flag_tenant_state_idx")]
+        indexes = [
+            models.Index(fields=["tenant", "state"], name="flag_tenant_state_idx"),
+            models.Index(fields=["tenant", "kill_category"], name="flag_tenant_kill_category_idx"),
+        ]
         ordering = ["key"]
 
     def __str__(self) -> str:
@@ -81,6 +90,14 @@ class Flag(VersionedTenantEntity):
     def content(self) -> dict[str, Any]:
         return {field: getattr(self, field) for field in FLAG_CONTENT_FIELDS}
 
+    def attributes(self) -> dict[str, Any]:
+        """The flag's attributes outside the engine document, as the API shows them."""
+        return {"kill_category": self.kill_category or None}
+
+    def apply_attributes(self, attributes: dict[str, Any]) -> None:
+        if "kill_category" in attributes:
+            self.kill_category = attributes["kill_category"] or ""
+
     def apply_content(self, content: dict[str, Any]) -> None:
         for field in FLAG_CONTENT_FIELDS:
             if field in content:
@@ -90,6 +107,7 @@ class Flag(VersionedTenantEntity):
     def to_document(self) -> dict[str, Any]:
         return {
             **self.content(),
+            **self.attributes(),
             "version": self.version,
             "created_at": iso(self.created_at),
             "updated_at": iso(self.updated_at),
@@ -117,3 +135,53 @@ class FlagVersion(models.Model):
 
     def __str__(self) -> str:
         return f"{self.flag_id} v{self.version}"
+
+
+# Kill switches (flags.killswitch; ADR "kill switches") ------------------------------------------
+
+
+class KillSwitch(models.Model):
+    """An engaged kill switch of one category: the row exists while the switch is engaged.
+
+    Its history (who engaged and released it, and why) is the audit log's (entity `killswitch`).
+    """
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.PROTECT, related_name="+")
+    category = models.CharField(max_length=64)
+    engaged_at = models.DateTimeField()
+    engaged_by = models.CharField(max_length=200)
+    reason = models.CharField(max_length=500)
+
+    objects = TenantScopedManager()
+    all_tenants = models.Manager()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "category"], name="killswitch_tenant_category_unique")
+        ]
+        ordering = ["category"]
+        verbose_name_plural = "kill switches"
+
+    def __str__(self) -> str:
+        return self.category
+
+
+class KilledFlag(models.Model):
+    """A flag an engaged switch turned off, with the state to put back on release."""
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.PROTECT, related_name="+")
+    switch = models.ForeignKey(KillSwitch, on_delete=models.CASCADE, related_name="killed")
+    flag = models.ForeignKey(Flag, on_delete=models.CASCADE, related_name="+")
+    state_before = models.CharField(max_length=8, choices=FlagState.choices)
+    killed_version = models.PositiveIntegerField(help_text="The flag's version the kill wrote.")
+
+    objects = TenantScopedManager()
+    all_tenants = models.Manager()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["switch", "flag"], name="killedflag_switch_flag_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.switch_id}: {self.flag_id}"

@@ -19,7 +19,8 @@ from flagsvc_sdk.engine import validate_flag
 from audit.models import AuditAction
 from audit.receivers import set_audit_action
 from flags import selectors
-from flags.models import FLAG_CONTENT_FIELDS, FLAG_READ_ONLY_FIELDS, Flag
+from flags.attributes import split_attributes
+from flags.models import FLAG_ATTRIBUTE_FIELDS, FLAG_CONTENT_FIELDS, FLAG_READ_ONLY_FIELDS, Flag
 from kernel.context import acting_as
 from kernel.documents import same_document
 from kernel.errors import Conflict, FlagNotFound, Invalid, NotFound
@@ -36,6 +37,7 @@ def flag_validate(*, tenant: Tenant, data: dict[str, Any]) -> dict[str, Any]:
 
     Reads without the lock: the write itself checks again, under it.
     """
+    split_attributes(data)  # kill_category: checked here, outside the engine (flags.attributes)
     content = _content_of(data)
     own_key = content.get("key")
     live_flags = {k: v for k, v in selectors.live_flag_contents(tenant=tenant).items() if k != own_key}
@@ -43,8 +45,9 @@ def flag_validate(*, tenant: Tenant, data: dict[str, Any]) -> dict[str, Any]:
 
 
 def _content_of(data: dict[str, Any]) -> dict[str, Any]:
-    """The caller's document without the read-only fields the API documents but ignores."""
-    return {k: v for k, v in data.items() if k not in FLAG_READ_ONLY_FIELDS}
+    """The engine's part of the caller's document: without the read-only fields the API documents but
+    ignores, and without the attributes outside the engine (`split_attributes` reads those)."""
+    return {k: v for k, v in data.items() if k not in FLAG_READ_ONLY_FIELDS + FLAG_ATTRIBUTE_FIELDS}
 
 
 def _locked(tenant: Tenant, key: str, *, include_archived: bool = False) -> Flag:
@@ -61,10 +64,12 @@ def flag_create(*, tenant: Tenant, actor: str | None = None, data: dict[str, Any
     The document alone is validated here; its references (segments, prerequisites) by the ruleset
     check, under the tenant's lock.
     """
+    _, attributes = split_attributes(data)
     content = validate_flag(_content_of(data))
     with acting_as(actor), ruleset_change(tenant) as change:
         flag = Flag(tenant=tenant)
         flag.apply_content(content)
+        flag.apply_attributes(attributes)
         try:
             with transaction.atomic():
                 flag.save()
@@ -80,7 +85,8 @@ def flag_create(*, tenant: Tenant, actor: str | None = None, data: dict[str, Any
             f"The key {content['key']!r} belongs to an archived flag; restore it or choose another key.",
             details={"key": content["key"], "archived": True},
         )
-    if not same_document(existing.content(), content):
+    wanted_attributes = {**Flag(tenant=tenant).attributes(), **attributes}
+    if not same_document(existing.content(), content) or existing.attributes() != wanted_attributes:
         raise Conflict(
             f"A flag with key {content['key']!r} already exists with a different definition.",
             details={"key": content["key"], "version": existing.version},
@@ -99,6 +105,9 @@ def flag_update(
 ) -> Flag:
     """Full replace (PUT) or partial change (PATCH) of the mutable fields."""
     body = _content_of(data)
+    _, attributes = split_attributes(data)
+    if not partial:  # a full replace without an attribute clears it
+        attributes = {**Flag(tenant=tenant).attributes(), **attributes}
     with acting_as(actor), ruleset_change(tenant) as change:
         flag = _locked(tenant, key)
         check_version(flag, expected_version)
@@ -111,9 +120,13 @@ def flag_update(
             raise Invalid(errors)
         base = flag.content() if partial else {"key": flag.key, "type": flag.type}
         content = validate_flag({**base, **body, "key": flag.key, "type": flag.type})
-        if same_document(content, flag.content()):
+        if (
+            same_document(content, flag.content())
+            and {**flag.attributes(), **attributes} == flag.attributes()
+        ):
             return flag
         flag.apply_content(content)
+        flag.apply_attributes(attributes)
         flag.save()
         change.flags.add(flag.key)
         return flag

@@ -80,6 +80,7 @@ class RequestContextMiddleware:
         rid_token = context.current_request_id.set(rid)
         actor_token = context.current_actor.set(None)
         tenant_token = context.current_tenant.set(None)
+        reason_token = context.current_reason.set(None)
         try:
             response = self.get_response(request)
             if is_api_path(request) and response.status_code in (404, 405, 500) and not _is_json(response):
@@ -94,6 +95,7 @@ class RequestContextMiddleware:
             context.current_request_id.reset(rid_token)
             context.current_actor.reset(actor_token)
             context.current_tenant.reset(tenant_token)
+            context.current_reason.reset(reason_token)
 
     def process_exception(self, request: HttpRequest, exc: Exception) -> HttpResponse | None:
         """Under `/v1` an exception becomes the JSON error shape; elsewhere Django answers (and logs it)."""

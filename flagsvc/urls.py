@@ -10,6 +10,7 @@ from audit.api.events import EventsView
 from audit.api.views import AuditListView
 from evaluation.admin_views import flag_preview_new_view, flag_preview_view
 from evaluation.api.views import EvaluatePreviewView, UsageReportView, evaluate_bulk_view, evaluate_view
+from flags.api.killswitch import KillSwitchCollectionView, KillSwitchDetailView
 from flags.api.views import (
     FlagCollectionView,
     FlagDetailView,
@@ -54,6 +55,8 @@ v1 = [
     re_path(rf"^flags/{KEY}/restore/?$", FlagRestoreView.as_view(), name="flag-restore"),
     re_path(rf"^flags/{KEY}/versions/?$", FlagVersionsView.as_view(), name="flag-versions"),
     re_path(rf"^flags/{KEY}/rollback/?$", FlagRollbackView.as_view(), name="flag-rollback"),
+    re_path(r"^killswitch/?$", KillSwitchCollectionView.as_view(), name="killswitches"),
+    re_path(r"^killswitch/(?P<category>[^/]{1,200})/?$", KillSwitchDetailView.as_view(), name="killswitch"),
     re_path(r"^segments/?$", SegmentCollectionView.as_view(), name="segments"),
     re_path(rf"^segments/{KEY}/?$", SegmentDetailView.as_view(), name="segment-detail"),
     re_path(r"^evaluate/preview/?$", EvaluatePreviewView.as_view(), name="evaluate-preview"),

@@ -138,3 +138,26 @@ class TagListField(forms.CharField):
 
     def prepare_value(self, value: Any) -> Any:
         return ", ".join(str(v) for v in value) if isinstance(value, list) else value
+
+
+class ReasonField(forms.CharField):
+    """ "Reason for this change": stored on the audit entry (api.md, Safe change); the text's rules are
+    `kernel.change_reason`'s, whether the tenant requires one is the form's `clean()` to ask."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("label", "Reason for this change")
+        kwargs.setdefault(
+            "help_text", "Why? Shown in the history and the audit log (at most 500 characters)."
+        )
+        kwargs.setdefault("widget", forms.TextInput(attrs={"class": "vLargeTextField", "maxlength": 500}))
+        super().__init__(required=False, strip=True, **kwargs)
+
+    def clean(self, value: Any) -> str | None:
+        from kernel.change_reason import parse_change_reason
+        from kernel.errors import Invalid
+
+        text = super().clean(value)
+        try:
+            return parse_change_reason(text)
+        except Invalid as exc:
+            raise ValidationError(exc.details["fields"]["reason"]) from None

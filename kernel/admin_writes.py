@@ -20,6 +20,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import reverse
 
 from kernel.admin_base import ModelAdminBase
+from kernel.context import acting_as
 from kernel.errors import ApiError, Invalid, as_api_error
 
 M = TypeVar("M", bound=models.Model)
@@ -117,8 +118,10 @@ class ServiceWriteAdmin(ModelAdminBase[M]):
         return type(form.__name__, (form,), {"admin_request": request})
 
     def save_model(self, request: HttpRequest, obj: M, form: Any, change: bool) -> None:
+        reason = form.cleaned_data.get("reason") or None  # a form's "Reason for this change" field
         try:
-            saved = self.write(request, form, change)
+            with acting_as(None, reason=reason):
+                saved = self.write(request, form, change)
         except Exception as exc:
             error = refused(exc)
             if error is None:

@@ -13,7 +13,7 @@ from django.utils.html import format_html_join
 from django.utils.safestring import SafeString
 from flagsvc_sdk.engine import DefinitionError, validate_segment
 
-from kernel.admin_fields import IdListField, JsonDocumentField
+from kernel.admin_fields import IdListField, JsonDocumentField, ReasonField
 from kernel.admin_writes import ServiceForm, ServiceWriteAdmin, actor_of
 from kernel.errors import ApiError
 from segments.models import Segment
@@ -21,6 +21,7 @@ from segments.selectors import segment_get
 from segments.services import segment_create, segment_delete, segment_update
 from segments.usage import segment_users
 from tenancy.admin_scoping import TenantListFilter, TenantScopedAdmin
+from tenancy.change_policy import require_reason_by_policy
 from tenancy.models import Role, Tenant
 
 _USED_BY = "_flagsvc_used_by"
@@ -43,6 +44,7 @@ class SegmentForm(ServiceForm):
     )
     when = JsonDocumentField(kind="object_or_null", rows=6, label="Condition", help_text=WHEN_HELP)
     expected_version = forms.IntegerField(required=False, widget=forms.HiddenInput)
+    reason = ReasonField()
 
     class Meta:
         model = Segment
@@ -75,6 +77,11 @@ class SegmentForm(ServiceForm):
     def clean_document(self) -> None:
         document = self.document()
         tenant = self.cleaned_data.get("tenant") if "tenant" in self.fields else self.instance.tenant
+        if isinstance(tenant, Tenant):
+            try:
+                require_reason_by_policy(tenant, self.cleaned_data.get("reason"))
+            except ApiError as exc:
+                self.add_api_error(exc)
         key = document["key"] if "key" in self.fields else None
         if isinstance(tenant, Tenant) and isinstance(key, str) and segment_get(tenant=tenant, key=key):
             self.add_error("key", f"key: {key!r} already belongs to a segment in {tenant.slug}.")
@@ -112,6 +119,8 @@ class SegmentAdmin(ServiceWriteAdmin[Segment], TenantScopedAdmin[Segment]):
             if self.has_change_permission(request, obj):
                 status += ("expected_version",)
             fieldsets.append(("Status", {"fields": status}))
+        if obj is None or self.has_change_permission(request, obj):
+            fieldsets.append((None, {"fields": ("reason",), "classes": ("flagsvc-reason-row",)}))
         return fieldsets
 
     def get_readonly_fields(self, request: HttpRequest, obj: Segment | None = None) -> tuple[str, ...]:

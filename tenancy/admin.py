@@ -39,7 +39,6 @@ from tenancy.services import (
     person_create,
     person_forget_password,
     tenant_create,
-    tenant_set_active,
     tenant_update,
 )
 
@@ -50,7 +49,7 @@ _NEW_PERSON = "_flagsvc_new_person"
 class TenantForm(ServiceForm):
     class Meta:
         model = Tenant
-        fields = ("slug", "name", "is_active")
+        fields = ("slug", "name", "is_active", "require_change_reason")
 
     def clean_document(self) -> None:
         slug = self.cleaned_data.get("slug")
@@ -73,9 +72,15 @@ class TenantAdmin(ServiceWriteAdmin[Tenant], TenantScopedAdmin[Tenant]):
         return admin_access(request).is_superuser
 
     def has_change_permission(self, request: HttpRequest, obj: Tenant | None = None) -> bool:
-        return admin_access(request).is_superuser
+        """Superusers change tenants; an owner changes only the policy of a tenant they own."""
+        access = admin_access(request)
+        if access.is_superuser:
+            return True
+        return access.can(obj.pk, Role.OWNER) if obj is not None else access.can_anywhere(Role.OWNER)
 
     def get_readonly_fields(self, request: HttpRequest, obj: Tenant | None = None) -> tuple[str, ...]:
+        if obj is not None and not admin_access(request).is_superuser:
+            return ("slug", "name", "is_active", "ruleset_version", "created_at")
         return ("slug", "ruleset_version", "created_at") if obj is not None else ()
 
     def get_list_display(self, request: HttpRequest) -> Any:
@@ -117,13 +122,20 @@ class TenantAdmin(ServiceWriteAdmin[Tenant], TenantScopedAdmin[Tenant]):
         try:
             if not change:
                 tenant = tenant_create(slug=data["slug"], name=data.get("name", ""))
-                return (
-                    tenant if data.get("is_active", True) else tenant_set_active(tenant=tenant, active=False)
+                return tenant_update(
+                    tenant=tenant,
+                    is_active=data.get("is_active", True),
+                    require_change_reason=data.get("require_change_reason", False),
                 )
         except TenancyError as exc:
             raise Invalid({"slug": [str(exc)]}) from exc
         tenant = Tenant.objects.get(pk=form.instance.pk)
-        return tenant_update(tenant=tenant, name=data.get("name"), is_active=data.get("is_active"))
+        return tenant_update(
+            tenant=tenant,
+            name=data.get("name"),
+            is_active=data.get("is_active"),
+            require_change_reason=data.get("require_change_reason"),
+        )
 
 
 class MembershipForm(ServiceForm):

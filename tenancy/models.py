@@ -44,6 +44,11 @@ class Tenant(models.Model):
         default=0, editable=False, help_text="Bumped after every committed change that affects evaluation."
     )
     created_at = models.DateTimeField(auto_now_add=True)
+    require_change_reason = models.BooleanField(
+        default=False,
+        help_text="Every change (API, admin, import) must say why: X-Change-Reason, or the admin's "
+        "reason field. A change without one is refused.",
+    )
 
     class Meta:
         ordering = ["slug"]

@@ -52,13 +52,22 @@ def tenant_create(*, slug: str, name: str = "") -> Tenant:
     return tenant
 
 
-def tenant_update(*, tenant: Tenant, name: str | None = None, is_active: bool | None = None) -> Tenant:
-    """Rename and/or (de)activate in one save, so that one edit is one audit entry."""
+def tenant_update(
+    *,
+    tenant: Tenant,
+    name: str | None = None,
+    is_active: bool | None = None,
+    require_change_reason: bool | None = None,
+) -> Tenant:
+    """Rename, (de)activate and/or set the change policy in one save: one edit is one audit entry."""
     changed: list[str] = []
     if name is not None and name != tenant.name:
         tenant.name, changed = name, [*changed, "name"]
     if is_active is not None and is_active != tenant.is_active:
         tenant.is_active, changed = is_active, [*changed, "is_active"]
+    if require_change_reason is not None and require_change_reason != tenant.require_change_reason:
+        tenant.require_change_reason = require_change_reason
+        changed = [*changed, "require_change_reason"]
     if changed:
         with transaction.atomic():
             tenant.save(update_fields=changed)

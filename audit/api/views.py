@@ -21,7 +21,7 @@ from tenancy.api.base import TenantAPIView
 from tenancy.api.helpers import choice_param, text_param
 from tenancy.schema import paginated
 
-ENTITIES = ("flag", "segment", "membership", "tenant")
+ENTITIES = ("flag", "segment", "membership", "tenant", "killswitch")
 
 
 class AuditEntrySerializer(serializers.Serializer[Any]):
@@ -36,6 +36,7 @@ class AuditEntrySerializer(serializers.Serializer[Any]):
     after = serializers.JSONField(allow_null=True)
     diff = serializers.JSONField()
     request_id = serializers.CharField(allow_null=True)
+    reason = serializers.CharField(allow_null=True, help_text="X-Change-Reason of the change, if given")
 
 
 def _time_param(request: Request, name: str) -> datetime | None:

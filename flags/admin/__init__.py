@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 from django.contrib import admin, messages
+from django.contrib.admin.helpers import ActionForm
 from django.contrib.admin.utils import unquote
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
@@ -15,18 +16,24 @@ from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
+from flags.admin import killswitches as killswitches  # registers the "Kill switches" page
 from flags.admin import views
 from flags.admin.display import ArchivedFilter, TagFilter, rollout_summary
 from flags.admin.forms import NEW_FLAG_INITIAL, FlagForm
+from flags.killswitch import killed_by
 from flags.models import Flag
 from flags.services import flag_archive, flag_create, flag_restore, flag_set_state, flag_update
+from kernel.admin_fields import ReasonField
 from kernel.admin_writes import ServiceWriteAdmin, actor_of
+from kernel.change_reason import parse_change_reason
+from kernel.context import acting_as
 from kernel.errors import as_api_error
 from tenancy.admin_scoping import TenantListFilter, TenantScopedAdmin
+from tenancy.change_policy import require_reason_by_policy
 from tenancy.models import Role
 
 EDIT_FIELDSETS: list[tuple[str | None, dict[str, Any]]] = [
-    (None, {"fields": ("tenant", "key", "name", "description", "type", "state")}),
+    (None, {"fields": ("tenant", "key", "name", "description", "type", "state", "kill_category")}),
     ("Variants", {"fields": ("variants", "off_variant")}),
     ("Targets", {"fields": ("targets_allow", "targets_allow_variant", "targets_deny")}),
     ("Rules and default", {"fields": ("rules", "default")}),
@@ -39,13 +46,19 @@ VIEW_FIELDSETS: list[tuple[str | None, dict[str, Any]]] = [
         "Definition",
         {"fields": ("variants_json", "off_variant", "targets_json", "rules_json", "default_json")},
     ),
-    ("Advanced", {"fields": ("prerequisites_json", "bucket_by", "tags")}),
+    ("Advanced", {"fields": ("prerequisites_json", "bucket_by", "tags", "kill_category")}),
     ("Status", {"fields": STATUS_FIELDS}),
 ]
 
 
 def _pre(value: Any) -> SafeString:
     return format_html('<pre class="flagsvc-pre">{}</pre>', json.dumps(value, ensure_ascii=False, indent=2))
+
+
+class FlagActionForm(ActionForm):
+    """The list's action bar, with the reason every action's audit entries carry."""
+
+    reason = ReasonField(label="Reason", help_text="")
 
 
 @admin.register(Flag)
@@ -60,6 +73,7 @@ class FlagAdmin(ServiceWriteAdmin[Flag], TenantScopedAdmin[Flag]):
     ordering = ("tenant__slug", "key")
     actions = ("turn_on", "turn_off", "archive", "restore")
     edit_role = Role.EDITOR
+    action_form = FlagActionForm
 
     class Media:
         css = {"all": ("flags/admin/flag_admin.css",)}
@@ -79,6 +93,7 @@ class FlagAdmin(ServiceWriteAdmin[Flag], TenantScopedAdmin[Flag]):
         fieldsets = list(EDIT_FIELDSETS)
         if obj is not None:
             fieldsets.append(("Status", {"fields": (*STATUS_FIELDS, "expected_version")}))
+        fieldsets.append((None, {"fields": ("reason",), "classes": ("flagsvc-reason-row",)}))
         return fieldsets
 
     def get_readonly_fields(self, request: HttpRequest, obj: Flag | None = None) -> tuple[str, ...]:
@@ -98,6 +113,15 @@ class FlagAdmin(ServiceWriteAdmin[Flag], TenantScopedAdmin[Flag]):
         if flag.archived_at is not None and request.method == "GET":
             self.message_user(
                 request, "This flag is archived: restore it (list action) to change it.", messages.WARNING
+            )
+        switch = killed_by(tenant=flag.tenant_id, flag=flag) if request.method == "GET" else None
+        if switch is not None:
+            self.message_user(
+                request,
+                f"Killed by switch {switch.category} (engaged {switch.engaged_at:%Y-%m-%d %H:%M} UTC by "
+                f"{switch.engaged_by}: {switch.reason}). Releasing the switch puts its state back, unless "
+                "you change the state here meanwhile.",
+                messages.ERROR,
             )
         return super().change_view(request, object_id, form_url, extra_context)
 
@@ -165,15 +189,25 @@ class FlagAdmin(ServiceWriteAdmin[Flag], TenantScopedAdmin[Flag]):
         applies: Callable[[Flag], bool],
         call: Callable[[Flag], object],
     ) -> None:
-        """Run one service per selected flag that the person may change; report what happened."""
+        """Run one service per selected flag that the person may change; report what happened.
+
+        The action bar's reason (FlagActionForm) goes on every audit entry; a tenant that requires
+        reasons refuses its flags without one."""
         access = self.access(request)
         changed, skipped, failed = [], 0, []
+        try:
+            reason = parse_change_reason(request.POST.get("reason"))
+        except Exception as exc:
+            self.message_user(request, f"Nothing was changed: {exc}", messages.ERROR)
+            return
         for flag in queryset.select_related("tenant"):
             if not access.can(flag.tenant_id, Role.EDITOR) or not applies(flag):
                 skipped += 1
                 continue
             try:
-                call(flag)
+                require_reason_by_policy(flag.tenant, reason)
+                with acting_as(None, reason=reason):
+                    call(flag)
             except Exception as exc:
                 err = as_api_error(exc)
                 if err is None:

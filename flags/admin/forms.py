@@ -11,9 +11,10 @@ from flagsvc_sdk.engine import DefinitionError
 from flags.models import Flag
 from flags.selectors import flag_get
 from flags.services import flag_validate
-from kernel.admin_fields import IdListField, JsonDocumentField, TagListField
+from kernel.admin_fields import IdListField, JsonDocumentField, ReasonField, TagListField
 from kernel.admin_writes import ServiceForm
 from kernel.errors import ApiError
+from tenancy.change_policy import require_reason_by_policy
 from tenancy.models import Tenant
 
 NEW_FLAG_INITIAL: dict[str, Any] = {
@@ -64,6 +65,9 @@ HELP: dict[str, str] = {
     "bucket_by": "What places a user in a rollout bucket: id (the default), or an attribute such as "
     "account_id so that a whole account gets the same variant.",
     "tags": "Comma separated, e.g. checkout, team:payments.",
+    "kill_category": "Optional. In an incident, engaging this kill switch (the Kill switches page) turns "
+    "every live flag of the category off at once, and releasing it puts each back. Lowercase letters, "
+    "digits, '-' or '_', e.g. payments.",
 }
 
 
@@ -82,7 +86,11 @@ class FlagForm(ServiceForm):
     prerequisites = JsonDocumentField(kind="list", rows=3, help_text=HELP["prerequisites"])
     bucket_by = forms.CharField(required=False, max_length=128, help_text=HELP["bucket_by"])
     tags = TagListField(help_text=HELP["tags"])
+    kill_category = forms.CharField(
+        required=False, max_length=64, label="Kill switch category", help_text=HELP["kill_category"]
+    )
     expected_version = forms.IntegerField(required=False, widget=forms.HiddenInput)
+    reason = ReasonField()
 
     class Meta:
         model = Flag
@@ -110,6 +118,7 @@ class FlagForm(ServiceForm):
             self.initial["targets_allow_variant"] = targets.get("allow_variant") or ""
             self.initial["targets_deny"] = targets.get("deny") or []
             self.initial["expected_version"] = flag.version
+            self.initial["kill_category"] = flag.kill_category
 
     def field_for_path(self, path: str) -> str | None:
         part = _TARGET_PART.match(path)
@@ -147,12 +156,17 @@ class FlagForm(ServiceForm):
             "prerequisites": data.get("prerequisites") or [],
             "bucket_by": data.get("bucket_by") or None,
             "tags": data.get("tags") or [],
+            "kill_category": data.get("kill_category") or None,
         }
 
     def clean_document(self) -> None:
         tenant = self.target_tenant()
         if tenant is None:
             return
+        try:
+            require_reason_by_policy(tenant, self.cleaned_data.get("reason"))
+        except ApiError as exc:
+            self.add_api_error(exc)
         document = self.document()
         if "key" in self.fields and isinstance(document["key"], str):
             existing = flag_get(tenant=tenant, key=document["key"], include_archived=True)

@@ -10,6 +10,7 @@ from typing import Any
 
 from rest_framework import serializers
 
+from flags.attributes import KILL_CATEGORY
 from tenancy.schema import StrictBody
 
 
@@ -33,6 +34,12 @@ class FlagSerializer(StrictBody, serializers.Serializer[Any]):
     prerequisites = serializers.JSONField(required=False)
     bucket_by = serializers.CharField(required=False)
     tags = serializers.ListField(child=serializers.CharField(), required=False)
+    kill_category = serializers.RegexField(
+        f"^{KILL_CATEGORY.pattern}$",
+        required=False,
+        allow_null=True,
+        help_text="The kill switch that turns this flag off (POST /v1/killswitch/{category}); null = none.",
+    )
     version = serializers.IntegerField(read_only=True)
     created_at = serializers.DateTimeField(read_only=True)
     updated_at = serializers.DateTimeField(read_only=True)

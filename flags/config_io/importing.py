@@ -357,7 +357,9 @@ def _apply(tenant: Tenant, change: EntityChange, actor: str) -> None:
         elif change.action == "create":
             flag_create(tenant=tenant, actor=actor, data=content)
         elif change.action == "update":
-            flag_update(tenant=tenant, key=change.key, data=content, actor=actor)
+            # The file's content is whole (normalised by the engine): a partial write replaces all of
+            # it and keeps the attributes a file does not carry (kill_category, flags.attributes).
+            flag_update(tenant=tenant, key=change.key, data=content, actor=actor, partial=True)
         else:
             flag_archive(tenant=tenant, key=change.key, actor=actor)
     except (ApiError, DefinitionError) as exc:

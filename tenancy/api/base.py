@@ -13,12 +13,16 @@ from typing import cast
 from django.http import HttpRequest
 from rest_framework.authentication import BaseAuthentication
 from rest_framework.exceptions import AuthenticationFailed
+from rest_framework.permissions import SAFE_METHODS
 from rest_framework.request import Request
 from rest_framework.views import APIView
 
 from kernel import context
+from kernel.change_reason import REASON_META, header_text, parse_change_reason
 from kernel.errors import ApiError, MalformedRequest, TenantMismatch, Unauthenticated
+from tenancy.change_policy import is_write_scope, require_reason_by_policy
 from tenancy.models import Tenant
+from tenancy.permissions import required_scope
 from tenancy.principals import ApiPrincipal
 from tenancy.selectors import active_tenant_by_slug
 
@@ -38,6 +42,18 @@ class TenantAPIView(APIView):
         self.tenant = resolve_tenant(request, principal)
         context.current_tenant.set(self.tenant.slug)
         super().check_permissions(request)
+        self.read_change_reason(request)
+
+    def read_change_reason(self, request: Request) -> None:
+        """Every write's `X-Change-Reason`, for the audit entries the request writes (kernel.context);
+        refused before the view runs when it is malformed, or missing where the tenant requires one."""
+        method = request.method or "GET"
+        if method in SAFE_METHODS or not is_write_scope(required_scope(self, method)):
+            return  # a read, or a POST that changes nothing (evaluate, preview, usage)
+        raw = request.META.get(REASON_META)
+        reason = parse_change_reason(header_text(raw) if raw is not None else None)
+        context.current_reason.set(reason)
+        require_reason_by_policy(self.tenant, reason)
 
     @property
     def actor(self) -> str:

@@ -76,6 +76,7 @@ def test_index__shows_what_the_role_allows(viewer, editor, owner):
     assert models(owner) == {
         *{"Flag", "Segment", "AuditEntry", "Tenant", "Membership", "ApiClient"},
         *{"Webhook", "WebhookDelivery"},
+        "KillSwitch",  # the kill switch page: owners only
     }
 
 

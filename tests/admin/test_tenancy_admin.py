@@ -196,7 +196,29 @@ def test_tenant__members_only_read_their_own(owner, tenant, other_tenant):
     assert [t.slug for t in response.context["cl"].result_list] == ["acme"]
     assert "owner" in response.content.decode()
     assert client.get("/admin/tenancy/tenant/add/").status_code == 403
-    assert client.post(f"/admin/tenancy/tenant/{tenant.pk}/change/", {"name": "x"}).status_code == 403
+    client.post(f"/admin/tenancy/tenant/{tenant.pk}/change/", {"name": "x", "is_active": ""})
+    tenant.refresh_from_db()
+    assert (tenant.name, tenant.is_active) != ("x", False), "an owner changes only the change policy"
+    assert client.get(f"/admin/tenancy/tenant/{other_tenant.pk}/change/").status_code in (302, 404)
+
+
+def test_tenant__an_owner_sets_the_change_reason_policy_of_their_tenant(owner, tenant, editor):
+    from audit.models import AuditEntry
+
+    assert (
+        signed_in(editor)
+        .post(f"/admin/tenancy/tenant/{tenant.pk}/change/", {"require_change_reason": "on"})
+        .status_code
+        == 403
+    )
+    response = signed_in(owner).post(
+        f"/admin/tenancy/tenant/{tenant.pk}/change/", {"require_change_reason": "on"}
+    )
+    assert response.status_code == 302
+    tenant.refresh_from_db()
+    assert tenant.require_change_reason is True
+    entry = AuditEntry.objects.for_tenant(tenant).filter(entity="tenant").latest("seq")
+    assert entry.actor == "user:olivia" and entry.diff["require_change_reason"]["to"] is True
 
 
 def test_user_page__superuser_sees_memberships_inline(superuser, owner):

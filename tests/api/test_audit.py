@@ -25,6 +25,7 @@ def test_audit__newest_first_with_the_documented_fields(api):
         "after",
         "diff",
         "request_id",
+        "reason",
     }
     assert latest["action"] == "update" and first["action"] == "create"
     assert first["before"] is None

@@ -1,4 +1,4 @@
-"""`manage.py import_flags --tenant T FILE [--dry-run] [--prune]` (docs/operations.md)."""
+"""`manage.py import_flags --tenant T FILE [--dry-run] [--prune] [--reason TEXT]` (docs/operations.md)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,10 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from flags.config_io import IMPORT_ACTOR, Format, ImportRejected, document_loads, ruleset_import
+from kernel.change_reason import parse_change_reason
 from kernel.context import acting_as
+from kernel.errors import Invalid
+from tenancy.change_policy import require_reason_by_policy
 from tenancy.models import Tenant
 
 
@@ -28,11 +31,21 @@ class Command(BaseCommand):
             action="store_true",
             help="also archive the live flags and delete the segments that the file does not name",
         )
+        parser.add_argument(
+            "--reason",
+            help="why (stored on every audit entry of the import; required when the tenant requires reasons)",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         tenant = Tenant.objects.filter(slug=options["tenant"]).first()
         if tenant is None:
             raise CommandError(f"No tenant {options['tenant']!r}.")
+        try:
+            reason = parse_change_reason(options.get("reason"))
+            if not options["dry_run"]:
+                require_reason_by_policy(tenant, reason)
+        except Invalid as exc:
+            raise CommandError(f"--reason: {exc.message}") from None
         name = options["file"]
         try:
             text = sys.stdin.read() if name == "-" else Path(name).read_text(encoding="utf-8")
@@ -44,7 +57,7 @@ class Command(BaseCommand):
             document = document_loads(text, fmt)
         except ValueError as exc:
             raise CommandError(f"{name} is {exc}") from None
-        with acting_as(IMPORT_ACTOR):
+        with acting_as(IMPORT_ACTOR, reason=reason):
             try:
                 plan = ruleset_import(
                     tenant=tenant, document=document, dry_run=options["dry_run"], prune=options["prune"]
