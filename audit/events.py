@@ -19,6 +19,10 @@ FLAG_ROLLED_BACK = "flag.rolled_back"
 SEGMENT_CREATED = "segment.created"
 SEGMENT_UPDATED = "segment.updated"
 SEGMENT_DELETED = "segment.deleted"
+CHANGE_REQUEST_OPENED = "change_request.opened"
+CHANGE_REQUEST_APPROVED = "change_request.approved"
+CHANGE_REQUEST_APPLIED = "change_request.applied"
+CHANGE_REQUEST_REJECTED = "change_request.rejected"
 
 EVENT_TYPES: dict[tuple[str, str], str] = {
     ("flag", AuditAction.CREATE): FLAG_CREATED,
@@ -29,6 +33,10 @@ EVENT_TYPES: dict[tuple[str, str], str] = {
     ("segment", AuditAction.CREATE): SEGMENT_CREATED,
     ("segment", AuditAction.UPDATE): SEGMENT_UPDATED,
     ("segment", AuditAction.DELETE): SEGMENT_DELETED,
+    ("change_request", AuditAction.OPEN): CHANGE_REQUEST_OPENED,
+    ("change_request", AuditAction.APPROVE): CHANGE_REQUEST_APPROVED,
+    ("change_request", AuditAction.APPLY): CHANGE_REQUEST_APPLIED,
+    ("change_request", AuditAction.REJECT): CHANGE_REQUEST_REJECTED,
 }
 """(entity, audit action) → event type. Every event the outbox holds today has one of these."""
 

@@ -19,6 +19,12 @@ class AuditAction(models.TextChoices):
     RESTORE = "restore"
     ROLLBACK = "rollback"
     DELETE = "delete"
+    # A change request's life (entity `change_request`, flags/change_requests.py).
+    OPEN = "open"
+    EDIT = "edit"
+    APPROVE = "approve"
+    REJECT = "reject"
+    APPLY = "apply"
 
 
 class AuditEntryQuerySet(models.QuerySet[Any]):

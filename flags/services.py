@@ -4,7 +4,9 @@ Each runs in one ruleset transaction (`tenancy.ruleset.ruleset_change`): take th
 validate the document with the engine (the same definition of a valid flag as the SDK), lock the row,
 check the expected version, save. Saving bumps `version`; the receivers store the FlagVersion, the audit
 entry and the change event in the same transaction, and invalidate the tenant's compiled ruleset after
-commit. Before the commit, the ruleset check (`flags.integrity.ruleset_check`) validates what was written
+commit. Every public write of an existing flag passes the change-request gate (`flags.approvals.gate`)
+under the row lock: a protected flag is not written, a change request is opened and `ApprovalRequired`
+raised after the transaction block (ADR 0014). Before the commit, the ruleset check (`flags.integrity.ruleset_check`) validates what was written
 against the stored ruleset (segments, prerequisites, cycles) and refuses a change that breaks a live flag.
 """
 
@@ -18,7 +20,7 @@ from flagsvc_sdk.engine import validate_flag
 
 from audit.models import AuditAction
 from audit.receivers import set_audit_action
-from flags import selectors
+from flags import approvals, selectors
 from flags.models import FLAG_CONTENT_FIELDS, FLAG_READ_ONLY_FIELDS, Flag
 from kernel.context import acting_as
 from kernel.documents import same_document
@@ -44,7 +46,17 @@ def flag_validate(*, tenant: Tenant, data: dict[str, Any]) -> dict[str, Any]:
 
 def _content_of(data: dict[str, Any]) -> dict[str, Any]:
     """The caller's document without the read-only fields the API documents but ignores."""
-    return {k: v for k, v in data.items() if k not in FLAG_READ_ONLY_FIELDS}
+    return {k: v for k, v in data.items() if k not in FLAG_READ_ONLY_FIELDS and k != "protected"}
+
+
+def _protected_of(data: dict[str, Any]) -> bool | None:
+    """`protected` of a write (four eyes, flags/approvals.py): a boolean, or None when absent (unchanged)."""
+    value = data.get("protected")
+    if value is None:
+        return None
+    if not isinstance(value, bool):
+        raise Invalid({"protected": ["Use true or false."]})
+    return value
 
 
 def _locked(tenant: Tenant, key: str, *, include_archived: bool = False) -> Flag:
@@ -62,8 +74,9 @@ def flag_create(*, tenant: Tenant, actor: str | None = None, data: dict[str, Any
     check, under the tenant's lock.
     """
     content = validate_flag(_content_of(data))
+    protected = _protected_of(data)
     with acting_as(actor), ruleset_change(tenant) as change:
-        flag = Flag(tenant=tenant)
+        flag = Flag(tenant=tenant, protected=bool(protected))
         flag.apply_content(content)
         try:
             with transaction.atomic():
@@ -80,7 +93,7 @@ def flag_create(*, tenant: Tenant, actor: str | None = None, data: dict[str, Any
             f"The key {content['key']!r} belongs to an archived flag; restore it or choose another key.",
             details={"key": content["key"], "archived": True},
         )
-    if not same_document(existing.content(), content):
+    if not same_document(existing.content(), content) or protected not in (None, existing.protected):
         raise Conflict(
             f"A flag with key {content['key']!r} already exists with a different definition.",
             details={"key": content["key"], "version": existing.version},
@@ -97,8 +110,13 @@ def flag_update(
     expected_version: int | None = None,
     partial: bool = False,
 ) -> Flag:
-    """Full replace (PUT) or partial change (PATCH) of the mutable fields."""
+    """Full replace (PUT) or partial change (PATCH) of the mutable fields.
+
+    `protected` absent keeps the flag's (PUT too: it is governance, not definition). A protected flag is
+    not written: `ApprovalRequired` with the change request that holds the proposal (flags/approvals.py).
+    """
     body = _content_of(data)
+    protected = _protected_of(data)
     with acting_as(actor), ruleset_change(tenant) as change:
         flag = _locked(tenant, key)
         check_version(flag, expected_version)
@@ -111,12 +129,22 @@ def flag_update(
             raise Invalid(errors)
         base = flag.content() if partial else {"key": flag.key, "type": flag.type}
         content = validate_flag({**base, **body, "key": flag.key, "type": flag.type})
-        if same_document(content, flag.content()):
+        protected = flag.protected if protected is None else protected
+        if same_document(content, flag.content()) and protected == flag.protected:
             return flag
-        flag.apply_content(content)
-        flag.save()
-        change.flags.add(flag.key)
-        return flag
+        # Four eyes: the one gate (flags/approvals.py); None = write, else a change request was opened.
+        opened = approvals.gate(
+            flag,
+            kind="update",
+            proposed=approvals.flag_state_document(content, protected=protected, archived=False),
+        )
+        if opened is None:
+            flag.apply_content(content)
+            flag.protected = protected
+            flag.save()
+            change.flags.add(flag.key)
+            return flag
+    raise approvals.ApprovalRequired(opened)  # after the block: the change request is kept
 
 
 def flag_archive(
@@ -126,10 +154,17 @@ def flag_archive(
     with acting_as(actor), ruleset_change(tenant) as change:
         flag = _locked(tenant, key)
         check_version(flag, expected_version)
-        flag.archived_at = timezone.now()
-        flag.save()
-        change.flags.add(flag.key)
-        return flag
+        opened = approvals.gate(  # four eyes (flags/approvals.py)
+            flag,
+            kind="archive",
+            proposed=approvals.flag_state_document(flag.content(), protected=flag.protected, archived=True),
+        )
+        if opened is None:
+            flag.archived_at = timezone.now()
+            flag.save()
+            change.flags.add(flag.key)
+            return flag
+    raise approvals.ApprovalRequired(opened)  # after the block: the change request is kept
 
 
 def flag_restore(*, tenant: Tenant, key: str, actor: str | None = None) -> Flag:
@@ -142,10 +177,17 @@ def flag_restore(*, tenant: Tenant, key: str, actor: str | None = None) -> Flag:
         flag = _locked(tenant, key, include_archived=True)
         if not flag.is_archived:
             return flag
-        flag.archived_at = None
-        flag.save()
-        change.flags.add(flag.key)
-        return flag
+        opened = approvals.gate(  # four eyes (flags/approvals.py)
+            flag,
+            kind="restore",
+            proposed=approvals.flag_state_document(flag.content(), protected=flag.protected, archived=False),
+        )
+        if opened is None:
+            flag.archived_at = None
+            flag.save()
+            change.flags.add(flag.key)
+            return flag
+    raise approvals.ApprovalRequired(opened)  # after the block: the change request is kept
 
 
 def flag_rollback(*, tenant: Tenant, key: str, version: int, actor: str | None = None) -> Flag:
@@ -157,11 +199,19 @@ def flag_rollback(*, tenant: Tenant, key: str, version: int, actor: str | None =
             raise NotFound(f"Flag {key!r} has no version {version}.", details={"version": version})
         old = {k: v for k, v in stored.document.items() if k in FLAG_CONTENT_FIELDS}
         content = validate_flag({**old, "key": flag.key, "type": flag.type})
-        flag.apply_content(content)
-        set_audit_action(flag, AuditAction.ROLLBACK)
-        flag.save()
-        change.flags.add(flag.key)
-        return flag
+        opened = approvals.gate(  # four eyes (flags/approvals.py); a rollback keeps `protected`
+            flag,
+            kind="rollback",
+            proposed=approvals.flag_state_document(content, protected=flag.protected, archived=False),
+            rollback_version=version,
+        )
+        if opened is None:
+            flag.apply_content(content)
+            set_audit_action(flag, AuditAction.ROLLBACK)
+            flag.save()
+            change.flags.add(flag.key)
+            return flag
+    raise approvals.ApprovalRequired(opened)  # after the block: the change request is kept
 
 
 def flag_set_state(*, tenant: Tenant, key: str, state: str, actor: str | None = None) -> Flag:

@@ -33,6 +33,9 @@ class FlagSerializer(StrictBody, serializers.Serializer[Any]):
     prerequisites = serializers.JSONField(required=False)
     bucket_by = serializers.CharField(required=False)
     tags = serializers.ListField(child=serializers.CharField(), required=False)
+    protected = serializers.BooleanField(
+        required=False, help_text="changes need another person's approval (absent: unchanged)"
+    )
     version = serializers.IntegerField(read_only=True)
     created_at = serializers.DateTimeField(read_only=True)
     updated_at = serializers.DateTimeField(read_only=True)

@@ -8,6 +8,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from flags import selectors, services
+from flags.api.change_requests import accepted
+from flags.approvals import ApprovalRequired
 from flags.api.serializers import FlagSerializer, FlagVersionSerializer, RollbackSerializer
 from flags.models import Flag, FlagState, FlagType, FlagVersion
 from kernel.errors import FlagNotFound, Invalid
@@ -111,22 +113,28 @@ class FlagDetailView(TenantAPIView):
 
     def _update(self, request: Request, key: str, *, partial: bool) -> Response:
         body = json_object(request)
-        flag = services.flag_update(
-            tenant=self.tenant,
-            key=key,
-            data=body,
-            actor=self.actor,
-            expected_version=expected_version(request, body),
-            partial=partial,
-        )
+        try:
+            flag = services.flag_update(
+                tenant=self.tenant,
+                key=key,
+                data=body,
+                actor=self.actor,
+                expected_version=expected_version(request, body),
+                partial=partial,
+            )
+        except ApprovalRequired as exc:  # a protected flag: 202 with the change request
+            return accepted(exc)
         return _flag_response(flag)
 
     @extend_schema(responses={204: None})
     def delete(self, request: Request, key: str) -> Response:
         """Archive a flag: it stops evaluating (404 `flag_not_found`) and can be restored."""
-        services.flag_archive(
-            tenant=self.tenant, key=key, actor=self.actor, expected_version=expected_version(request)
-        )
+        try:
+            services.flag_archive(
+                tenant=self.tenant, key=key, actor=self.actor, expected_version=expected_version(request)
+            )
+        except ApprovalRequired as exc:  # a protected flag: 202 with the change request
+            return accepted(exc)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -137,7 +145,10 @@ class FlagRestoreView(TenantAPIView):
     @extend_schema(request=None, responses={200: FlagSerializer})
     def post(self, request: Request, key: str) -> Response:
         """Restore an archived flag."""
-        return _flag_response(services.flag_restore(tenant=self.tenant, key=key, actor=self.actor))
+        try:
+            return _flag_response(services.flag_restore(tenant=self.tenant, key=key, actor=self.actor))
+        except ApprovalRequired as exc:  # a protected flag: 202 with the change request
+            return accepted(exc)
 
 
 class FlagVersionsView(TenantAPIView):
@@ -181,6 +192,9 @@ class FlagRollbackView(TenantAPIView):
         if "version" not in body:
             raise Invalid({"version": ['Name the version to roll back to: {"version": N}.']})
         version = parse_version(body["version"], "version")
-        return _flag_response(
-            services.flag_rollback(tenant=self.tenant, key=key, version=version, actor=self.actor)
-        )
+        try:
+            return _flag_response(
+                services.flag_rollback(tenant=self.tenant, key=key, version=version, actor=self.actor)
+            )
+        except ApprovalRequired as exc:  # a protected flag: 202 with the change request
+            return accepted(exc)
