@@ -23,7 +23,7 @@ from typing import Any
 from audit.diff import document_diff
 from audit.models import AuditAction
 from audit.records import audit_event, audit_record
-from flags.models import ChangeRequest, ChangeRequestKind, ChangeRequestStatus, Flag, OPEN_STATUSES
+from flags.models import OPEN_STATUSES, ChangeRequest, ChangeRequestKind, ChangeRequestStatus, Flag
 from kernel import context
 from kernel.timefmt import iso
 

@@ -105,23 +105,27 @@ def _audit(cr: ChangeRequest, action: str, before: dict[str, Any] | None, *, eve
         )
 
 
-def change_request_edit(
-    *, tenant: Tenant, cr_id: int, proposed: Any, actor: str
-) -> ChangeRequest:
+def change_request_edit(*, tenant: Tenant, cr_id: int, proposed: Any, actor: str) -> ChangeRequest:
     """The author changes some fields of the proposal; it is validated again and its approvals cleared."""
     if not isinstance(proposed, dict):
-        raise Invalid({"proposed": ["An object of the flag fields to change, e.g. {\"state\": \"on\"}."]})
+        raise Invalid({"proposed": ['An object of the flag fields to change, e.g. {"state": "on"}.']})
     unknown = sorted(str(name) for name in proposed if name not in EDITABLE_FIELDS)
     if unknown:
-        raise Invalid({f"proposed.{name[:64]}": ["Not a field a change request can change."] for name in unknown[:20]})
+        raise Invalid(
+            {f"proposed.{name[:64]}": ["Not a field a change request can change."] for name in unknown[:20]}
+        )
     with acting_as(actor), transaction.atomic():
         lock_tenant(tenant.pk)
         cr = _locked(tenant, cr_id)
         if cr.author != actor:
-            raise NotAuthor(f"Only {cr.author} may edit change request #{cr.pk}; open your own by changing the flag.")
+            raise NotAuthor(
+                f"Only {cr.author} may edit change request #{cr.pk}; open your own by changing the flag."
+            )
         _refuse_closed(cr, "edited")
         if cr.kind != ChangeRequestKind.UPDATE:
-            raise Invalid({"proposed": [f"A {cr.kind} request has nothing to edit; reject it or open another."]})
+            raise Invalid(
+                {"proposed": [f"A {cr.kind} request has nothing to edit; reject it or open another."]}
+            )
         fields = {
             field: [f"`{field}` cannot change (it is {cr.proposed.get(field)!r})."]
             for field in ("key", "type")
@@ -172,7 +176,9 @@ def change_request_reject(
         lock_tenant(tenant.pk)
         cr = _locked(tenant, cr_id)
         if cr.author != actor and not may_reject_others:
-            raise InsufficientScope("Rejecting another actor's change request needs the `flags:approve` scope.")
+            raise InsufficientScope(
+                "Rejecting another actor's change request needs the `flags:approve` scope."
+            )
         _refuse_closed(cr, "rejected")
         before = approvals.change_request_document(cr)
         cr.status = ChangeRequestStatus.REJECTED
@@ -196,10 +202,10 @@ def change_request_apply(*, tenant: Tenant, cr_id: int, actor: str) -> tuple[Cha
                 ChangeRequestStatus.APPLIED: f"it was applied already (version {cr.applied_version})",
                 ChangeRequestStatus.REJECTED: "it was rejected",
             }.get(ChangeRequestStatus(cr.status), cr.status)
-            raise Conflict(f"Change request #{cr.pk} cannot be applied: {hint}.", details={"status": cr.status})
-        flag = (
-            Flag.objects.for_tenant(tenant).select_for_update().filter(pk=cr.flag_id).first()
-        )
+            raise Conflict(
+                f"Change request #{cr.pk} cannot be applied: {hint}.", details={"status": cr.status}
+            )
+        flag = Flag.objects.for_tenant(tenant).select_for_update().filter(pk=cr.flag_id).first()
         if flag is None:  # pragma: no cover - a flag is never hard-deleted while requests refer to it
             raise NotFound(f"The flag of change request #{cr.pk} is gone.")
         if flag.version != cr.base_version:

@@ -63,14 +63,20 @@ v1 = [
     re_path(rf"^flags/{KEY}/versions/?$", FlagVersionsView.as_view(), name="flag-versions"),
     re_path(rf"^flags/{KEY}/rollback/?$", FlagRollbackView.as_view(), name="flag-rollback"),
     re_path(r"^change-requests/?$", ChangeRequestCollectionView.as_view(), name="change-requests"),
-    re_path(rf"^change-requests/{CHANGE_REQUEST}/?$", ChangeRequestDetailView.as_view(), name="change-request"),
     re_path(
-        rf"^change-requests/{CHANGE_REQUEST}/approve/?$", ChangeRequestApproveView.as_view(), name="cr-approve"
+        rf"^change-requests/{CHANGE_REQUEST}/?$", ChangeRequestDetailView.as_view(), name="change-request"
+    ),
+    re_path(
+        rf"^change-requests/{CHANGE_REQUEST}/approve/?$",
+        ChangeRequestApproveView.as_view(),
+        name="cr-approve",
     ),
     re_path(
         rf"^change-requests/{CHANGE_REQUEST}/reject/?$", ChangeRequestRejectView.as_view(), name="cr-reject"
     ),
-    re_path(rf"^change-requests/{CHANGE_REQUEST}/apply/?$", ChangeRequestApplyView.as_view(), name="cr-apply"),
+    re_path(
+        rf"^change-requests/{CHANGE_REQUEST}/apply/?$", ChangeRequestApplyView.as_view(), name="cr-apply"
+    ),
     re_path(r"^segments/?$", SegmentCollectionView.as_view(), name="segments"),
     re_path(rf"^segments/{KEY}/?$", SegmentDetailView.as_view(), name="segment-detail"),
     re_path(r"^evaluate/preview/?$", EvaluatePreviewView.as_view(), name="evaluate-preview"),

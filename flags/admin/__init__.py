@@ -9,15 +9,20 @@ from typing import Any
 from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
 from django.db.models import QuerySet
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import URLPattern, path
 from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
 from flags.admin import views
+from flags.admin.change_requests import (  # also registers the change requests' admin
+    opened_message,
+    review_url,
+)
 from flags.admin.display import ArchivedFilter, TagFilter, rollout_summary
 from flags.admin.forms import NEW_FLAG_INITIAL, FlagForm
+from flags.approvals import ApprovalRequired
 from flags.models import Flag
 from flags.services import flag_archive, flag_create, flag_restore, flag_set_state, flag_update
 from kernel.admin_writes import ServiceWriteAdmin, actor_of
@@ -30,7 +35,7 @@ EDIT_FIELDSETS: list[tuple[str | None, dict[str, Any]]] = [
     ("Variants", {"fields": ("variants", "off_variant")}),
     ("Targets", {"fields": ("targets_allow", "targets_allow_variant", "targets_deny")}),
     ("Rules and default", {"fields": ("rules", "default")}),
-    ("Advanced", {"fields": ("prerequisites", "bucket_by", "tags"), "classes": ("collapse",)}),
+    ("Advanced", {"fields": ("prerequisites", "bucket_by", "tags", "protected"), "classes": ("collapse",)}),
 ]
 STATUS_FIELDS = ("rollout", "version", "last_change")
 VIEW_FIELDSETS: list[tuple[str | None, dict[str, Any]]] = [
@@ -39,9 +44,12 @@ VIEW_FIELDSETS: list[tuple[str | None, dict[str, Any]]] = [
         "Definition",
         {"fields": ("variants_json", "off_variant", "targets_json", "rules_json", "default_json")},
     ),
-    ("Advanced", {"fields": ("prerequisites_json", "bucket_by", "tags")}),
+    ("Advanced", {"fields": ("prerequisites_json", "bucket_by", "tags", "protected")}),
     ("Status", {"fields": STATUS_FIELDS}),
 ]
+
+
+_OPENED = "_flagsvc_change_request_opened"
 
 
 def _pre(value: Any) -> SafeString:
@@ -51,7 +59,16 @@ def _pre(value: Any) -> SafeString:
 @admin.register(Flag)
 class FlagAdmin(ServiceWriteAdmin[Flag], TenantScopedAdmin[Flag]):
     form = FlagForm
-    list_display = ("key", "tenant", "state_badge", "version", "last_change", "rule_count", "rollout")
+    list_display = (
+        "key",
+        "tenant",
+        "state_badge",
+        "version",
+        "last_change",
+        "rule_count",
+        "rollout",
+        "protected",
+    )
     list_filter = (TenantListFilter, "state", "type", TagFilter, ArchivedFilter)
     search_fields = ("key", "name", "description")
     search_help_text = "Search by key, name or description."
@@ -99,7 +116,22 @@ class FlagAdmin(ServiceWriteAdmin[Flag], TenantScopedAdmin[Flag]):
             self.message_user(
                 request, "This flag is archived: restore it (list action) to change it.", messages.WARNING
             )
+        if flag.protected and request.method == "GET":  # four eyes (flags/approvals.py)
+            self.message_user(
+                request,
+                "Protected: changes need approval. Saving opens a change request that another person "
+                "must approve before it is applied.",
+                messages.WARNING,
+            )
         return super().change_view(request, object_id, form_url, extra_context)
+
+    def response_change(self, request: HttpRequest, obj: Flag) -> HttpResponse:
+        """A save the gate stopped goes to the change request's review page, not "changed successfully"."""
+        opened = getattr(request, _OPENED, None)
+        if isinstance(opened, ApprovalRequired):
+            self.message_user(request, opened_message(opened), messages.WARNING)
+            return HttpResponseRedirect(review_url(opened.change_request))
+        return super().response_change(request, obj)
 
     # --- columns and read-only displays ------------------------------------------------------
 
@@ -147,13 +179,19 @@ class FlagAdmin(ServiceWriteAdmin[Flag], TenantScopedAdmin[Flag]):
         document = form.document()
         if change:
             flag: Flag = form.instance
-            return flag_update(
-                tenant=flag.tenant,
-                key=flag.key,
-                data=document,
-                actor=actor_of(request),
-                expected_version=form.cleaned_data.get("expected_version"),
-            )
+            try:
+                return flag_update(
+                    tenant=flag.tenant,
+                    key=flag.key,
+                    data=document,
+                    actor=actor_of(request),
+                    expected_version=form.cleaned_data.get("expected_version"),
+                )
+            except (
+                ApprovalRequired
+            ) as exc:  # four eyes: kept in the admin's transaction, shown by response_change
+                setattr(request, _OPENED, exc)
+                return Flag.objects.for_tenant(flag.tenant_id).get(pk=flag.pk)
         created, _ = flag_create(tenant=form.cleaned_data["tenant"], data=document, actor=actor_of(request))
         return created
 
@@ -174,6 +212,9 @@ class FlagAdmin(ServiceWriteAdmin[Flag], TenantScopedAdmin[Flag]):
                 continue
             try:
                 call(flag)
+            except ApprovalRequired as exc:  # four eyes: the change waits in a change request
+                self.message_user(request, opened_message(exc), messages.WARNING)
+                continue
             except Exception as exc:
                 err = as_api_error(exc)
                 if err is None:

@@ -28,7 +28,9 @@ class ChangeRequestSerializer(serializers.Serializer[Any]):
     kind = serializers.ChoiceField(["update", "archive", "restore", "rollback"])
     status = serializers.ChoiceField(list(ChangeRequestStatus.values))
     base_version = serializers.IntegerField()
-    proposed = serializers.JSONField(help_text="the flag's fields after the change, with protected and archived")
+    proposed = serializers.JSONField(
+        help_text="the flag's fields after the change, with protected and archived"
+    )
     diff = serializers.JSONField(help_text="changed field path → {from, to}, from the base version")
     author = serializers.CharField()
     approvals = serializers.JSONField(help_text='[{"actor", "at"}]')
@@ -116,7 +118,9 @@ class ChangeRequestRejectView(TenantAPIView):
         """Reject a change request (`flags:approve`); its author may withdraw it with `flags:write`."""
         may_approve = self.principal.has_scope("flags:approve")
         if not may_approve and not self.principal.has_scope("flags:write"):
-            raise InsufficientScope("This route needs the `flags:approve` scope (or `flags:write` for the author).")
+            raise InsufficientScope(
+                "This route needs the `flags:approve` scope (or `flags:write` for the author)."
+            )
         cr = change_requests.change_request_reject(
             tenant=self.tenant, cr_id=int(cr_id), actor=self.actor, may_reject_others=may_approve
         )
@@ -130,7 +134,9 @@ class ChangeRequestApplyView(TenantAPIView):
     @extend_schema(request=None, responses={200: ChangeRequestSerializer})
     def post(self, request: Request, cr_id: str) -> Response:
         """Apply an approved change request as a new version of the flag (a moved base version → 412)."""
-        cr, flag = change_requests.change_request_apply(tenant=self.tenant, cr_id=int(cr_id), actor=self.actor)
+        cr, flag = change_requests.change_request_apply(
+            tenant=self.tenant, cr_id=int(cr_id), actor=self.actor
+        )
         return Response(
             {**change_request_document(cr), "flag": flag.to_document()},
             headers={"ETag": f'"{flag.version}"'},

@@ -9,8 +9,8 @@ from rest_framework.response import Response
 
 from flags import selectors, services
 from flags.api.change_requests import accepted
-from flags.approvals import ApprovalRequired
 from flags.api.serializers import FlagSerializer, FlagVersionSerializer, RollbackSerializer
+from flags.approvals import ApprovalRequired
 from flags.models import Flag, FlagState, FlagType, FlagVersion
 from kernel.errors import FlagNotFound, Invalid
 from kernel.pagination import LimitOffsetPage

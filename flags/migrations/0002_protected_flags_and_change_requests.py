@@ -5,41 +5,83 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('flags', '0001_initial'),
-        ('tenancy', '0002_idempotency_claims_and_rate_limit_buckets'),
+        ("flags", "0001_initial"),
+        ("tenancy", "0002_idempotency_claims_and_rate_limit_buckets"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='flag',
-            name='protected',
+            model_name="flag",
+            name="protected",
             field=models.BooleanField(default=False),
         ),
         migrations.CreateModel(
-            name='ChangeRequest',
+            name="ChangeRequest",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('flag_key', models.CharField(max_length=128)),
-                ('kind', models.CharField(choices=[('update', 'Update'), ('archive', 'Archive'), ('restore', 'Restore'), ('rollback', 'Rollback')], max_length=16)),
-                ('status', models.CharField(choices=[('pending', 'Pending'), ('approved', 'Approved'), ('applied', 'Applied'), ('rejected', 'Rejected')], default='pending', max_length=16)),
-                ('base_version', models.PositiveIntegerField()),
-                ('base', models.JSONField()),
-                ('proposed', models.JSONField()),
-                ('rollback_version', models.PositiveIntegerField(blank=True, null=True)),
-                ('author', models.CharField(max_length=200)),
-                ('approvals', models.JSONField(default=list)),
-                ('decided_by', models.CharField(blank=True, default='', max_length=200)),
-                ('applied_version', models.PositiveIntegerField(blank=True, null=True)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('flag', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='change_requests', to='flags.flag')),
-                ('tenant', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='+', to='tenancy.tenant')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("flag_key", models.CharField(max_length=128)),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[
+                            ("update", "Update"),
+                            ("archive", "Archive"),
+                            ("restore", "Restore"),
+                            ("rollback", "Rollback"),
+                        ],
+                        max_length=16,
+                    ),
+                ),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("pending", "Pending"),
+                            ("approved", "Approved"),
+                            ("applied", "Applied"),
+                            ("rejected", "Rejected"),
+                        ],
+                        default="pending",
+                        max_length=16,
+                    ),
+                ),
+                ("base_version", models.PositiveIntegerField()),
+                ("base", models.JSONField()),
+                ("proposed", models.JSONField()),
+                ("rollback_version", models.PositiveIntegerField(blank=True, null=True)),
+                ("author", models.CharField(max_length=200)),
+                ("approvals", models.JSONField(default=list)),
+                ("decided_by", models.CharField(blank=True, default="", max_length=200)),
+                ("applied_version", models.PositiveIntegerField(blank=True, null=True)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                (
+                    "flag",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="change_requests",
+                        to="flags.flag",
+                    ),
+                ),
+                (
+                    "tenant",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT, related_name="+", to="tenancy.tenant"
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-id'],
-                'indexes': [models.Index(fields=['tenant', 'status', '-id'], name='cr_tenant_status_idx'), models.Index(fields=['tenant', 'flag_key', '-id'], name='cr_tenant_flag_idx')],
+                "ordering": ["-id"],
+                "indexes": [
+                    models.Index(fields=["tenant", "status", "-id"], name="cr_tenant_status_idx"),
+                    models.Index(fields=["tenant", "flag_key", "-id"], name="cr_tenant_flag_idx"),
+                ],
             },
         ),
     ]

@@ -27,7 +27,7 @@ def protected(tenant: Tenant) -> Flag:
 
 @pytest.fixture
 def author(make_api: Any, tenant: Tenant) -> APIClient:
-    return make_api(tenant, WRITER + ("flags:approve",))
+    return make_api(tenant, (*WRITER, "flags:approve"))
 
 
 @pytest.fixture
@@ -301,9 +301,7 @@ def test_list_and_filters(author: APIClient, reviewer: APIClient, protected: Fla
     assert author.get("/v1/change-requests?flag=" + "x" * 500).status_code == 422
 
 
-def test_another_tenants_request_is_404(
-    author: APIClient, other_api: APIClient, protected: Flag
-) -> None:
+def test_another_tenants_request_is_404(author: APIClient, other_api: APIClient, protected: Flag) -> None:
     cr = _open(author)
     for method, path in [
         ("get", f"/v1/change-requests/{cr['id']}"),
@@ -331,7 +329,9 @@ def test_hostile_ids_and_bodies_get_the_error_shape(author: APIClient, protected
     assert response.status_code in (413, 422)
 
 
-def test_a_direct_service_call_as_the_scheduler_goes_through_the_gate(protected: Flag, tenant: Tenant) -> None:
+def test_a_direct_service_call_as_the_scheduler_goes_through_the_gate(
+    protected: Flag, tenant: Tenant
+) -> None:
     with pytest.raises(ApprovalRequired) as caught:
         flag_update(tenant=tenant, key="checkout", data={"state": "on"}, actor="system:rollout", partial=True)
     cr = caught.value.change_request
