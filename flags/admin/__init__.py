@@ -18,6 +18,7 @@ from django.utils.safestring import SafeString
 from flags.admin import views
 from flags.admin.change_requests import (  # also registers the change requests' admin
     opened_message,
+    protected_notice,
     review_url,
 )
 from flags.admin.display import ArchivedFilter, TagFilter, rollout_summary
@@ -31,20 +32,20 @@ from tenancy.admin_scoping import TenantListFilter, TenantScopedAdmin
 from tenancy.models import Role
 
 EDIT_FIELDSETS: list[tuple[str | None, dict[str, Any]]] = [
-    (None, {"fields": ("tenant", "key", "name", "description", "type", "state")}),
+    (None, {"fields": ("tenant", "key", "name", "description", "type", "state", "protected")}),
     ("Variants", {"fields": ("variants", "off_variant")}),
     ("Targets", {"fields": ("targets_allow", "targets_allow_variant", "targets_deny")}),
     ("Rules and default", {"fields": ("rules", "default")}),
-    ("Advanced", {"fields": ("prerequisites", "bucket_by", "tags", "protected"), "classes": ("collapse",)}),
+    ("Advanced", {"fields": ("prerequisites", "bucket_by", "tags"), "classes": ("collapse",)}),
 ]
 STATUS_FIELDS = ("rollout", "version", "last_change")
 VIEW_FIELDSETS: list[tuple[str | None, dict[str, Any]]] = [
-    (None, {"fields": ("tenant", "key", "name", "description", "type", "state")}),
+    (None, {"fields": ("tenant", "key", "name", "description", "type", "state", "protected")}),
     (
         "Definition",
         {"fields": ("variants_json", "off_variant", "targets_json", "rules_json", "default_json")},
     ),
-    ("Advanced", {"fields": ("prerequisites_json", "bucket_by", "tags", "protected")}),
+    ("Advanced", {"fields": ("prerequisites_json", "bucket_by", "tags")}),
     ("Status", {"fields": STATUS_FIELDS}),
 ]
 
@@ -117,13 +118,13 @@ class FlagAdmin(ServiceWriteAdmin[Flag], TenantScopedAdmin[Flag]):
                 request, "This flag is archived: restore it (list action) to change it.", messages.WARNING
             )
         if flag.protected and request.method == "GET":  # four eyes (flags/approvals.py)
-            self.message_user(
-                request,
-                "Protected: changes need approval. Saving opens a change request that another person "
-                "must approve before it is applied.",
-                messages.WARNING,
-            )
+            self.message_user(request, protected_notice(flag), messages.WARNING)
         return super().change_view(request, object_id, form_url, extra_context)
+
+    def log_change(self, request: HttpRequest, obj: Flag, message: Any) -> Any:
+        if isinstance(getattr(request, _OPENED, None), ApprovalRequired):
+            return None  # nothing was changed: the change request's audit entry says what happened
+        return super().log_change(request, obj, message)
 
     def response_change(self, request: HttpRequest, obj: Flag) -> HttpResponse:
         """A save the gate stopped goes to the change request's review page, not "changed successfully"."""

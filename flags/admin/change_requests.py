@@ -16,7 +16,7 @@ from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
 from audit.diff import document_diff
@@ -24,7 +24,7 @@ from flags import change_requests
 from flags.admin.views import diff_rows
 from flags.admin.vocabulary import format_datetime
 from flags.approvals import ApprovalRequired
-from flags.models import ChangeRequest, ChangeRequestStatus
+from flags.models import OPEN_STATUSES, ChangeRequest, ChangeRequestStatus, Flag
 from kernel.admin_writes import actor_of
 from kernel.errors import as_api_error
 from tenancy.admin_scoping import TenantListFilter, TenantScopedAdmin
@@ -54,6 +54,32 @@ def opened_message(exc: ApprovalRequired) -> SafeString:
         cr.pk,
         verb,
     )
+
+
+def protected_notice(flag: Flag) -> SafeString:
+    """The change form's banner for a protected flag, with links to its open change requests."""
+    open_requests = list(
+        ChangeRequest.objects.for_tenant(flag.tenant_id)
+        .filter(flag=flag, status__in=OPEN_STATUSES)
+        .order_by("id")
+        .values_list("pk", "author", "status")[:10]
+    )
+    notice = format_html(
+        "{}",
+        "Protected: changes need approval. Saving opens a change request that another person must "
+        "approve before it is applied.",
+    )
+    if not open_requests:
+        return notice
+    links = format_html_join(
+        ", ",
+        '<a href="{}">#{}</a> by {} ({})',
+        (
+            (reverse("admin:flags_changerequest_change", args=[pk]), pk, author, status)
+            for pk, author, status in open_requests
+        ),
+    )
+    return format_html("{} Open change requests: {}.", notice, links)
 
 
 @admin.register(ChangeRequest)

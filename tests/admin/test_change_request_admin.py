@@ -185,3 +185,14 @@ def test_the_list_shows_status_and_approvers(
     signed_in(bob).post(f"/admin/flags/changerequest/{cr.pk}/decide/", {"decision": "approve"})
     page = signed_in(editor).get("/admin/flags/changerequest/").content.decode()
     assert "flagsvc-cr-approved" in page and "user:bob" in page and "Change state" in page
+
+
+def test_the_change_form_links_the_open_requests_and_logs_no_admin_change(
+    editor: AbstractBaseUser, guarded: Flag
+) -> None:
+    from django.contrib.admin.models import LogEntry
+
+    cr = _open_as(editor, guarded)
+    page = signed_in(editor).get(f"/admin/flags/flag/{guarded.pk}/change/").content.decode()
+    assert f'/admin/flags/changerequest/{cr.pk}/change/">#{cr.pk}</a> by user:alice (pending)' in page
+    assert not LogEntry.objects.filter(object_id=str(guarded.pk)).exists()
