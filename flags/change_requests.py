@@ -137,10 +137,7 @@ def change_request_edit(*, tenant: Tenant, cr_id: int, proposed: Any, actor: str
         protected = merged.pop("protected", True)
         if not isinstance(protected, bool):
             raise Invalid({"proposed.protected": ["Use true or false."]})
-        try:
-            content = services.flag_validate(tenant=tenant, data=merged)
-        except ApiError:
-            raise
+        content = services.flag_validate(tenant=tenant, data=merged)
         before = approvals.change_request_document(cr)
         cr.proposed = approvals.flag_state_document(content, protected=protected, archived=False)
         cr.approvals = []

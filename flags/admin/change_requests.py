@@ -8,6 +8,7 @@ reject and apply; the author may always withdraw (reject) their own.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from django.contrib import admin, messages
@@ -36,6 +37,14 @@ KIND_WORDS = {
     "restore": "Restore the flag",
     "rollback": "Roll back",
 }
+
+
+def _shown_time(value: Any) -> str:
+    """An approval's ISO time as the admin shows every time (`format_datetime`)."""
+    try:
+        return format_datetime(datetime.fromisoformat(str(value).replace("Z", "+00:00")))
+    except ValueError:
+        return str(value)
 
 
 def review_url(cr: ChangeRequest) -> str:
@@ -166,6 +175,7 @@ class ChangeRequestAdmin(TenantScopedAdmin[ChangeRequest]):
             "can_apply": editor and cr.status == ChangeRequestStatus.APPROVED,
             "flag_url": reverse("admin:flags_flag_change", args=[cr.flag_id]),
             "opened_at": format_datetime(cr.created_at),
+            "approvals": [(str(a.get("actor")), _shown_time(a.get("at"))) for a in cr.approvals],
             "has_view_permission": True,
         }
         return TemplateResponse(request, "admin/flags/changerequest/review.html", context)

@@ -20,7 +20,9 @@ def _shot(page: Page, name: str, tmp_path: Path) -> None:
     """`FLAGSVC_SCREENSHOTS=<dir>` keeps a screenshot of each page on the way (to look at them)."""
     folder = os.environ.get("FLAGSVC_SCREENSHOTS")
     if folder:
-        page.screenshot(path=str(Path(folder) / f"{name}.png"), full_page=True)
+        page.screenshot(
+            path=str(Path(folder) / f"{name}.png"), full_page=name != "cr-1-protected-change-form"
+        )
 
 
 def test_protected_flag_change_is_reviewed_approved_and_applied_by_another_person(
