@@ -338,3 +338,22 @@ def test_a_direct_service_call_as_the_scheduler_goes_through_the_gate(
     assert cr.author == "system:rollout" and cr.status == "pending"
     assert ChangeRequest.objects.for_tenant(tenant).filter(pk=cr.pk).exists()
     assert _stored(tenant).state == "off"
+
+
+def test_openapi_documents_the_202_and_the_change_request_routes(client: Any) -> None:
+    schema = client.get("/openapi.json").json()
+    for method, path in [
+        ("put", "/v1/flags/{key}"),
+        ("patch", "/v1/flags/{key}"),
+        ("delete", "/v1/flags/{key}"),
+        ("post", "/v1/flags/{key}/restore"),
+        ("post", "/v1/flags/{key}/rollback"),
+    ]:
+        assert "202" in schema["paths"][path][method]["responses"], (method, path)
+    assert {
+        "/v1/change-requests",
+        "/v1/change-requests/{cr_id}",
+        "/v1/change-requests/{cr_id}/approve",
+        "/v1/change-requests/{cr_id}/reject",
+        "/v1/change-requests/{cr_id}/apply",
+    } <= set(schema["paths"])
