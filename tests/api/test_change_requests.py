@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -13,6 +14,8 @@ from flags.models import ChangeRequest, Flag
 from flags.services import flag_archive, flag_update
 from tenancy.models import Tenant
 from tests.factories import make_flag
+from tests.receiver import running_receiver
+from webhooks.worker import Worker
 
 pytestmark = pytest.mark.django_db
 
@@ -357,3 +360,23 @@ def test_openapi_documents_the_202_and_the_change_request_routes(client: Any) ->
         "/v1/change-requests/{cr_id}/reject",
         "/v1/change-requests/{cr_id}/apply",
     } <= set(schema["paths"])
+
+
+def test_a_change_request_webhook_is_delivered_like_every_event(
+    author: APIClient, reviewer: APIClient, make_api: Any, protected: Flag, tenant: Tenant, settings: Any
+) -> None:
+    settings.WEBHOOK_ALLOW_PRIVATE_NETWORKS = True
+    admin_api = make_api(tenant, ("admin",))
+    with running_receiver([200, 200]) as receiver:
+        hook = admin_api.post(
+            "/v1/webhooks", {"url": receiver.url, "events": ["change_request.*"]}, format="json"
+        )
+        assert hook.status_code == 201
+        cr = _open(author)
+        reviewer.post(f"/v1/change-requests/{cr['id']}/approve")
+        Worker().run_once()
+        bodies = [json.loads(r.body) for r in receiver.requests]
+    assert [(b["type"], b["key"], b["entity"]) for b in bodies] == [
+        ("change_request.opened", cr["id"], "change_request"),
+        ("change_request.approved", cr["id"], "change_request"),
+    ]
