@@ -70,7 +70,7 @@ class FlagAdmin(ServiceWriteAdmin[Flag], TenantScopedAdmin[Flag]):
         "rollout",
         "protected",
     )
-    list_filter = (TenantListFilter, "state", "type", TagFilter, ArchivedFilter)
+    list_filter = (TenantListFilter, "state", "type", TagFilter, ArchivedFilter, "protected")
     search_fields = ("key", "name", "description")
     search_help_text = "Search by key, name or description."
     list_select_related = ("tenant",)

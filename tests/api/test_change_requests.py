@@ -186,6 +186,9 @@ def test_change_request_events_are_in_the_outbox(
     ]
     assert "flag.updated" in [event["type"] for event in polled]
     assert ChangeEvent.objects.for_tenant(tenant).filter(entity="change_request").count() == 5
+    approvals = author.get("/v1/audit?entity=change_request&action=approve").json()["results"]
+    assert [(e["entity_key"], e["actor"]) for e in approvals] == [(cr["id"], approvals[0]["actor"])]
+    assert approvals[0]["actor"] != cr["author"]
 
 
 def test_self_approval_is_403(author: APIClient, protected: Flag) -> None:
