@@ -4,10 +4,13 @@ Each runs in one ruleset transaction (`tenancy.ruleset.ruleset_change`): take th
 validate the document with the engine (the same definition of a valid flag as the SDK), lock the row,
 check the expected version, save. Saving bumps `version`; the receivers store the FlagVersion, the audit
 entry and the change event in the same transaction, and invalidate the tenant's compiled ruleset after
-commit. Every public write of an existing flag passes the change-request gate (`flags.approvals.gate`)
-under the row lock: a protected flag is not written, a change request is opened and `ApprovalRequired`
-raised after the transaction block (ADR 0014). Before the commit, the ruleset check (`flags.integrity.ruleset_check`) validates what was written
+commit. Before the commit, the ruleset check (`flags.integrity.ruleset_check`) validates what was written
 against the stored ruleset (segments, prerequisites, cycles) and refuses a change that breaks a live flag.
+
+Four eyes (ADR 0014): every public write of an existing flag calls the change-request gate
+(`flags.approvals.gate`) under the row lock, once, just before it writes. For a protected flag nothing is
+written: a change request is opened and `ApprovalRequired` raised after the transaction block (so the
+request is kept). The gate lives here and only here; a lower-level step below it (the kill switch's) skips it.
 """
 
 from __future__ import annotations
