@@ -25,6 +25,7 @@ from audit.models import AuditAction
 from audit.records import audit_event, audit_record
 from flags.models import OPEN_STATUSES, ChangeRequest, ChangeRequestKind, ChangeRequestStatus, Flag
 from kernel import context
+from kernel.documents import same_document
 from kernel.timefmt import iso
 
 
@@ -81,7 +82,9 @@ def gate(
     Called with `flag` locked (`select_for_update`) inside the service's ruleset transaction. An
     unprotected flag passes (protecting it is a direct change); so does the flag an approved request is
     being applied to (`applying`). Anything else on a protected flag opens a request, whoever the actor:
-    API clients, people in the admin, `system:import_flags`, `system:rollout`.
+    API clients, people in the admin, `system:import_flags`, `system:rollout`. The same write again by the
+    same author (same kind, base and proposal) returns their open request untouched, approvals kept, so a
+    retrying client or the scheduler's next tick cannot undo an approval.
     """
     if not flag.protected:
         return None
@@ -96,6 +99,9 @@ def gate(
         .order_by("-id")
         .first()
     )
+    if mine is not None and _same_proposal(mine, flag, kind, proposed, rollback_version):
+        mine.reused = True  # the same write again (a retry, a scheduler's next tick): nothing changes
+        return mine
     if mine is not None:
         before = change_request_document(mine)
         reused = True
@@ -133,6 +139,17 @@ def gate(
             after=after,
         )
     return mine
+
+
+def _same_proposal(
+    cr: ChangeRequest, flag: Flag, kind: str, proposed: dict[str, Any], rollback_version: int | None
+) -> bool:
+    return (
+        cr.kind == kind
+        and cr.base_version == flag.version
+        and cr.rollback_version == rollback_version
+        and same_document(cr.proposed, proposed)
+    )
 
 
 def change_request_document(cr: ChangeRequest) -> dict[str, Any]:

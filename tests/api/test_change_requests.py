@@ -383,3 +383,25 @@ def test_a_change_request_webhook_is_delivered_like_every_event(
         ("change_request.opened", cr["id"], "change_request"),
         ("change_request.approved", cr["id"], "change_request"),
     ]
+
+
+def test_the_same_write_again_keeps_the_request_and_its_approval(
+    author: APIClient, reviewer: APIClient, protected: Flag, tenant: Tenant
+) -> None:
+    cr = _open(author)
+    reviewer.post(f"/v1/change-requests/{cr['id']}/approve")
+    again = author.patch("/v1/flags/checkout", {"state": "on"}, format="json")
+    assert again.status_code == 202
+    assert again.json()["id"] == cr["id"]
+    assert again.json()["status"] == "approved" and len(again.json()["approvals"]) == 1
+    assert AuditEntry.objects.for_tenant(tenant).filter(entity="change_request", action="edit").count() == 0
+
+
+def test_a_different_write_by_the_same_author_clears_the_approval(
+    author: APIClient, reviewer: APIClient, protected: Flag
+) -> None:
+    cr = _open(author)
+    reviewer.post(f"/v1/change-requests/{cr['id']}/approve")
+    changed = author.patch("/v1/flags/checkout", {"state": "on", "name": "Other"}, format="json").json()
+    assert changed["id"] == cr["id"]
+    assert (changed["status"], changed["approvals"]) == ("pending", [])
