@@ -21,6 +21,10 @@ SEGMENT_UPDATED = "segment.updated"
 SEGMENT_DELETED = "segment.deleted"
 KILLSWITCH_ENGAGED = "killswitch.engaged"
 KILLSWITCH_RELEASED = "killswitch.released"
+CHANGE_REQUEST_OPENED = "change_request.opened"
+CHANGE_REQUEST_APPROVED = "change_request.approved"
+CHANGE_REQUEST_APPLIED = "change_request.applied"
+CHANGE_REQUEST_REJECTED = "change_request.rejected"
 
 EVENT_TYPES: dict[tuple[str, str], str] = {
     ("flag", AuditAction.CREATE): FLAG_CREATED,
@@ -33,6 +37,10 @@ EVENT_TYPES: dict[tuple[str, str], str] = {
     ("segment", AuditAction.DELETE): SEGMENT_DELETED,
     ("killswitch", AuditAction.ENGAGE): KILLSWITCH_ENGAGED,
     ("killswitch", AuditAction.RELEASE): KILLSWITCH_RELEASED,
+    ("change_request", AuditAction.OPEN): CHANGE_REQUEST_OPENED,
+    ("change_request", AuditAction.APPROVE): CHANGE_REQUEST_APPROVED,
+    ("change_request", AuditAction.APPLY): CHANGE_REQUEST_APPLIED,
+    ("change_request", AuditAction.REJECT): CHANGE_REQUEST_REJECTED,
 }
 """(entity, audit action) → event type. Every event the outbox holds today has one of these."""
 

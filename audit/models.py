@@ -25,6 +25,12 @@ class AuditAction(models.TextChoices):
     UNKILL = "unkill"
     ENGAGE = "engage"
     RELEASE = "release"
+    # A change request's life (entity `change_request`, flags/change_requests.py).
+    OPEN = "open"
+    EDIT = "edit"
+    APPROVE = "approve"
+    REJECT = "reject"
+    APPLY = "apply"
 
 
 class AuditEntryQuerySet(models.QuerySet[Any]):

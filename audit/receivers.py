@@ -94,9 +94,10 @@ EVENT_OF_THE_WHOLE = frozenset({AuditAction.KILL, AuditAction.UNKILL})
 "one `killswitch.engaged` event"); their audit entries are written as for any change."""
 
 
-def _append_event(entry: AuditEntry) -> ChangeEvent:
+def _append_event(entry: AuditEntry, *, ruleset_version: int | None = None) -> ChangeEvent:
     """The change event of `entry`, with the ruleset version that includes it (the tenant's row lock is
-    held since `_append_entry`), announced to the stream processes after commit."""
+    held since `_append_entry`; given for a change that leaves the ruleset as it is), announced to the
+    stream processes after commit."""
     event = ChangeEvent.objects.for_tenant(entry.tenant_id).create(
         tenant_id=entry.tenant_id,
         ts=entry.ts,
@@ -104,7 +105,9 @@ def _append_event(entry: AuditEntry) -> ChangeEvent:
         entity_key=entry.entity_key,
         action=entry.action,
         version=entry.version,
-        ruleset_version=next_ruleset_version(entry.tenant_id),
+        ruleset_version=(
+            next_ruleset_version(entry.tenant_id) if ruleset_version is None else ruleset_version
+        ),
         audit_entry=entry,
     )
     announce_after_commit(entry.tenant_id)

@@ -4,6 +4,8 @@
   change event.
 - `audit_tenant_event`: one operation over many entities (a kill switch, flags.killswitch): its own
   entry and its one change event, after the per-entity entries the signals wrote.
+- `audit_event`: a change evaluation does not serve (a change request's life): an entry and its event
+  at the tenant's current ruleset version.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from typing import Any
 
 from audit.models import AuditEntry
 from audit.receivers import _append_entry, _append_event
+from tenancy.models import Tenant
 
 
 def audit_record(
@@ -38,4 +41,22 @@ def audit_tenant_event(
     """An entry and its change event (type from `audit.events.EVENT_TYPES`) for a tenant-level operation."""
     entry = _append_entry(tenant_id, entity, key, action, None, before, after)
     _append_event(entry)
+    return entry
+
+
+def audit_event(
+    *,
+    tenant_id: int,
+    entity: str,
+    key: str,
+    action: str,
+    version: int | None,
+    before: dict[str, Any] | None,
+    after: dict[str, Any] | None,
+) -> AuditEntry:
+    """An audit entry and its change event (the outbox), for a change that evaluation does not serve
+    (a change request's life): the event names the tenant's current ruleset version, not a new one."""
+    entry = _append_entry(tenant_id, entity, key, action, version, before, after)
+    current = Tenant.objects.filter(pk=tenant_id).values_list("ruleset_version", flat=True).get()
+    _append_event(entry, ruleset_version=current)
     return entry

@@ -68,6 +68,9 @@ class Flag(VersionedTenantEntity):
     updated_by = models.CharField(max_length=200, blank=True, editable=False)
     # The kill switch that turns this flag off in an incident (flags.killswitch); "" = none.
     kill_category = models.CharField(max_length=64, blank=True, default="")
+    # Four eyes (flags/approvals.py): a protected flag changes only through an approved change request.
+    # Not part of the engine's definition (like `tags`, it never changes what is served).
+    protected = models.BooleanField(default=False)
 
     objects = TenantScopedManager(VersionedQuerySet)
     all_tenants = models.Manager.from_queryset(VersionedQuerySet)()
@@ -108,6 +111,7 @@ class Flag(VersionedTenantEntity):
         return {
             **self.content(),
             **self.attributes(),
+            "protected": self.protected,  # four eyes (flags/approvals.py)
             "version": self.version,
             "created_at": iso(self.created_at),
             "updated_at": iso(self.updated_at),
@@ -185,3 +189,71 @@ class KilledFlag(models.Model):
 
     def __str__(self) -> str:
         return f"{self.switch_id}: {self.flag_id}"
+
+
+# Four eyes (flags/approvals.py, flags/change_requests.py, docs/adr/0015) ------------------------------
+
+
+class ChangeRequestStatus(models.TextChoices):
+    PENDING = "pending"
+    APPROVED = "approved"
+    APPLIED = "applied"
+    REJECTED = "rejected"
+
+
+OPEN_STATUSES = (ChangeRequestStatus.PENDING, ChangeRequestStatus.APPROVED)
+
+
+class ChangeRequestKind(models.TextChoices):
+    """Which write service the request applies: the one whose gate opened it."""
+
+    UPDATE = "update"
+    ARCHIVE = "archive"
+    RESTORE = "restore"
+    ROLLBACK = "rollback"
+
+
+class ChangeRequest(models.Model):
+    """A proposed change of a protected flag, waiting for another person's approval (api.md, Safe change).
+
+    `base` is the flag's document at `base_version` (what the author saw); `proposed` is the document the
+    change makes (its definition, `protected` and `archived`); applying refuses (412) once the flag moved.
+    """
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.PROTECT, related_name="+")
+    flag = models.ForeignKey(Flag, on_delete=models.CASCADE, related_name="change_requests")
+    flag_key = models.CharField(max_length=128)
+    kind = models.CharField(max_length=16, choices=ChangeRequestKind.choices)
+    status = models.CharField(
+        max_length=16, choices=ChangeRequestStatus.choices, default=ChangeRequestStatus.PENDING
+    )
+    base_version = models.PositiveIntegerField()
+    base = models.JSONField()
+    proposed = models.JSONField()
+    rollback_version = models.PositiveIntegerField(null=True, blank=True)
+    author = models.CharField(max_length=200)
+    approvals = models.JSONField(default=list)
+    decided_by = models.CharField(max_length=200, blank=True, default="")
+    applied_version = models.PositiveIntegerField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = TenantScopedManager()
+    all_tenants = models.Manager()
+
+    reused: bool = False
+    """Set by the gate: True when it replaced the proposal of this author's open request (not stored)."""
+
+    class Meta:
+        ordering = ["-id"]
+        indexes = [
+            models.Index(fields=["tenant", "status", "-id"], name="cr_tenant_status_idx"),
+            models.Index(fields=["tenant", "flag_key", "-id"], name="cr_tenant_flag_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Change request #{self.pk} ({self.flag_key}, {self.status})"
+
+    @property
+    def is_open(self) -> bool:
+        return self.status in OPEN_STATUSES

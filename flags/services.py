@@ -6,6 +6,11 @@ check the expected version, save. Saving bumps `version`; the receivers store th
 entry and the change event in the same transaction, and invalidate the tenant's compiled ruleset after
 commit. Before the commit, the ruleset check (`flags.integrity.ruleset_check`) validates what was written
 against the stored ruleset (segments, prerequisites, cycles) and refuses a change that breaks a live flag.
+
+Four eyes (ADR 0015): every public write of an existing flag calls the change-request gate
+(`flags.approvals.gate`) under the row lock, once, just before it writes. For a protected flag nothing is
+written: a change request is opened and `ApprovalRequired` raised after the transaction block (so the
+request is kept). The gate lives here and only here; a lower-level step below it (the kill switch's) skips it.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ from flagsvc_sdk.engine import validate_flag
 
 from audit.models import AuditAction
 from audit.receivers import set_audit_action
-from flags import selectors
+from flags import approvals, selectors
 from flags.attributes import split_attributes
 from flags.models import FLAG_ATTRIBUTE_FIELDS, FLAG_CONTENT_FIELDS, FLAG_READ_ONLY_FIELDS, Flag
 from kernel.context import acting_as
@@ -46,8 +51,19 @@ def flag_validate(*, tenant: Tenant, data: dict[str, Any]) -> dict[str, Any]:
 
 def _content_of(data: dict[str, Any]) -> dict[str, Any]:
     """The engine's part of the caller's document: without the read-only fields the API documents but
-    ignores, and without the attributes outside the engine (`split_attributes` reads those)."""
-    return {k: v for k, v in data.items() if k not in FLAG_READ_ONLY_FIELDS + FLAG_ATTRIBUTE_FIELDS}
+    ignores, the attributes outside the engine (`split_attributes` reads those) and `protected`."""
+    outside = (*FLAG_READ_ONLY_FIELDS, *FLAG_ATTRIBUTE_FIELDS, "protected")
+    return {k: v for k, v in data.items() if k not in outside}
+
+
+def _protected_of(data: dict[str, Any]) -> bool | None:
+    """`protected` of a write (four eyes, flags/approvals.py): a boolean, or None when absent (unchanged)."""
+    value = data.get("protected")
+    if value is None:
+        return None
+    if not isinstance(value, bool):
+        raise Invalid({"protected": ["Use true or false."]})
+    return value
 
 
 def _locked(tenant: Tenant, key: str, *, include_archived: bool = False) -> Flag:
@@ -66,8 +82,9 @@ def flag_create(*, tenant: Tenant, actor: str | None = None, data: dict[str, Any
     """
     _, attributes = split_attributes(data)
     content = validate_flag(_content_of(data))
+    protected = _protected_of(data)
     with acting_as(actor), ruleset_change(tenant) as change:
-        flag = Flag(tenant=tenant)
+        flag = Flag(tenant=tenant, protected=bool(protected))
         flag.apply_content(content)
         flag.apply_attributes(attributes)
         try:
@@ -86,7 +103,11 @@ def flag_create(*, tenant: Tenant, actor: str | None = None, data: dict[str, Any
             details={"key": content["key"], "archived": True},
         )
     wanted_attributes = {**Flag(tenant=tenant).attributes(), **attributes}
-    if not same_document(existing.content(), content) or existing.attributes() != wanted_attributes:
+    if (
+        not same_document(existing.content(), content)
+        or existing.attributes() != wanted_attributes
+        or protected not in (None, existing.protected)
+    ):
         raise Conflict(
             f"A flag with key {content['key']!r} already exists with a different definition.",
             details={"key": content["key"], "version": existing.version},
@@ -103,11 +124,16 @@ def flag_update(
     expected_version: int | None = None,
     partial: bool = False,
 ) -> Flag:
-    """Full replace (PUT) or partial change (PATCH) of the mutable fields."""
+    """Full replace (PUT) or partial change (PATCH) of the mutable fields.
+
+    `protected` absent keeps the flag's (PUT too: it is governance, not definition). A protected flag is
+    not written: `ApprovalRequired` with the change request that holds the proposal (flags/approvals.py).
+    """
     body = _content_of(data)
     _, attributes = split_attributes(data)
     if not partial:  # a full replace without an attribute clears it
         attributes = {**Flag(tenant=tenant).attributes(), **attributes}
+    protected = _protected_of(data)
     with acting_as(actor), ruleset_change(tenant) as change:
         flag = _locked(tenant, key)
         check_version(flag, expected_version)
@@ -120,16 +146,30 @@ def flag_update(
             raise Invalid(errors)
         base = flag.content() if partial else {"key": flag.key, "type": flag.type}
         content = validate_flag({**base, **body, "key": flag.key, "type": flag.type})
+        protected = flag.protected if protected is None else protected
+        attributes = {**flag.attributes(), **attributes}
         if (
             same_document(content, flag.content())
-            and {**flag.attributes(), **attributes} == flag.attributes()
+            and attributes == flag.attributes()
+            and protected == flag.protected
         ):
             return flag
-        flag.apply_content(content)
-        flag.apply_attributes(attributes)
-        flag.save()
-        change.flags.add(flag.key)
-        return flag
+        # Four eyes: the one gate (flags/approvals.py); None = write, else a change request was opened.
+        opened = approvals.gate(
+            flag,
+            kind="update",
+            proposed=approvals.flag_state_document(
+                content, attributes=attributes, protected=protected, archived=False
+            ),
+        )
+        if opened is None:
+            flag.apply_content(content)
+            flag.apply_attributes(attributes)
+            flag.protected = protected
+            flag.save()
+            change.flags.add(flag.key)
+            return flag
+    raise approvals.ApprovalRequired(opened)  # after the block: the change request is kept
 
 
 def flag_archive(
@@ -139,10 +179,19 @@ def flag_archive(
     with acting_as(actor), ruleset_change(tenant) as change:
         flag = _locked(tenant, key)
         check_version(flag, expected_version)
-        flag.archived_at = timezone.now()
-        flag.save()
-        change.flags.add(flag.key)
-        return flag
+        opened = approvals.gate(  # four eyes (flags/approvals.py)
+            flag,
+            kind="archive",
+            proposed=approvals.flag_state_document(
+                flag.content(), attributes=flag.attributes(), protected=flag.protected, archived=True
+            ),
+        )
+        if opened is None:
+            flag.archived_at = timezone.now()
+            flag.save()
+            change.flags.add(flag.key)
+            return flag
+    raise approvals.ApprovalRequired(opened)  # after the block: the change request is kept
 
 
 def flag_restore(*, tenant: Tenant, key: str, actor: str | None = None) -> Flag:
@@ -155,10 +204,19 @@ def flag_restore(*, tenant: Tenant, key: str, actor: str | None = None) -> Flag:
         flag = _locked(tenant, key, include_archived=True)
         if not flag.is_archived:
             return flag
-        flag.archived_at = None
-        flag.save()
-        change.flags.add(flag.key)
-        return flag
+        opened = approvals.gate(  # four eyes (flags/approvals.py)
+            flag,
+            kind="restore",
+            proposed=approvals.flag_state_document(
+                flag.content(), attributes=flag.attributes(), protected=flag.protected, archived=False
+            ),
+        )
+        if opened is None:
+            flag.archived_at = None
+            flag.save()
+            change.flags.add(flag.key)
+            return flag
+    raise approvals.ApprovalRequired(opened)  # after the block: the change request is kept
 
 
 def flag_rollback(*, tenant: Tenant, key: str, version: int, actor: str | None = None) -> Flag:
@@ -170,11 +228,21 @@ def flag_rollback(*, tenant: Tenant, key: str, version: int, actor: str | None =
             raise NotFound(f"Flag {key!r} has no version {version}.", details={"version": version})
         old = {k: v for k, v in stored.document.items() if k in FLAG_CONTENT_FIELDS}
         content = validate_flag({**old, "key": flag.key, "type": flag.type})
-        flag.apply_content(content)
-        set_audit_action(flag, AuditAction.ROLLBACK)
-        flag.save()
-        change.flags.add(flag.key)
-        return flag
+        opened = approvals.gate(  # four eyes (flags/approvals.py); a rollback keeps `protected`
+            flag,
+            kind="rollback",
+            proposed=approvals.flag_state_document(
+                content, attributes=flag.attributes(), protected=flag.protected, archived=False
+            ),
+            rollback_version=version,
+        )
+        if opened is None:
+            flag.apply_content(content)
+            set_audit_action(flag, AuditAction.ROLLBACK)
+            flag.save()
+            change.flags.add(flag.key)
+            return flag
+    raise approvals.ApprovalRequired(opened)  # after the block: the change request is kept
 
 
 def flag_set_state(*, tenant: Tenant, key: str, state: str, actor: str | None = None) -> Flag:

@@ -10,6 +10,13 @@ from audit.api.events import EventsView
 from audit.api.views import AuditListView
 from evaluation.admin_views import flag_preview_new_view, flag_preview_view
 from evaluation.api.views import EvaluatePreviewView, UsageReportView, evaluate_bulk_view, evaluate_view
+from flags.api.change_requests import (
+    ChangeRequestApplyView,
+    ChangeRequestApproveView,
+    ChangeRequestCollectionView,
+    ChangeRequestDetailView,
+    ChangeRequestRejectView,
+)
 from flags.api.killswitch import KillSwitchCollectionView, KillSwitchDetailView
 from flags.api.views import (
     FlagCollectionView,
@@ -32,6 +39,7 @@ from webhooks.api.views import (
 
 KEY = r"(?P<key>[A-Za-z0-9][A-Za-z0-9._-]{0,127})"
 WEBHOOK = r"(?P<webhook_id>[0-9]{1,18})"
+CHANGE_REQUEST = r"(?P<cr_id>[0-9]{1,18})"
 
 
 def api_not_found(request: HttpRequest, *args: object, **kwargs: object) -> HttpResponse:
@@ -57,6 +65,21 @@ v1 = [
     re_path(rf"^flags/{KEY}/rollback/?$", FlagRollbackView.as_view(), name="flag-rollback"),
     re_path(r"^killswitch/?$", KillSwitchCollectionView.as_view(), name="killswitches"),
     re_path(r"^killswitch/(?P<category>[^/]{1,200})/?$", KillSwitchDetailView.as_view(), name="killswitch"),
+    re_path(r"^change-requests/?$", ChangeRequestCollectionView.as_view(), name="change-requests"),
+    re_path(
+        rf"^change-requests/{CHANGE_REQUEST}/?$", ChangeRequestDetailView.as_view(), name="change-request"
+    ),
+    re_path(
+        rf"^change-requests/{CHANGE_REQUEST}/approve/?$",
+        ChangeRequestApproveView.as_view(),
+        name="cr-approve",
+    ),
+    re_path(
+        rf"^change-requests/{CHANGE_REQUEST}/reject/?$", ChangeRequestRejectView.as_view(), name="cr-reject"
+    ),
+    re_path(
+        rf"^change-requests/{CHANGE_REQUEST}/apply/?$", ChangeRequestApplyView.as_view(), name="cr-apply"
+    ),
     re_path(r"^segments/?$", SegmentCollectionView.as_view(), name="segments"),
     re_path(rf"^segments/{KEY}/?$", SegmentDetailView.as_view(), name="segment-detail"),
     re_path(r"^evaluate/preview/?$", EvaluatePreviewView.as_view(), name="evaluate-preview"),

@@ -20,6 +20,7 @@ SCOPES: tuple[str, ...] = (
     "evaluate",
     "audit:read",
     "events:read",
+    "flags:approve",  # approve others' change requests of protected flags (flags/approvals.py)
     "admin",
 )
 

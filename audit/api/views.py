@@ -21,7 +21,7 @@ from tenancy.api.base import TenantAPIView
 from tenancy.api.helpers import choice_param, text_param
 from tenancy.schema import paginated
 
-ENTITIES = ("flag", "segment", "membership", "tenant", "killswitch")
+ENTITIES = ("flag", "segment", "membership", "tenant", "killswitch", "change_request")
 
 
 class AuditEntrySerializer(serializers.Serializer[Any]):

@@ -10,7 +10,7 @@ from django.contrib import admin, messages
 from django.contrib.admin.helpers import ActionForm
 from django.contrib.admin.utils import unquote
 from django.db.models import QuerySet
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import URLPattern, path
 from django.utils import timezone
 from django.utils.html import format_html
@@ -18,8 +18,14 @@ from django.utils.safestring import SafeString
 
 from flags.admin import killswitches as killswitches  # registers the "Kill switches" page
 from flags.admin import views
+from flags.admin.change_requests import (  # also registers the change requests' admin
+    opened_message,
+    protected_notice,
+    review_url,
+)
 from flags.admin.display import ArchivedFilter, TagFilter, rollout_summary
 from flags.admin.forms import NEW_FLAG_INITIAL, FlagForm
+from flags.approvals import ApprovalRequired
 from flags.killswitch import killed_by
 from flags.models import Flag
 from flags.services import flag_archive, flag_create, flag_restore, flag_set_state, flag_update
@@ -33,7 +39,10 @@ from tenancy.change_policy import require_reason_by_policy
 from tenancy.models import Role
 
 EDIT_FIELDSETS: list[tuple[str | None, dict[str, Any]]] = [
-    (None, {"fields": ("tenant", "key", "name", "description", "type", "state", "kill_category")}),
+    (
+        None,
+        {"fields": ("tenant", "key", "name", "description", "type", "state", "kill_category", "protected")},
+    ),
     ("Variants", {"fields": ("variants", "off_variant")}),
     ("Targets", {"fields": ("targets_allow", "targets_allow_variant", "targets_deny")}),
     ("Rules and default", {"fields": ("rules", "default")}),
@@ -41,7 +50,7 @@ EDIT_FIELDSETS: list[tuple[str | None, dict[str, Any]]] = [
 ]
 STATUS_FIELDS = ("rollout", "version", "last_change")
 VIEW_FIELDSETS: list[tuple[str | None, dict[str, Any]]] = [
-    (None, {"fields": ("tenant", "key", "name", "description", "type", "state")}),
+    (None, {"fields": ("tenant", "key", "name", "description", "type", "state", "protected")}),
     (
         "Definition",
         {"fields": ("variants_json", "off_variant", "targets_json", "rules_json", "default_json")},
@@ -49,6 +58,9 @@ VIEW_FIELDSETS: list[tuple[str | None, dict[str, Any]]] = [
     ("Advanced", {"fields": ("prerequisites_json", "bucket_by", "tags", "kill_category")}),
     ("Status", {"fields": STATUS_FIELDS}),
 ]
+
+
+_OPENED = "_flagsvc_change_request_opened"
 
 
 def _pre(value: Any) -> SafeString:
@@ -64,8 +76,17 @@ class FlagActionForm(ActionForm):
 @admin.register(Flag)
 class FlagAdmin(ServiceWriteAdmin[Flag], TenantScopedAdmin[Flag]):
     form = FlagForm
-    list_display = ("key", "tenant", "state_badge", "version", "last_change", "rule_count", "rollout")
-    list_filter = (TenantListFilter, "state", "type", TagFilter, ArchivedFilter)
+    list_display = (
+        "key",
+        "tenant",
+        "state_badge",
+        "version",
+        "last_change",
+        "rule_count",
+        "rollout",
+        "protected",
+    )
+    list_filter = (TenantListFilter, "state", "type", TagFilter, ArchivedFilter, "protected")
     search_fields = ("key", "name", "description")
     search_help_text = "Search by key, name or description."
     list_select_related = ("tenant",)
@@ -123,7 +144,22 @@ class FlagAdmin(ServiceWriteAdmin[Flag], TenantScopedAdmin[Flag]):
                 "you change the state here meanwhile.",
                 messages.ERROR,
             )
+        if flag.protected and request.method == "GET":  # four eyes (flags/approvals.py)
+            self.message_user(request, protected_notice(flag), messages.WARNING)
         return super().change_view(request, object_id, form_url, extra_context)
+
+    def log_change(self, request: HttpRequest, obj: Flag, message: Any) -> Any:
+        if isinstance(getattr(request, _OPENED, None), ApprovalRequired):
+            return None  # nothing was changed: the change request's audit entry says what happened
+        return super().log_change(request, obj, message)
+
+    def response_change(self, request: HttpRequest, obj: Flag) -> HttpResponse:
+        """A save the gate stopped goes to the change request's review page, not "changed successfully"."""
+        opened = getattr(request, _OPENED, None)
+        if isinstance(opened, ApprovalRequired):
+            self.message_user(request, opened_message(opened), messages.WARNING)
+            return HttpResponseRedirect(review_url(opened.change_request))
+        return super().response_change(request, obj)
 
     # --- columns and read-only displays ------------------------------------------------------
 
@@ -171,13 +207,19 @@ class FlagAdmin(ServiceWriteAdmin[Flag], TenantScopedAdmin[Flag]):
         document = form.document()
         if change:
             flag: Flag = form.instance
-            return flag_update(
-                tenant=flag.tenant,
-                key=flag.key,
-                data=document,
-                actor=actor_of(request),
-                expected_version=form.cleaned_data.get("expected_version"),
-            )
+            try:
+                return flag_update(
+                    tenant=flag.tenant,
+                    key=flag.key,
+                    data=document,
+                    actor=actor_of(request),
+                    expected_version=form.cleaned_data.get("expected_version"),
+                )
+            except (
+                ApprovalRequired
+            ) as exc:  # four eyes: kept in the admin's transaction, shown by response_change
+                setattr(request, _OPENED, exc)
+                return Flag.objects.for_tenant(flag.tenant_id).get(pk=flag.pk)
         created, _ = flag_create(tenant=form.cleaned_data["tenant"], data=document, actor=actor_of(request))
         return created
 
@@ -208,6 +250,9 @@ class FlagAdmin(ServiceWriteAdmin[Flag], TenantScopedAdmin[Flag]):
                 require_reason_by_policy(flag.tenant, reason)
                 with acting_as(None, reason=reason):
                     call(flag)
+            except ApprovalRequired as exc:  # four eyes: the change waits in a change request
+                self.message_user(request, opened_message(exc), messages.WARNING)
+                continue
             except Exception as exc:
                 err = as_api_error(exc)
                 if err is None:

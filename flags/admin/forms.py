@@ -94,7 +94,7 @@ class FlagForm(ServiceForm):
 
     class Meta:
         model = Flag
-        fields = ("tenant", "key", "name", "description", "type", "state")
+        fields = ("tenant", "key", "name", "description", "type", "state", "protected")
         help_texts = {
             "key": HELP["key"],
             "type": HELP["type"],
@@ -102,6 +102,8 @@ class FlagForm(ServiceForm):
             "tenant": "The tenant (X-Tenant-ID) that owns the flag. It cannot change later.",
             "name": "A short human name shown in lists.",
             "description": "What the flag changes and who to ask about it.",
+            "protected": "Four eyes: every later change of a protected flag (unprotecting it too) opens a "
+            "change request that another person must approve before it is applied.",
         }
         widgets = {
             "state": forms.RadioSelect,
@@ -157,6 +159,7 @@ class FlagForm(ServiceForm):
             "bucket_by": data.get("bucket_by") or None,
             "tags": data.get("tags") or [],
             "kill_category": data.get("kill_category") or None,
+            "protected": bool(data.get("protected")),
         }
 
     def clean_document(self) -> None:

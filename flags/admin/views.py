@@ -24,6 +24,7 @@ from django.urls import reverse
 
 from audit.models import AuditEntry
 from audit.selectors import audit_list
+from flags.approvals import ApprovalRequired
 from flags.models import Flag
 from flags.selectors import flag_versions
 from flags.services import flag_rollback
@@ -113,6 +114,11 @@ def rollback_response(model_admin: FlagAdmin, request: HttpRequest, flag: Flag) 
         return HttpResponseRedirect(history_url)
     try:
         rolled = flag_rollback(tenant=flag.tenant, key=flag.key, version=int(raw), actor=actor_of(request))
+    except ApprovalRequired as exc:  # four eyes: the rollback waits in a change request
+        from flags.admin.change_requests import opened_message  # the module imports this one
+
+        messages.warning(request, opened_message(exc))
+        return HttpResponseRedirect(history_url)
     except Exception as exc:
         err = as_api_error(exc)
         if err is None:

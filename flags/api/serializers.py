@@ -40,6 +40,9 @@ class FlagSerializer(StrictBody, serializers.Serializer[Any]):
         allow_null=True,
         help_text="The kill switch that turns this flag off (POST /v1/killswitch/{category}); null = none.",
     )
+    protected = serializers.BooleanField(
+        required=False, help_text="changes need another person's approval (absent: unchanged)"
+    )
     version = serializers.IntegerField(read_only=True)
     created_at = serializers.DateTimeField(read_only=True)
     updated_at = serializers.DateTimeField(read_only=True)

@@ -8,7 +8,9 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from flags import selectors, services
+from flags.api.change_requests import ChangeRequestSerializer, accepted
 from flags.api.serializers import FlagSerializer, FlagVersionSerializer, RollbackSerializer
+from flags.approvals import ApprovalRequired
 from flags.models import Flag, FlagState, FlagType, FlagVersion
 from kernel.errors import FlagNotFound, Invalid
 from kernel.pagination import LimitOffsetPage
@@ -99,34 +101,49 @@ class FlagDetailView(TenantAPIView):
             return Response(status=status.HTTP_304_NOT_MODIFIED, headers={"ETag": etag(flag.version)})
         return _flag_response(flag)
 
-    @extend_schema(request=FlagSerializer, responses={200: FlagSerializer})
+    @extend_schema(request=FlagSerializer, responses={200: FlagSerializer, 202: ChangeRequestSerializer})
     def put(self, request: Request, key: str) -> Response:
-        """Replace a flag's definition; `If-Match` (or `version`) must name the current version, else 412."""
+        """Replace a flag's definition; `If-Match` (or `version`) must name the current version, else 412.
+
+        A protected flag is not changed: 202 with the change request that waits for another person's approval.
+        """
         return self._update(request, key, partial=False)
 
-    @extend_schema(request=FlagSerializer, responses={200: FlagSerializer})
+    @extend_schema(request=FlagSerializer, responses={200: FlagSerializer, 202: ChangeRequestSerializer})
     def patch(self, request: Request, key: str) -> Response:
-        """Change some fields of a flag; `If-Match` (or `version`) must name the current version, else 412."""
+        """Change some fields of a flag; `If-Match` (or `version`) must name the current version, else 412.
+
+        A protected flag is not changed: 202 with the change request that waits for another person's approval.
+        """
         return self._update(request, key, partial=True)
 
     def _update(self, request: Request, key: str, *, partial: bool) -> Response:
         body = json_object(request)
-        flag = services.flag_update(
-            tenant=self.tenant,
-            key=key,
-            data=body,
-            actor=self.actor,
-            expected_version=expected_version(request, body),
-            partial=partial,
-        )
+        try:
+            flag = services.flag_update(
+                tenant=self.tenant,
+                key=key,
+                data=body,
+                actor=self.actor,
+                expected_version=expected_version(request, body),
+                partial=partial,
+            )
+        except ApprovalRequired as exc:  # a protected flag: 202 with the change request
+            return accepted(exc)
         return _flag_response(flag)
 
-    @extend_schema(responses={204: None})
+    @extend_schema(responses={204: None, 202: ChangeRequestSerializer})
     def delete(self, request: Request, key: str) -> Response:
-        """Archive a flag: it stops evaluating (404 `flag_not_found`) and can be restored."""
-        services.flag_archive(
-            tenant=self.tenant, key=key, actor=self.actor, expected_version=expected_version(request)
-        )
+        """Archive a flag: it stops evaluating (404 `flag_not_found`) and can be restored.
+
+        A protected flag is not archived: 202 with the change request that waits for another person's approval.
+        """
+        try:
+            services.flag_archive(
+                tenant=self.tenant, key=key, actor=self.actor, expected_version=expected_version(request)
+            )
+        except ApprovalRequired as exc:  # a protected flag: 202 with the change request
+            return accepted(exc)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -134,10 +151,13 @@ class FlagRestoreView(TenantAPIView):
     scope = "flags:write"
     throttle_classes = (WriteRateThrottle,)
 
-    @extend_schema(request=None, responses={200: FlagSerializer})
+    @extend_schema(request=None, responses={200: FlagSerializer, 202: ChangeRequestSerializer})
     def post(self, request: Request, key: str) -> Response:
-        """Restore an archived flag."""
-        return _flag_response(services.flag_restore(tenant=self.tenant, key=key, actor=self.actor))
+        """Restore an archived flag (a protected one: 202 with the change request that waits for approval)."""
+        try:
+            return _flag_response(services.flag_restore(tenant=self.tenant, key=key, actor=self.actor))
+        except ApprovalRequired as exc:  # a protected flag: 202 with the change request
+            return accepted(exc)
 
 
 class FlagVersionsView(TenantAPIView):
@@ -174,13 +194,16 @@ class FlagRollbackView(TenantAPIView):
     scope = "flags:write"
     throttle_classes = (WriteRateThrottle,)
 
-    @extend_schema(request=RollbackSerializer, responses={200: FlagSerializer})
+    @extend_schema(request=RollbackSerializer, responses={200: FlagSerializer, 202: ChangeRequestSerializer})
     def post(self, request: Request, key: str) -> Response:
         """Make an earlier version's definition current again, as a new version."""
         body = json_object(request)
         if "version" not in body:
             raise Invalid({"version": ['Name the version to roll back to: {"version": N}.']})
         version = parse_version(body["version"], "version")
-        return _flag_response(
-            services.flag_rollback(tenant=self.tenant, key=key, version=version, actor=self.actor)
-        )
+        try:
+            return _flag_response(
+                services.flag_rollback(tenant=self.tenant, key=key, version=version, actor=self.actor)
+            )
+        except ApprovalRequired as exc:  # a protected flag: 202 with the change request
+            return accepted(exc)

@@ -19,6 +19,7 @@ from flagsvc_sdk.engine import (
 
 from audit.diff import document_diff
 from flags import selectors as flag_selectors
+from flags.approvals import ApprovalRequired
 from flags.config_io.documents import DOCUMENT_FIELDS, FORMAT_VERSION
 from flags.integrity import BrokenFlag, broken_flags
 from flags.models import FLAG_READ_ONLY_FIELDS
@@ -73,6 +74,8 @@ class ImportPlan:
     changes: tuple[EntityChange, ...]
     unchanged: int
     applied: bool
+    change_requests: tuple[tuple[str, int], ...] = ()
+    """(flag key, change request id) of the protected flags the import proposed instead of writing."""
 
     def count(self, action: Action) -> int:
         return sum(1 for change in self.changes if change.action == action)
@@ -91,6 +94,8 @@ class ImportPlan:
             f"{self.count(v)} {v}d" if self.applied else f"{self.count(v)} to {v}" for v in verbs
         )
         lines.append(f"{done}, {self.unchanged} unchanged.")
+        for key, cr_id in self.change_requests:
+            lines.append(f"! flag {key} is protected: change request #{cr_id} opened; it needs approval.")
         if not self.changes:
             lines.append("Nothing to do.")
         elif not self.applied:
@@ -125,12 +130,13 @@ def ruleset_import(
         # joins it, and the ruleset check judges the final state once, before the commit.
         with ruleset_change(tenant):
             changes, unchanged = _plan(tenant, document, prune)
-            for change in changes:
-                _apply(tenant, change, actor)
+            opened = [cr for change in changes if (cr := _apply(tenant, change, actor)) is not None]
     except (ApiError, DefinitionError) as exc:
         message = getattr(exc, "message", None) or str(exc)
         raise ImportRejected([Problem("ruleset", "(after the import)", message)]) from exc
-    return ImportPlan(changes=tuple(changes), unchanged=unchanged, applied=True)
+    return ImportPlan(
+        changes=tuple(changes), unchanged=unchanged, applied=True, change_requests=tuple(opened)
+    )
 
 
 @dataclass(frozen=True)
@@ -344,7 +350,8 @@ def _prerequisite_order(flags: dict[str, dict[str, Any]]) -> list[str]:
     return ordered
 
 
-def _apply(tenant: Tenant, change: EntityChange, actor: str) -> None:
+def _apply(tenant: Tenant, change: EntityChange, actor: str) -> tuple[str, int] | None:
+    """Write one change; for a protected flag, the (key, id) of the change request the gate opened."""
     content = change.content or {}
     try:
         if change.entity == "segment":
@@ -362,6 +369,9 @@ def _apply(tenant: Tenant, change: EntityChange, actor: str) -> None:
             flag_update(tenant=tenant, key=change.key, data=content, actor=actor, partial=True)
         else:
             flag_archive(tenant=tenant, key=change.key, actor=actor)
+    except ApprovalRequired as exc:  # four eyes: kept, inside the import's transaction
+        return change.key, exc.change_request.pk
     except (ApiError, DefinitionError) as exc:
         message = getattr(exc, "message", None) or str(exc)
         raise ImportRejected([Problem(f'{change.entity} "{change.key}"', change.action, message)]) from exc
+    return None

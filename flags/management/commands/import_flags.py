@@ -19,7 +19,8 @@ from tenancy.models import Tenant
 class Command(BaseCommand):
     help = (
         "Make a tenant's segments and live flags what an export_flags document says, through the write "
-        "services (audited as system:import_flags), all or nothing. Unchanged entities are not written."
+        "services (audited as system:import_flags), all or nothing. Unchanged entities are not written. "
+        "A change to a protected flag opens a change request instead; then the command exits with code 3."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -68,3 +69,11 @@ class Command(BaseCommand):
         self.stdout.write(f"{heading} for tenant {tenant.slug} from {name}:")
         for line in plan.render():
             self.stdout.write(line)
+        if plan.change_requests:
+            # Four eyes: the rest is applied; the protected flags wait for another person's approval.
+            raise CommandError(
+                f"{len(plan.change_requests)} protected flag(s) were not changed: change request(s) "
+                + ", ".join(f"#{cr_id} ({key})" for key, cr_id in plan.change_requests)
+                + " need another person's approval (admin: Change requests; API: /v1/change-requests).",
+                returncode=3,
+            )
