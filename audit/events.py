@@ -19,6 +19,9 @@ FLAG_ROLLED_BACK = "flag.rolled_back"
 SEGMENT_CREATED = "segment.created"
 SEGMENT_UPDATED = "segment.updated"
 SEGMENT_DELETED = "segment.deleted"
+FLAG_ROLLOUT_SCHEDULED = "flag.rollout_scheduled"
+FLAG_ROLLOUT_PROGRESS = "flag.rollout_progress"
+FLAG_ROLLOUT_COMPLETED = "flag.rollout_completed"
 
 EVENT_TYPES: dict[tuple[str, str], str] = {
     ("flag", AuditAction.CREATE): FLAG_CREATED,
@@ -29,6 +32,9 @@ EVENT_TYPES: dict[tuple[str, str], str] = {
     ("segment", AuditAction.CREATE): SEGMENT_CREATED,
     ("segment", AuditAction.UPDATE): SEGMENT_UPDATED,
     ("segment", AuditAction.DELETE): SEGMENT_DELETED,
+    ("flag", AuditAction.ROLLOUT_SCHEDULE): FLAG_ROLLOUT_SCHEDULED,
+    ("flag", AuditAction.ROLLOUT_PROGRESS): FLAG_ROLLOUT_PROGRESS,
+    ("flag", AuditAction.ROLLOUT_COMPLETE): FLAG_ROLLOUT_COMPLETED,
 }
 """(entity, audit action) → event type. Every event the outbox holds today has one of these."""
 

@@ -117,3 +117,7 @@ class FlagVersion(models.Model):
 
     def __str__(self) -> str:
         return f"{self.flag_id} v{self.version}"
+
+
+# Scheduled rollouts live in their own module (ADR 0014); imported here so Django registers them.
+from flags.rollouts.models import AutomationBreaker, RolloutPlan  # noqa: E402, F401

@@ -20,6 +20,7 @@ from audit.models import AuditAction
 from audit.receivers import set_audit_action
 from flags import selectors
 from flags.models import FLAG_CONTENT_FIELDS, FLAG_READ_ONLY_FIELDS, Flag
+from flags.rollouts.services import check_rollout_conflict
 from kernel.context import acting_as
 from kernel.documents import same_document
 from kernel.errors import Conflict, FlagNotFound, Invalid, NotFound
@@ -96,8 +97,11 @@ def flag_update(
     actor: str | None = None,
     expected_version: int | None = None,
     partial: bool = False,
+    audit_action: str | None = None,
 ) -> Flag:
-    """Full replace (PUT) or partial change (PATCH) of the mutable fields."""
+    """Full replace (PUT) or partial change (PATCH) of the mutable fields.
+
+    `audit_action` names the change when it is not a plain update (a rollout step, ADR 0014)."""
     body = _content_of(data)
     with acting_as(actor), ruleset_change(tenant) as change:
         flag = _locked(tenant, key)
@@ -113,7 +117,11 @@ def flag_update(
         content = validate_flag({**base, **body, "key": flag.key, "type": flag.type})
         if same_document(content, flag.content()):
             return flag
+        # Rollouts (ADR 0014): a write to what an active plan drives is 409 `rollout_conflict`.
+        check_rollout_conflict(tenant=tenant, flag=flag, before=flag.content(), after=content)
         flag.apply_content(content)
+        if audit_action is not None:
+            set_audit_action(flag, audit_action)
         flag.save()
         change.flags.add(flag.key)
         return flag
@@ -157,6 +165,8 @@ def flag_rollback(*, tenant: Tenant, key: str, version: int, actor: str | None =
             raise NotFound(f"Flag {key!r} has no version {version}.", details={"version": version})
         old = {k: v for k, v in stored.document.items() if k in FLAG_CONTENT_FIELDS}
         content = validate_flag({**old, "key": flag.key, "type": flag.type})
+        # Rollouts (ADR 0014): a rollback over what an active plan drives is 409 `rollout_conflict`.
+        check_rollout_conflict(tenant=tenant, flag=flag, before=flag.content(), after=content)
         flag.apply_content(content)
         set_audit_action(flag, AuditAction.ROLLBACK)
         flag.save()

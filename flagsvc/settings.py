@@ -269,3 +269,5 @@ WEBHOOK_BACKOFF_MAX_SECONDS = env.env_float("WEBHOOK_BACKOFF_MAX_SECONDS", 3600.
 WEBHOOK_LEASE_SECONDS = env.env_float("WEBHOOK_LEASE_SECONDS", 60.0)
 WORKER_POLL_SECONDS = env.env_float("WORKER_POLL_SECONDS", 0.5)
 WORKER_PRUNE_INTERVAL_SECONDS = env.env_float("WORKER_PRUNE_INTERVAL_SECONDS", 3600.0)
+# Scheduled rollouts (ADR 0014): a step applied more than this after its time is marked `late`.
+ROLLOUT_LATE_SECONDS = env.env_float("ROLLOUT_LATE_SECONDS", 60.0)
