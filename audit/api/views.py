@@ -21,7 +21,7 @@ from tenancy.api.base import TenantAPIView
 from tenancy.api.helpers import choice_param, text_param
 from tenancy.schema import paginated
 
-ENTITIES = ("flag", "segment", "membership", "tenant")
+ENTITIES = ("flag", "segment", "membership", "tenant", "automation")  # automation: the rollout breaker
 
 
 class AuditEntrySerializer(serializers.Serializer[Any]):

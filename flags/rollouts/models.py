@@ -110,14 +110,15 @@ class AutomationBreaker(models.Model):
 
     INSTALLATION = "installation"
 
-    scope = models.CharField(max_length=64, unique=True)  # "installation" | "tenant:<id>"
-    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, null=True, blank=True, related_name="+")
+    # "installation" | "tenant:<id>". No foreign key to the tenant: the installation's row has none, and a
+    # row that belongs to no tenant cannot sit behind the fail-closed tenant manager; selectors name the
+    # scope of the tenant they ask about every time.
+    scope = models.CharField(max_length=64, unique=True)
     engaged = models.BooleanField(default=False)
     reason = models.CharField(max_length=500, blank=True, default="")
     changed_by = models.CharField(max_length=200, blank=True, default="")
     changed_at = models.DateTimeField(null=True, blank=True)
 
-    # Deliberately unscoped: the installation row has no tenant; selectors name the tenant every time.
     objects = models.Manager()
 
     def __str__(self) -> str:

@@ -70,8 +70,8 @@ def engaged_tenant_ids() -> tuple[bool, set[int]]:
     for row in AutomationBreaker.objects.filter(engaged=True):
         if row.scope == AutomationBreaker.INSTALLATION:
             installation = True
-        elif row.tenant_id is not None:
-            tenants.add(row.tenant_id)
+        elif row.scope.startswith("tenant:"):
+            tenants.add(int(row.scope.removeprefix("tenant:")))
     return installation, tenants
 
 

@@ -331,9 +331,7 @@ def breaker_set(
         raise Invalid({"reason": ["At most 500 characters."]})
     scope = AutomationBreaker.INSTALLATION if tenant is None else tenant_scope_key(tenant.pk)
     with acting_as(actor), transaction.atomic():
-        row, _ = AutomationBreaker.objects.select_for_update().get_or_create(
-            scope=scope, defaults={"tenant": tenant}
-        )
+        row, _ = AutomationBreaker.objects.select_for_update().get_or_create(scope=scope)
         if row.engaged == engaged and (not engaged or row.reason == reason):
             return row
         before = row.to_document()

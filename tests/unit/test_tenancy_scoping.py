@@ -112,6 +112,7 @@ ALLOWED = {
     "tenancy/admin_scoping.py": "superusers' admin, and a person's memberships (what the scope is made of)",
     "tenancy/selectors.py": "POST /v1/auth/token finds a client by its id before any tenant is known",
     "webhooks/worker.py": "the worker fans every tenant's events out and delivers every tenant's webhooks",
+    "flags/rollouts/scheduler.py": "the worker finds every tenant's due rollout plans (then locks each in its tenant)",
 }
 
 
