@@ -15,7 +15,7 @@ from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
-from flags.admin import views
+from flags.admin import rollouts, views
 from flags.admin.display import ArchivedFilter, TagFilter, rollout_summary
 from flags.admin.forms import NEW_FLAG_INITIAL, FlagForm
 from flags.models import Flag
@@ -32,7 +32,7 @@ EDIT_FIELDSETS: list[tuple[str | None, dict[str, Any]]] = [
     ("Rules and default", {"fields": ("rules", "default")}),
     ("Advanced", {"fields": ("prerequisites", "bucket_by", "tags"), "classes": ("collapse",)}),
 ]
-STATUS_FIELDS = ("rollout", "version", "last_change")
+STATUS_FIELDS = ("rollout", "scheduled_rollout", "version", "last_change")
 VIEW_FIELDSETS: list[tuple[str | None, dict[str, Any]]] = [
     (None, {"fields": ("tenant", "key", "name", "description", "type", "state")}),
     (
@@ -51,7 +51,7 @@ def _pre(value: Any) -> SafeString:
 @admin.register(Flag)
 class FlagAdmin(ServiceWriteAdmin[Flag], TenantScopedAdmin[Flag]):
     form = FlagForm
-    list_display = ("key", "tenant", "state_badge", "version", "last_change", "rule_count", "rollout")
+    list_display = ("key", "tenant", "state_badge", "version", "last_change", "rule_count", "rollout", "plan")
     list_filter = (TenantListFilter, "state", "type", TagFilter, ArchivedFilter)
     search_fields = ("key", "name", "description")
     search_help_text = "Search by key, name or description."
@@ -120,6 +120,18 @@ class FlagAdmin(ServiceWriteAdmin[Flag], TenantScopedAdmin[Flag]):
     @admin.display(description="Rollout")
     def rollout(self, obj: Flag) -> str:
         return rollout_summary(obj)
+
+    # Scheduled rollouts (ADR 0014): the list's badge, the flag page's status line, the plans' page.
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Flag]:
+        return super().get_queryset(request).prefetch_related(rollouts.active_plans_prefetch())
+
+    @admin.display(description="Scheduled rollout")
+    def plan(self, obj: Flag) -> SafeString | str:
+        return rollouts.list_badge(obj)
+
+    @admin.display(description="Scheduled rollout")
+    def scheduled_rollout(self, obj: Flag) -> SafeString:
+        return rollouts.change_page_summary(obj)
 
     @admin.display(description="Variants")
     def variants_json(self, obj: Flag) -> SafeString:
@@ -234,6 +246,7 @@ class FlagAdmin(ServiceWriteAdmin[Flag], TenantScopedAdmin[Flag]):
 
         return [
             path("<path:object_id>/rollback/", wrap(self.rollback_view), name="flags_flag_rollback"),
+            path("<path:object_id>/rollouts/", wrap(self.rollouts_view), name="flags_flag_rollouts"),
             *super().get_urls(),
         ]
 
@@ -244,3 +257,6 @@ class FlagAdmin(ServiceWriteAdmin[Flag], TenantScopedAdmin[Flag]):
 
     def rollback_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
         return views.rollback_response(self, request, self.get_object(request, unquote(object_id)))
+
+    def rollouts_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        return rollouts.rollouts_response(self, request, self.get_object(request, unquote(object_id)))

@@ -230,7 +230,7 @@ def rollout_create(*, tenant: Tenant, key: str, data: dict[str, Any], actor: str
             entity="flag",
             key=flag.key,
             action=AuditAction.ROLLOUT_SCHEDULE,
-            version=flag.version,
+            version=None,  # the flag itself has not changed (no new version) until the first step
             before=None,
             after={"rollout": plan.to_document(flag.key)},
         )
