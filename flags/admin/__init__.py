@@ -62,7 +62,7 @@ class FlagAdmin(ServiceWriteAdmin[Flag], TenantScopedAdmin[Flag]):
     edit_role = Role.EDITOR
 
     class Media:
-        css = {"all": ("flags/admin/flag_admin.css",)}
+        css = {"all": ("flags/admin/flag_admin.css", "flags/admin/rollouts.css")}
         js = ("flags/admin/json_editor.js", "flags/admin/rule_builder.js", "flags/admin/flag_preview.js")
 
     def has_change_permission(self, request: HttpRequest, obj: Flag | None = None) -> bool:
@@ -125,7 +125,7 @@ class FlagAdmin(ServiceWriteAdmin[Flag], TenantScopedAdmin[Flag]):
     def get_queryset(self, request: HttpRequest) -> QuerySet[Flag]:
         return super().get_queryset(request).prefetch_related(rollouts.active_plans_prefetch())
 
-    @admin.display(description="Scheduled rollout")
+    @admin.display(description="Plan")
     def plan(self, obj: Flag) -> SafeString | str:
         return rollouts.list_badge(obj)
 

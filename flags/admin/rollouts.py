@@ -64,7 +64,9 @@ def list_badge(flag: Flag) -> SafeString | str:
     if not plans:
         return ""
     return format_html(
-        '<span class="flagsvc-plan-badge">{}</span>', "; ".join(plan_badge(plan) for plan in plans)
+        '<span class="flagsvc-plan-badge" title="{}">{}</span>',
+        "; ".join(plan_badge(plan) for plan in plans),
+        "; ".join(plan_badge(plan).removeprefix("rolling out ") for plan in plans),
     )
 
 

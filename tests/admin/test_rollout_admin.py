@@ -48,7 +48,7 @@ def test_plan_editor__rows_become_a_scheduled_plan_in_utc(editor, acme_flag):
     shown = client.get(page(acme_flag)).content.decode()
     assert "2026-12-01 12:00 UTC" in shown and "scheduled" in shown
     listed = client.get(reverse("admin:flags_flag_changelist")).content.decode()
-    assert "rolling out on 0 % → 10 % at 2026-12-01 12:00 UTC" in listed
+    assert "on 0 % → 10 % at 2026-12-01 12:00 UTC" in listed
     change = client.get(reverse("admin:flags_flag_change", args=[acme_flag.pk])).content.decode()
     assert "See the plans and the time line" in change
 
