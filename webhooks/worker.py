@@ -115,7 +115,9 @@ class Worker:
             try:
                 done += job(self.clock())
             except Exception:
-                logger.exception("scheduled job failed", extra={"job": getattr(job, "__qualname__", str(job))})
+                logger.exception(
+                    "scheduled job failed", extra={"job": getattr(job, "__qualname__", str(job))}
+                )
         return done
 
     # Fan-out ----------------------------------------------------------------------------------------

@@ -4,20 +4,51 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('audit', '0003_event_ruleset_version'),
+        ("audit", "0003_event_ruleset_version"),
     ]
 
     operations = [
         migrations.AlterField(
-            model_name='auditentry',
-            name='action',
-            field=models.CharField(choices=[('create', 'Create'), ('update', 'Update'), ('archive', 'Archive'), ('restore', 'Restore'), ('rollback', 'Rollback'), ('delete', 'Delete'), ('rollout_schedule', 'Rollout Schedule'), ('rollout_progress', 'Rollout Progress'), ('rollout_complete', 'Rollout Complete'), ('rollout_pause', 'Rollout Pause'), ('rollout_resume', 'Rollout Resume'), ('rollout_abort', 'Rollout Abort')], max_length=16),
+            model_name="auditentry",
+            name="action",
+            field=models.CharField(
+                choices=[
+                    ("create", "Create"),
+                    ("update", "Update"),
+                    ("archive", "Archive"),
+                    ("restore", "Restore"),
+                    ("rollback", "Rollback"),
+                    ("delete", "Delete"),
+                    ("rollout_schedule", "Rollout Schedule"),
+                    ("rollout_progress", "Rollout Progress"),
+                    ("rollout_complete", "Rollout Complete"),
+                    ("rollout_pause", "Rollout Pause"),
+                    ("rollout_resume", "Rollout Resume"),
+                    ("rollout_abort", "Rollout Abort"),
+                ],
+                max_length=16,
+            ),
         ),
         migrations.AlterField(
-            model_name='changeevent',
-            name='action',
-            field=models.CharField(choices=[('create', 'Create'), ('update', 'Update'), ('archive', 'Archive'), ('restore', 'Restore'), ('rollback', 'Rollback'), ('delete', 'Delete'), ('rollout_schedule', 'Rollout Schedule'), ('rollout_progress', 'Rollout Progress'), ('rollout_complete', 'Rollout Complete'), ('rollout_pause', 'Rollout Pause'), ('rollout_resume', 'Rollout Resume'), ('rollout_abort', 'Rollout Abort')], max_length=16),
+            model_name="changeevent",
+            name="action",
+            field=models.CharField(
+                choices=[
+                    ("create", "Create"),
+                    ("update", "Update"),
+                    ("archive", "Archive"),
+                    ("restore", "Restore"),
+                    ("rollback", "Rollback"),
+                    ("delete", "Delete"),
+                    ("rollout_schedule", "Rollout Schedule"),
+                    ("rollout_progress", "Rollout Progress"),
+                    ("rollout_complete", "Rollout Complete"),
+                    ("rollout_pause", "Rollout Pause"),
+                    ("rollout_resume", "Rollout Resume"),
+                    ("rollout_abort", "Rollout Abort"),
+                ],
+                max_length=16,
+            ),
         ),
     ]

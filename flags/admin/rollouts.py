@@ -41,6 +41,8 @@ def active_plans_prefetch() -> Prefetch:
         queryset=RolloutPlan.objects.filter(status__in=ACTIVE).order_by("id"),
         to_attr="active_rollouts",
     )
+
+
 STATE_WORDS = {"applied": "applied", "overtaken": "overtaken (worker was away)", "pending": "pending"}
 
 
@@ -55,7 +57,9 @@ def plan_badge(plan: RolloutPlan) -> str:
     where = "" if plan.target == "default" else f" ({plan.target})"
     if upcoming is None:
         return f"{plan.variant} at {done} %{where}"
-    return f"rolling out {plan.variant}{where} {done} % → {upcoming['percentage']} % at {_when(upcoming['at'])}"
+    return (
+        f"rolling out {plan.variant}{where} {done} % → {upcoming['percentage']} % at {_when(upcoming['at'])}"
+    )
 
 
 def list_badge(flag: Flag) -> SafeString | str:
@@ -73,14 +77,21 @@ def list_badge(flag: Flag) -> SafeString | str:
 def change_page_summary(flag: Flag) -> SafeString:
     """The flag page's status line: the open plans and a link to the rollout page."""
     url = reverse("admin:flags_flag_rollouts", args=[flag.pk])
-    plans = [p for p in selectors.plan_list(tenant=flag.tenant, flag_id=flag.pk) if p.status in ("scheduled", "running", "paused")]
+    plans = [
+        p
+        for p in selectors.plan_list(tenant=flag.tenant, flag_id=flag.pk)
+        if p.status in ("scheduled", "running", "paused")
+    ]
     if not plans:
         return format_html('No scheduled rollout. <a href="{}">Plan a rollout</a>', url)
     lines = format_html("")
     for plan in plans:
         lines = format_html(
             '{}<span class="flagsvc-plan-status flagsvc-plan-{}">{}</span> {}<br>',
-            lines, plan.status, plan.status, plan_badge(plan),
+            lines,
+            plan.status,
+            plan.status,
+            plan_badge(plan),
         )
     return format_html('{}<a href="{}">See the plans and the time line</a>', lines, url)
 
@@ -161,7 +172,10 @@ def _submitted_plan(request: HttpRequest) -> tuple[dict[str, Any], list[dict[str
     rows = []
     steps: list[dict[str, Any]] = []
     for i in range(MAX_STEPS):
-        at, percentage = request.POST.get(f"step-{i}-at", "").strip(), request.POST.get(f"step-{i}-percentage", "").strip()
+        at, percentage = (
+            request.POST.get(f"step-{i}-at", "").strip(),
+            request.POST.get(f"step-{i}-percentage", "").strip(),
+        )
         if i < EDITOR_ROWS or at or percentage:
             rows.append({"at": at, "percentage": percentage})
         if not at and not percentage:
@@ -172,7 +186,11 @@ def _submitted_plan(request: HttpRequest) -> tuple[dict[str, Any], list[dict[str
         except ValueError:
             number = percentage
         steps.append({"at": f"{at}:00Z" if len(at) == 16 else at, "percentage": number})
-    body = {"target": request.POST.get("target", "default"), "variant": request.POST.get("variant", ""), "steps": steps}
+    body = {
+        "target": request.POST.get("target", "default"),
+        "variant": request.POST.get("variant", ""),
+        "steps": steps,
+    }
     return body, rows
 
 
@@ -193,7 +211,11 @@ def rollouts_response(model_admin: FlagAdmin, request: HttpRequest, flag: Flag) 
     can_flip = access.can(flag.tenant_id, Role.OWNER)
     url = reverse("admin:flags_flag_rollouts", args=[flag.pk])
     errors: dict[str, list[str]] = {}
-    form: dict[str, Any] = {"target": "default", "variant": "", "rows": [{"at": "", "percentage": ""}] * EDITOR_ROWS}
+    form: dict[str, Any] = {
+        "target": "default",
+        "variant": "",
+        "rows": [{"at": "", "percentage": ""}] * EDITOR_ROWS,
+    }
     if request.method == "POST":
         action = request.POST.get("action", "")
         actor = actor_of(request)
@@ -210,18 +232,28 @@ def rollouts_response(model_admin: FlagAdmin, request: HttpRequest, flag: Flag) 
                 messages.success(request, f"Rollout plan {plan.pk} scheduled: {plan_badge(plan)}.")
                 return HttpResponseRedirect(url)
             if action in ("pause", "resume", "abort") and request.POST.get("plan", "").isdigit():
-                service = {"pause": services.rollout_pause, "resume": services.rollout_resume, "abort": services.rollout_abort}[action]
-                plan = service(tenant=flag.tenant, key=flag.key, plan_id=int(request.POST["plan"]), actor=actor)
+                service = {
+                    "pause": services.rollout_pause,
+                    "resume": services.rollout_resume,
+                    "abort": services.rollout_abort,
+                }[action]
+                plan = service(
+                    tenant=flag.tenant, key=flag.key, plan_id=int(request.POST["plan"]), actor=actor
+                )
                 messages.success(request, f"Rollout plan {plan.pk} is now {plan.status}.")
                 return HttpResponseRedirect(url)
             if action in ("breaker-on", "breaker-off"):
                 services.breaker_set(
-                    tenant=flag.tenant, engaged=action == "breaker-on", reason=request.POST.get("reason", ""), actor=actor
+                    tenant=flag.tenant,
+                    engaged=action == "breaker-on",
+                    reason=request.POST.get("reason", ""),
+                    actor=actor,
                 )
                 messages.success(
                     request,
                     "Automation paused for this tenant: no rollout step will be applied."
-                    if action == "breaker-on" else "Automation resumed for this tenant.",
+                    if action == "breaker-on"
+                    else "Automation resumed for this tenant.",
                 )
                 return HttpResponseRedirect(url)
             messages.error(request, "Choose a plan.")

@@ -5,48 +5,91 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('flags', '0001_initial'),
-        ('tenancy', '0002_idempotency_claims_and_rate_limit_buckets'),
+        ("flags", "0001_initial"),
+        ("tenancy", "0002_idempotency_claims_and_rate_limit_buckets"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='AutomationBreaker',
+            name="AutomationBreaker",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('scope', models.CharField(max_length=64, unique=True)),
-                ('engaged', models.BooleanField(default=False)),
-                ('reason', models.CharField(blank=True, default='', max_length=500)),
-                ('changed_by', models.CharField(blank=True, default='', max_length=200)),
-                ('changed_at', models.DateTimeField(blank=True, null=True)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("scope", models.CharField(max_length=64, unique=True)),
+                ("engaged", models.BooleanField(default=False)),
+                ("reason", models.CharField(blank=True, default="", max_length=500)),
+                ("changed_by", models.CharField(blank=True, default="", max_length=200)),
+                ("changed_at", models.DateTimeField(blank=True, null=True)),
             ],
         ),
         migrations.CreateModel(
-            name='RolloutPlan',
+            name="RolloutPlan",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('target', models.CharField(max_length=140)),
-                ('variant', models.CharField(max_length=128)),
-                ('baseline', models.JSONField(default=list)),
-                ('steps', models.JSONField(default=list)),
-                ('status', models.CharField(choices=[('scheduled', 'Scheduled'), ('running', 'Running'), ('paused', 'Paused'), ('completed', 'Completed'), ('aborted', 'Aborted')], default='scheduled', max_length=16)),
-                ('current_step', models.PositiveIntegerField(default=0)),
-                ('next_at', models.DateTimeField(blank=True, null=True)),
-                ('status_detail', models.CharField(blank=True, default='', max_length=500)),
-                ('created_by', models.CharField(max_length=200)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('started_at', models.DateTimeField(blank=True, null=True)),
-                ('finished_at', models.DateTimeField(blank=True, null=True)),
-                ('flag', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='rollout_plans', to='flags.flag')),
-                ('tenant', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='+', to='tenancy.tenant')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("target", models.CharField(max_length=140)),
+                ("variant", models.CharField(max_length=128)),
+                ("baseline", models.JSONField(default=list)),
+                ("steps", models.JSONField(default=list)),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("scheduled", "Scheduled"),
+                            ("running", "Running"),
+                            ("paused", "Paused"),
+                            ("completed", "Completed"),
+                            ("aborted", "Aborted"),
+                        ],
+                        default="scheduled",
+                        max_length=16,
+                    ),
+                ),
+                ("current_step", models.PositiveIntegerField(default=0)),
+                ("next_at", models.DateTimeField(blank=True, null=True)),
+                ("status_detail", models.CharField(blank=True, default="", max_length=500)),
+                ("created_by", models.CharField(max_length=200)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                ("started_at", models.DateTimeField(blank=True, null=True)),
+                ("finished_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "flag",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="rollout_plans",
+                        to="flags.flag",
+                    ),
+                ),
+                (
+                    "tenant",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT, related_name="+", to="tenancy.tenant"
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-id'],
-                'indexes': [models.Index(fields=['status', 'next_at'], name='rollout_due_idx'), models.Index(fields=['tenant', 'flag'], name='rollout_tenant_flag_idx')],
-                'constraints': [models.UniqueConstraint(condition=models.Q(('status__in', ['scheduled', 'running', 'paused'])), fields=('flag', 'target'), name='rollout_one_open_plan_per_target')],
+                "ordering": ["-id"],
+                "indexes": [
+                    models.Index(fields=["status", "next_at"], name="rollout_due_idx"),
+                    models.Index(fields=["tenant", "flag"], name="rollout_tenant_flag_idx"),
+                ],
+                "constraints": [
+                    models.UniqueConstraint(
+                        condition=models.Q(("status__in", ["scheduled", "running", "paused"])),
+                        fields=("flag", "target"),
+                        name="rollout_one_open_plan_per_target",
+                    )
+                ],
             },
         ),
     ]

@@ -83,7 +83,9 @@ class RolloutCollectionView(RolloutAPIView):
     def post(self, request: Request, key: str) -> Response:
         """Schedule a rollout. Steps in the past or not increasing (in time and percentage) → 422 naming
         the step; a second open plan for the same target → 409 `rollout_conflict`."""
-        plan = services.rollout_create(tenant=self.tenant, key=key, data=json_object(request), actor=self.actor)
+        plan = services.rollout_create(
+            tenant=self.tenant, key=key, data=json_object(request), actor=self.actor
+        )
         response = Response(self.document(plan, key), status=status.HTTP_201_CREATED)
         response["Location"] = f"/v1/flags/{key}/rollouts/{plan.pk}"
         return response
@@ -100,7 +102,11 @@ class RolloutDetailView(RolloutAPIView):
         return Response(self.document(plan, key))
 
 
-ACTIONS = {"pause": services.rollout_pause, "resume": services.rollout_resume, "abort": services.rollout_abort}
+ACTIONS = {
+    "pause": services.rollout_pause,
+    "resume": services.rollout_resume,
+    "abort": services.rollout_abort,
+}
 
 
 class RolloutActionView(RolloutAPIView):
@@ -143,7 +149,9 @@ class AutomationView(TenantAPIView):
         applied) until `{"paused": false}`. A reason is required to pause. Audited."""
         body = json_object(request)
         errors: dict[str, list[str]] = {
-            field: ["Unknown field; send `paused` and `reason`."] for field in body if field not in ("paused", "reason")
+            field: ["Unknown field; send `paused` and `reason`."]
+            for field in body
+            if field not in ("paused", "reason")
         }
         paused, reason = body.get("paused"), body.get("reason") or ""
         if not isinstance(paused, bool):

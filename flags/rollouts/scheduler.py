@@ -18,7 +18,7 @@ the error. While the circuit breaker holds the tenant (or the installation), no 
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.conf import settings
@@ -29,10 +29,10 @@ from flags.models import Flag
 from flags.rollouts.models import ACTIVE, ROLLOUT_ACTOR, RolloutPlan
 from flags.rollouts.models import RolloutStatus as Status
 from flags.rollouts.selectors import engaged_tenant_ids
-from flags.services import flag_update
 from flags.rollouts.services import MISSING, driven_serve, set_plan_status, step_serve, with_serve
+from flags.services import flag_update
 from kernel.context import acting_as
-from kernel.errors import ApiError
+from kernel.errors import as_api_error
 from kernel.timefmt import iso
 from tenancy.models import Tenant
 from tenancy.ruleset import lock_tenant
@@ -57,7 +57,8 @@ def run_due(now: datetime) -> int:
     for plan_id, tenant_id in due:
         try:
             done += apply_due_step(plan_id, tenant_id, now)
-        except ApiError:
+        except Exception:
+            # One broken plan must not hold up the others; it stays due and is retried next pass.
             logger.exception("rollout step failed", extra={"rollout": plan_id})
     return done
 
@@ -82,7 +83,9 @@ def apply_due_step(plan_id: int, tenant_id: int, now: datetime) -> int:
         if flag is None or flag.is_archived:
             key = flag.key if flag else str(plan.flag_id)
             set_plan_status(
-                plan, key, Status.PAUSED,
+                plan,
+                key,
+                Status.PAUSED,
                 "Paused by the scheduler: the flag is archived. Restore it, then resume the plan.",
                 AuditAction.ROLLOUT_PAUSE,
             )
@@ -90,14 +93,20 @@ def apply_due_step(plan_id: int, tenant_id: int, now: datetime) -> int:
         content = flag.content()
         if driven_serve(content, plan.target) is MISSING:
             set_plan_status(
-                plan, flag.key, Status.ABORTED,
-                f"Aborted by the scheduler: rule {plan.rule_id!r} no longer exists.", AuditAction.ROLLOUT_ABORT,
+                plan,
+                flag.key,
+                Status.ABORTED,
+                f"Aborted by the scheduler: rule {plan.rule_id!r} no longer exists.",
+                AuditAction.ROLLOUT_ABORT,
             )
             return 1
         if plan.variant not in {v.get("key") for v in flag.variants}:
             set_plan_status(
-                plan, flag.key, Status.ABORTED,
-                f"Aborted by the scheduler: variant {plan.variant!r} no longer exists.", AuditAction.ROLLOUT_ABORT,
+                plan,
+                flag.key,
+                Status.ABORTED,
+                f"Aborted by the scheduler: variant {plan.variant!r} no longer exists.",
+                AuditAction.ROLLOUT_ABORT,
             )
             return 1
         return _apply(plan, flag, content, now)
@@ -113,9 +122,14 @@ def _apply(plan: RolloutPlan, flag: Flag, content: dict[str, Any], now: datetime
     try:
         with transaction.atomic():  # a refused write rolls back alone; the plan records why
             written = write_step(flag, data, action)
-    except ApiError as error:
+    except Exception as exc:
+        error = as_api_error(exc)
+        if error is None:
+            raise
         set_plan_status(
-            plan, flag.key, Status.PAUSED,
+            plan,
+            flag.key,
+            Status.PAUSED,
             f"Paused by the scheduler: step {last + 1} was refused ({error.message}). Fix it, then resume.",
             AuditAction.ROLLOUT_PAUSE,
         )
@@ -132,7 +146,7 @@ def _apply(plan: RolloutPlan, flag: Flag, content: dict[str, Any], now: datetime
     plan.steps = steps
     plan.current_step = last + 1
     plan.started_at = plan.started_at or now
-    plan.next_at = None if final else steps[last + 1]["at"]
+    plan.next_at = None if final else _at(steps[last + 1])
     detail = _late_detail(steps, due, last)
     if final:
         set_plan_status(plan, flag.key, Status.COMPLETED, detail or "Completed on time.", None)
@@ -157,15 +171,26 @@ def _at(step: dict[str, Any]) -> datetime:
     return datetime.fromisoformat(step["at"])
 
 
+def _words(moment: str) -> str:
+    """`2026-12-01T14:00:00Z` → `2026-12-01 14:00:00 UTC` (the status detail is read by people)."""
+    return datetime.fromisoformat(moment).astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
 def _late_detail(steps: list[dict[str, Any]], due: list[int], last: int) -> str:
     """Says in words what a late worker did; empty when the step came on time."""
     if not steps[last]["late"] and len(due) == 1:
         return ""
     applied = steps[last]
-    parts = [f"Step {last + 1} ({applied['percentage']} %) was due at {applied['at']} and applied at {applied['applied_at']}"]
+    parts = [
+        f"Step {last + 1} ({applied['percentage']} %) was due at {_words(applied['at'])} "
+        f"and applied at {_words(applied['applied_at'])}"
+    ]
     parts[0] += " (late)." if applied["late"] else "."
     overtaken = [i for i in due if i != last]
     if overtaken:
         names = ", ".join(f"{i + 1} ({steps[i]['percentage']} %)" for i in overtaken)
-        parts.append(f"Step(s) {names} came due while the worker was away and were overtaken by it.")
+        parts.append(
+            f"Step(s) {names} came due in the meantime (worker down, plan paused or breaker on) and were "
+            f"overtaken: the flag went straight to {applied['percentage']} %."
+        )
     return " ".join(parts)[:500]

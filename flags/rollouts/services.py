@@ -8,7 +8,7 @@ worker's step waits for it (or the step waits for the pause) and never deadlocks
 from __future__ import annotations
 
 import math
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from django.db import IntegrityError, transaction
@@ -19,7 +19,7 @@ from flags.models import Flag
 from flags.rollouts import clock
 from flags.rollouts.models import ACTIVE, MAX_STEPS, OPEN, ROLLOUT_ACTOR, AutomationBreaker, RolloutPlan
 from flags.rollouts.models import RolloutStatus as Status
-from flags.rollouts.selectors import breaker_hold, tenant_scope_key
+from flags.rollouts.selectors import tenant_scope_key
 from kernel import context
 from kernel.context import acting_as
 from kernel.errors import Conflict, FlagNotFound, Invalid, NotFound, RolloutConflict
@@ -96,7 +96,10 @@ def step_serve(variant: str, percentage: float, baseline: list[dict[str, Any]]) 
     return {
         "distribution": [
             {"variant": variant, "weight": _number(percentage)},
-            *({"variant": e["variant"], "weight": _number(rest * float(e["weight"]) / total)} for e in baseline),
+            *(
+                {"variant": e["variant"], "weight": _number(rest * float(e["weight"]) / total)}
+                for e in baseline
+            ),
         ]
     }
 
@@ -109,7 +112,9 @@ def _number(value: float) -> int | float:
 # The conflict check of the flag write services ---------------------------------------------------
 
 
-def check_rollout_conflict(*, tenant: Tenant, flag: Flag, before: dict[str, Any], after: dict[str, Any]) -> None:
+def check_rollout_conflict(
+    *, tenant: Tenant, flag: Flag, before: dict[str, Any], after: dict[str, Any]
+) -> None:
     """409 `rollout_conflict` when a write by anyone but the scheduler changes what an active plan drives.
 
     Called by `flags.services` under the tenant's lock, so a plan cannot start or resume in between."""
@@ -145,7 +150,9 @@ def _parse_at(raw: Any) -> datetime | None:
     return value if value.tzinfo is not None else None
 
 
-def parse_plan(data: dict[str, Any], content: dict[str, Any], now: datetime) -> tuple[str, str, list[dict[str, Any]]]:
+def parse_plan(
+    data: dict[str, Any], content: dict[str, Any], now: datetime
+) -> tuple[str, str, list[dict[str, Any]]]:
     """Check a plan against the flag it drives; 422 naming each bad field (`steps[2].at`)."""
     errors: dict[str, list[str]] = {}
     for field in sorted(set(data) - set(PLAN_FIELDS)):
@@ -164,7 +171,7 @@ def parse_plan(data: dict[str, Any], content: dict[str, Any], now: datetime) -> 
         errors["variant"] = ["The flag has one variant only: there is nothing to roll out from."]
     steps: list[dict[str, Any]] = []
     if not isinstance(raw_steps, list) or not 1 <= len(raw_steps) <= MAX_STEPS:
-        errors["steps"] = [f"Give 1 to {MAX_STEPS} steps: [{{\"at\": \"<ISO 8601>\", \"percentage\": 5}}, ...]."]
+        errors["steps"] = [f'Give 1 to {MAX_STEPS} steps: [{{"at": "<ISO 8601>", "percentage": 5}}, ...].']
         raw_steps = []
     previous: tuple[datetime, float] | None = None
     for i, raw in enumerate(raw_steps):
@@ -177,28 +184,44 @@ def parse_plan(data: dict[str, Any], content: dict[str, Any], now: datetime) -> 
         if at is None:
             errors[f"{where}.at"] = ["An ISO 8601 date-time with its zone (2026-12-01T14:00:00Z)."]
         elif at <= now:
-            errors[f"{where}.at"] = [f"This moment has passed (now is {iso(now)}); steps must be in the future."]
+            errors[f"{where}.at"] = [
+                f"This moment has passed (now is {iso(now)}); steps must be in the future."
+            ]
         elif previous is not None and at <= previous[0]:
             errors[f"{where}.at"] = [f"Must be after steps[{i - 1}].at: steps go forward in time."]
-        if isinstance(percentage, bool) or not isinstance(percentage, int | float) or not math.isfinite(percentage):
+        if (
+            isinstance(percentage, bool)
+            or not isinstance(percentage, int | float)
+            or not math.isfinite(percentage)
+        ):
             errors[f"{where}.percentage"] = ["A number from 0 to 100."]
             percentage = None
         elif not 0 <= percentage <= 100:
             errors[f"{where}.percentage"] = ["A number from 0 to 100."]
         elif previous is not None and percentage <= previous[1]:
-            errors[f"{where}.percentage"] = [f"Must be more than steps[{i - 1}].percentage: a rollout only grows."]
+            errors[f"{where}.percentage"] = [
+                f"Must be more than steps[{i - 1}].percentage: a rollout only grows."
+            ]
         if at is not None and percentage is not None:
             previous = (at, float(percentage))
             steps.append(
-                {"at": iso(at), "percentage": percentage, "state": "pending", "applied_at": None,
-                 "late": False, "flag_version": None}
+                {
+                    "at": iso(at.astimezone(UTC)),
+                    "percentage": percentage,
+                    "state": "pending",
+                    "applied_at": None,
+                    "late": False,
+                    "flag_version": None,
+                }
             )
     if errors:
         raise Invalid(errors)
     return str(target), str(variant), steps
 
 
-def rollout_create(*, tenant: Tenant, key: str, data: dict[str, Any], actor: str | None = None) -> RolloutPlan:
+def rollout_create(
+    *, tenant: Tenant, key: str, data: dict[str, Any], actor: str | None = None
+) -> RolloutPlan:
     """Schedule a plan; a second open plan for the same target is 409 `rollout_conflict`."""
     with acting_as(actor), transaction.atomic():
         lock_tenant(tenant.pk)
@@ -212,14 +235,18 @@ def rollout_create(*, tenant: Tenant, key: str, data: dict[str, Any], actor: str
             variant=variant,
             baseline=baseline_of(content, target, variant),
             steps=steps,
-            next_at=steps[0]["at"],
+            next_at=datetime.fromisoformat(steps[0]["at"]),
             created_by=context.actor(),
         )
         try:
             with transaction.atomic():
                 plan.save()
         except IntegrityError:
-            other = RolloutPlan.objects.for_tenant(tenant).filter(flag=flag, target=target, status__in=OPEN).first()
+            other = (
+                RolloutPlan.objects.for_tenant(tenant)
+                .filter(flag=flag, target=target, status__in=OPEN)
+                .first()
+            )
             raise RolloutConflict(
                 f"Flag {key!r} already has an open rollout plan for {target!r}; abort it first.",
                 details={"rollout": str(other.pk) if other else None, "target": target},
@@ -287,14 +314,19 @@ def _transition(
             set_plan_status(plan, flag.key, Status.PAUSED, f"Paused by {who}.", AuditAction.ROLLOUT_PAUSE)
         elif verb == "aborted":
             set_plan_status(
-                plan, flag.key, Status.ABORTED, f"Aborted by {who}; the flag keeps its current split.",
+                plan,
+                flag.key,
+                Status.ABORTED,
+                f"Aborted by {who}; the flag keeps its current split.",
                 AuditAction.ROLLOUT_ABORT,
             )
         else:
             if flag.is_archived:
                 raise Conflict(f"Flag {key!r} is archived; restore it before resuming its rollout.")
             status = Status.RUNNING if plan.current_step else Status.SCHEDULED
-            plan.next_at = plan.steps[plan.current_step]["at"] if plan.current_step < len(plan.steps) else None
+            plan.next_at = (
+                plan.steps[plan.current_step]["at"] if plan.current_step < len(plan.steps) else None
+            )
             set_plan_status(plan, flag.key, status, f"Resumed by {who}.", AuditAction.ROLLOUT_RESUME)
         return plan
 
@@ -339,17 +371,18 @@ def breaker_set(
         row.changed_by, row.changed_at = context.actor(), clock.now()
         row.save()
         tenant_ids = (
-            [tenant.pk] if tenant is not None
+            [tenant.pk]
+            if tenant is not None
             else list(Tenant.objects.filter(is_active=True).values_list("pk", flat=True))
         )
         key = "breaker" if tenant is not None else "installation-breaker"
         for tenant_id in tenant_ids:
             audit_record(
-                tenant_id=tenant_id, entity="automation", key=key, action=AuditAction.UPDATE,
-                before=before, after=row.to_document(),
+                tenant_id=tenant_id,
+                entity="automation",
+                key=key,
+                action=AuditAction.UPDATE,
+                before=before,
+                after=row.to_document(),
             )
         return row
-
-
-def hold_of(tenant: Tenant) -> dict[str, Any] | None:
-    return breaker_hold(tenant_id=tenant.pk)

@@ -31,10 +31,15 @@ def page(flag) -> str:
 
 
 EDITOR_POST = {
-    "action": "create", "target": "default", "variant": "on",
-    "step-0-at": "2026-12-01T12:00", "step-0-percentage": "10",
-    "step-1-at": "2026-12-01T14:00", "step-1-percentage": "50",
-    "step-2-at": "", "step-2-percentage": "",
+    "action": "create",
+    "target": "default",
+    "variant": "on",
+    "step-0-at": "2026-12-01T12:00",
+    "step-0-percentage": "10",
+    "step-1-at": "2026-12-01T14:00",
+    "step-1-percentage": "50",
+    "step-2-at": "",
+    "step-2-percentage": "",
 }
 
 
@@ -43,7 +48,10 @@ def test_plan_editor__rows_become_a_scheduled_plan_in_utc(editor, acme_flag):
     response = client.post(page(acme_flag), EDITOR_POST)
     assert response.status_code == 302
     plan = RolloutPlan.objects.for_tenant(acme_flag.tenant).get()
-    assert [(s["at"], s["percentage"]) for s in plan.steps] == [("2026-12-01T12:00:00Z", 10), ("2026-12-01T14:00:00Z", 50)]
+    assert [(s["at"], s["percentage"]) for s in plan.steps] == [
+        ("2026-12-01T12:00:00Z", 10),
+        ("2026-12-01T14:00:00Z", 50),
+    ]
     assert plan.created_by == "user:alice"
     shown = client.get(page(acme_flag)).content.decode()
     assert "2026-12-01 12:00 UTC" in shown and "scheduled" in shown
@@ -62,8 +70,12 @@ def test_plan_editor__bad_rows__nothing_scheduled_and_the_step_named(editor, acm
 
 
 def test_pause_resume_abort_buttons(editor, acme_flag):
-    plan = rollout_create(tenant=acme_flag.tenant, key="checkout", actor="user:x", data={
-        "variant": "on", "steps": [{"at": "2026-12-01T12:00:00Z", "percentage": 10}]})
+    plan = rollout_create(
+        tenant=acme_flag.tenant,
+        key="checkout",
+        actor="user:x",
+        data={"variant": "on", "steps": [{"at": "2026-12-01T12:00:00Z", "percentage": 10}]},
+    )
     client = signed_in(editor)
     for action, status in (("pause", "paused"), ("resume", "scheduled"), ("abort", "aborted")):
         assert client.post(page(acme_flag), {"action": action, "plan": plan.pk}).status_code == 302
@@ -84,7 +96,11 @@ def test_breaker__owner_flips_it__editor_cannot(owner, editor, acme_flag):
     assert client.post(page(acme_flag), {"action": "breaker-on", "reason": "incident 42"}).status_code == 302
     assert breaker_hold(tenant_id=acme_flag.tenant_id)["reason"] == "incident 42"
     assert "Automation is paused" in client.get(page(acme_flag)).content.decode()
-    assert AuditEntry.objects.for_tenant(acme_flag.tenant).filter(entity="automation", actor="user:olivia").exists()
+    assert (
+        AuditEntry.objects.for_tenant(acme_flag.tenant)
+        .filter(entity="automation", actor="user:olivia")
+        .exists()
+    )
     client.post(page(acme_flag), {"action": "breaker-off"})
     assert breaker_hold(tenant_id=acme_flag.tenant_id) is None
 

@@ -37,11 +37,19 @@ def at(minutes: float) -> str:
     return (T0 + timedelta(minutes=minutes)).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-STEPS = [{"at": at(10), "percentage": 10}, {"at": at(20), "percentage": 50}, {"at": at(30), "percentage": 100}]
+STEPS = [
+    {"at": at(10), "percentage": 10},
+    {"at": at(20), "percentage": 50},
+    {"at": at(30), "percentage": 100},
+]
 
 
 def schedule(api: Any, key: str = "checkout", **body: Any) -> Any:
-    return api.post(f"/v1/flags/{key}/rollouts", {"target": "default", "variant": "on", "steps": STEPS, **body}, format="json")
+    return api.post(
+        f"/v1/flags/{key}/rollouts",
+        {"target": "default", "variant": "on", "steps": STEPS, **body},
+        format="json",
+    )
 
 
 def test_rollout_create__201_with_id_status_current_step_and_steps(api, tenant, now):
@@ -51,7 +59,9 @@ def test_rollout_create__201_with_id_status_current_step_and_steps(api, tenant, 
     body = response.json()
     assert body["status"] == "scheduled" and body["current_step"] == 0
     assert [(s["at"], s["percentage"], s["state"]) for s in body["steps"]] == [
-        (at(10), 10, "pending"), (at(20), 50, "pending"), (at(30), 100, "pending")
+        (at(10), 10, "pending"),
+        (at(20), 50, "pending"),
+        (at(30), 100, "pending"),
     ]
     assert body["target"] == "default" and body["variant"] == "on" and body["next_step_at"] == at(10)
     assert response["Location"] == f"/v1/flags/checkout/rollouts/{body['id']}"
@@ -140,7 +150,9 @@ def test_steps_applied_by_the_scheduler__evaluation_serves_the_new_split(api, te
     users = [{"id": f"u-{i}"} for i in range(400)]
 
     def share_on() -> float:
-        answers = [api.post("/v1/evaluate", {"flag_key": "checkout", "user": u}, format="json").json() for u in users]
+        answers = [
+            api.post("/v1/evaluate", {"flag_key": "checkout", "user": u}, format="json").json() for u in users
+        ]
         return sum(a["variant"] == "on" for a in answers) / len(users)
 
     assert share_on() == 0
@@ -162,7 +174,9 @@ def test_automation_breaker__put_get__holds_the_plans_and_is_shown_on_each(api, 
     make_flag(tenant, default={"variant": "off"})
     plan = schedule(api).json()
     assert api.get("/v1/automation").json()["paused"] is False
-    assert api.put("/v1/automation", {"paused": True}, format="json").status_code == 422, "a reason is required"
+    assert api.put("/v1/automation", {"paused": True}, format="json").status_code == 422, (
+        "a reason is required"
+    )
     response = api.put("/v1/automation", {"paused": True, "reason": "incident 42"}, format="json")
     assert response.status_code == 200
     assert response.json()["paused"] is True and response.json()["reason"] == "incident 42"

@@ -27,10 +27,16 @@ T0 = datetime(2026, 12, 1, 10, 0, tzinfo=UTC)
 
 def test_two_workers_one_plan__each_step_applied_exactly_once(tenant):
     make_flag(tenant, state="on", default={"variant": "off"})
-    steps = [{"at": (T0 + timedelta(minutes=m)).isoformat(), "percentage": p} for m, p in ((1, 5), (2, 25), (3, 100))]
+    steps = [
+        {"at": (T0 + timedelta(minutes=m)).isoformat(), "percentage": p}
+        for m, p in ((1, 5), (2, 25), (3, 100))
+    ]
     with clock.using_clock(lambda: T0):
         plan = rollout_create(
-            tenant=tenant, key="checkout", data={"target": "default", "variant": "on", "steps": steps}, actor="user:pm"
+            tenant=tenant,
+            key="checkout",
+            data={"target": "default", "variant": "on", "steps": steps},
+            actor="user:pm",
         )
     for minute in (1, 2, 3):
         moment = T0 + timedelta(minutes=minute, seconds=1)
@@ -38,12 +44,17 @@ def test_two_workers_one_plan__each_step_applied_exactly_once(tenant):
         done: list[int] = []
         errors: list[BaseException] = []
 
-        def work(moment: datetime = moment, barrier: threading.Barrier = barrier) -> None:
+        def work(
+            moment: datetime = moment,
+            barrier: threading.Barrier = barrier,
+            done: list[int] = done,
+            errors: list[BaseException] = errors,
+        ) -> None:
             try:
                 barrier.wait()
                 for _ in range(5):  # several passes each: the later ones must find nothing due
                     done.append(Worker(clock=lambda: moment).run_scheduled_jobs())
-            except BaseException as error:  # noqa: BLE001 - reported below
+            except BaseException as error:
                 errors.append(error)
             finally:
                 connections.close_all()
@@ -59,5 +70,8 @@ def test_two_workers_one_plan__each_step_applied_exactly_once(tenant):
     assert (stored.status, stored.current_step) == ("completed", 3)
     assert FlagVersion.objects.for_tenant(tenant).filter(actor="system:rollout").count() == 3
     assert list(
-        AuditEntry.objects.for_tenant(tenant).filter(actor="system:rollout").order_by("seq").values_list("action", flat=True)
+        AuditEntry.objects.for_tenant(tenant)
+        .filter(actor="system:rollout")
+        .order_by("seq")
+        .values_list("action", flat=True)
     ) == ["rollout_progress", "rollout_progress", "rollout_complete"]

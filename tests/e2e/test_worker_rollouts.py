@@ -24,7 +24,9 @@ def test_run_worker__advances_a_plan_step_by_step__evaluation_shows_each_split(d
     worker = None
     try:
         status, _, token = server.request(
-            "POST", "/v1/auth/token", {"client_id": client["client_id"], "client_secret": client["client_secret"]}
+            "POST",
+            "/v1/auth/token",
+            {"client_id": client["client_id"], "client_secret": client["client_secret"]},
         )
         assert status == 200, token
         headers = {"Authorization": f"Bearer {token['access_token']}", "X-Tenant-ID": "acme"}
@@ -33,7 +35,9 @@ def test_run_worker__advances_a_plan_step_by_step__evaluation_shows_each_split(d
 
         def share_on() -> float:
             answers = [
-                server.request("POST", "/v1/evaluate", {"flag_key": "checkout", "user": {"id": u}}, headers=headers)
+                server.request(
+                    "POST", "/v1/evaluate", {"flag_key": "checkout", "user": {"id": u}}, headers=headers
+                )
                 for u in USERS
             ]
             assert all(status == 200 for status, _, _ in answers), answers[0]
@@ -45,7 +49,9 @@ def test_run_worker__advances_a_plan_step_by_step__evaluation_shows_each_split(d
             {"at": (start + timedelta(seconds=9)).isoformat(), "percentage": 100},
         ]
         status, _, plan = server.request(
-            "POST", "/v1/flags/checkout/rollouts", {"target": "default", "variant": "on", "steps": steps},
+            "POST",
+            "/v1/flags/checkout/rollouts",
+            {"target": "default", "variant": "on", "steps": steps},
             headers=headers,
         )
         assert status == 201, plan

@@ -59,7 +59,11 @@ def plan_of(tenant: Any, key: str = "checkout", **body: Any) -> RolloutPlan:
     data = {
         "target": "default",
         "variant": "on",
-        "steps": [{"at": at(10), "percentage": 5}, {"at": at(20), "percentage": 25}, {"at": at(30), "percentage": 100}],
+        "steps": [
+            {"at": at(10), "percentage": 5},
+            {"at": at(20), "percentage": 25},
+            {"at": at(30), "percentage": 100},
+        ],
         **body,
     }
     return rollout_create(tenant=tenant, key=key, data=data, actor="user:pm")
@@ -86,8 +90,10 @@ def test_step_serve__puts_the_variant_first_and_keeps_the_baseline_proportions()
 
 
 def test_baseline__boolean_default_null__is_the_other_variant_by_weight(tenant):
-    content = make_flag(tenant, variants=[{"key": "on", "value": True, "weight": 0},
-                                          {"key": "off", "value": False, "weight": 100}]).content()
+    content = make_flag(
+        tenant,
+        variants=[{"key": "on", "value": True, "weight": 0}, {"key": "off", "value": False, "weight": 100}],
+    ).content()
     assert baseline_of(content, "default", "on") == [{"variant": "off", "weight": 100}]
 
 
@@ -98,7 +104,9 @@ def test_scheduler__applies_each_step_when_due__as_a_new_version_by_system_rollo
 
     now.advance(minutes=10)
     assert run_due(now()) == 1
-    assert flag(tenant).default == {"distribution": [{"variant": "on", "weight": 5}, {"variant": "off", "weight": 95}]}
+    assert flag(tenant).default == {
+        "distribution": [{"variant": "on", "weight": 5}, {"variant": "off", "weight": 95}]
+    }
     plan = fresh(plan)
     assert (plan.status, plan.current_step, plan.steps[0]["state"]) == ("running", 1, "applied")
     assert plan.steps[0]["late"] is False and plan.steps[0]["flag_version"] == flag(tenant).version
@@ -113,10 +121,17 @@ def test_scheduler__applies_each_step_when_due__as_a_new_version_by_system_rollo
     assert flag(tenant).default == {"variant": "on"}
     entries = AuditEntry.objects.for_tenant(tenant).filter(entity="flag", actor="system:rollout")
     assert sorted(entries.values_list("action", flat=True)) == [
-        "rollout_complete", "rollout_progress", "rollout_progress"
+        "rollout_complete",
+        "rollout_progress",
+        "rollout_progress",
     ]
     events = ChangeEvent.objects.for_tenant(tenant).order_by("pk").values_list("action", flat=True)
-    assert list(events)[-4:] == ["rollout_schedule", "rollout_progress", "rollout_progress", "rollout_complete"]
+    assert list(events)[-4:] == [
+        "rollout_schedule",
+        "rollout_progress",
+        "rollout_progress",
+        "rollout_complete",
+    ]
 
 
 def test_scheduler__through_the_worker_pass__applies_due_steps(tenant, now):
@@ -143,7 +158,9 @@ def test_scheduler__worker_down_past_two_steps__applies_the_latest_once_and_says
 
 
 def test_scheduler__rule_target__drives_only_that_rule(tenant, now):
-    rules = [{"id": "beta", "when": {"attr": "plan", "op": "eq", "value": "pro"}, "serve": {"variant": "off"}}]
+    rules = [
+        {"id": "beta", "when": {"attr": "plan", "op": "eq", "value": "pro"}, "serve": {"variant": "off"}}
+    ]
     make_flag(tenant, rules=rules, default={"variant": "off"})
     plan = plan_of(tenant, target="rule:beta", steps=[{"at": at(1), "percentage": 50}])
     now.advance(minutes=1)
@@ -175,6 +192,12 @@ def test_rollout_create__bad_steps__422_naming_the_step(tenant, now, steps, fiel
     assert field in refused.value.details["fields"]
 
 
+def test_rollout_create__step_times_with_an_offset__stored_in_utc(tenant, now):
+    make_flag(tenant)
+    plan = plan_of(tenant, steps=[{"at": "2026-12-01T13:00:00+02:00", "percentage": 10}])
+    assert plan.steps[0]["at"] == "2026-12-01T11:00:00Z"
+
+
 def test_rollout_create__unknown_variant_or_rule__422(tenant, now):
     make_flag(tenant)
     with pytest.raises(Invalid) as refused:
@@ -197,12 +220,16 @@ def test_manual_write_to_the_driven_part__rollout_conflict__until_paused(tenant,
     make_flag(tenant, default={"variant": "off"})
     plan = plan_of(tenant)
     with pytest.raises(RolloutConflict) as refused:
-        flag_update(tenant=tenant, key="checkout", data={"default": {"variant": "on"}}, partial=True, actor="user:x")
+        flag_update(
+            tenant=tenant, key="checkout", data={"default": {"variant": "on"}}, partial=True, actor="user:x"
+        )
     assert refused.value.details["rollout"] == str(plan.pk)
     # What the plan does not drive stays writable.
     flag_update(tenant=tenant, key="checkout", data={"description": "d"}, partial=True, actor="user:x")
     rollout_pause(tenant=tenant, key="checkout", plan_id=plan.pk)
-    flag_update(tenant=tenant, key="checkout", data={"default": {"variant": "on"}}, partial=True, actor="user:x")
+    flag_update(
+        tenant=tenant, key="checkout", data={"default": {"variant": "on"}}, partial=True, actor="user:x"
+    )
 
 
 def test_rollback_over_the_driven_part__rollout_conflict(tenant, now):
@@ -214,7 +241,9 @@ def test_rollback_over_the_driven_part__rollout_conflict(tenant, now):
 
 
 def test_removing_the_driven_rule__rollout_conflict(tenant, now):
-    rules = [{"id": "beta", "when": {"attr": "plan", "op": "eq", "value": "pro"}, "serve": {"variant": "off"}}]
+    rules = [
+        {"id": "beta", "when": {"attr": "plan", "op": "eq", "value": "pro"}, "serve": {"variant": "off"}}
+    ]
     make_flag(tenant, rules=rules)
     plan_of(tenant, target="rule:beta")
     with pytest.raises(RolloutConflict):
@@ -234,7 +263,9 @@ def test_pause_resume_abort__status_rules_and_audit(tenant, now):
     assert rollout_abort(tenant=tenant, key="checkout", plan_id=plan.pk).status == "aborted"
     with pytest.raises(Conflict):
         rollout_resume(tenant=tenant, key="checkout", plan_id=plan.pk)
-    actions = AuditEntry.objects.for_tenant(tenant).filter(entity_key="checkout").values_list("action", flat=True)
+    actions = (
+        AuditEntry.objects.for_tenant(tenant).filter(entity_key="checkout").values_list("action", flat=True)
+    )
     assert {"rollout_pause", "rollout_resume", "rollout_abort"} <= set(actions)
 
 
@@ -253,13 +284,25 @@ def test_scheduler__flag_archived__plan_paused_with_reason(tenant, now):
 
 
 def test_scheduler__variant_removed__plan_aborted_with_reason(tenant, now):
-    make_flag(tenant, type="string", variants=[{"key": "a", "value": "a", "weight": 1},
-                                               {"key": "b", "value": "b", "weight": 1},
-                                               {"key": "c", "value": "c", "weight": 1}], off_variant="a",
-              default={"variant": "a"})
+    make_flag(
+        tenant,
+        type="string",
+        variants=[
+            {"key": "a", "value": "a", "weight": 1},
+            {"key": "b", "value": "b", "weight": 1},
+            {"key": "c", "value": "c", "weight": 1},
+        ],
+        off_variant="a",
+        default={"variant": "a"},
+    )
     plan = plan_of(tenant, variant="c")
-    flag_update(tenant=tenant, key="checkout", actor="user:x", partial=True,
-                data={"variants": [{"key": "a", "value": "a", "weight": 1}, {"key": "b", "value": "b", "weight": 1}]})
+    flag_update(
+        tenant=tenant,
+        key="checkout",
+        actor="user:x",
+        partial=True,
+        data={"variants": [{"key": "a", "value": "a", "weight": 1}, {"key": "b", "value": "b", "weight": 1}]},
+    )
     now.advance(minutes=10)
     run_due(now())
     plan = fresh(plan)
@@ -278,7 +321,9 @@ def test_breaker__tenant_switch_holds_its_plans_only__and_is_audited(tenant, now
     assert AuditEntry.objects.for_tenant(tenant).filter(entity="automation").count() == 1
     breaker_set(tenant=tenant, engaged=False, actor="user:ops")
     run_due(now())
-    assert fresh(mine).current_step == 1 and fresh(mine).steps[0]["applied_at"] == now().isoformat().replace("+00:00", "Z")
+    assert fresh(mine).current_step == 1 and fresh(mine).steps[0]["applied_at"] == now().isoformat().replace(
+        "+00:00", "Z"
+    )
 
 
 def test_breaker__installation_switch__holds_every_tenant_and_needs_a_reason(tenant, now):

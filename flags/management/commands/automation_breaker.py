@@ -25,7 +25,9 @@ class Command(BaseCommand):
         where = parser.add_mutually_exclusive_group(required=True)
         where.add_argument("--tenant", help="tenant slug")
         where.add_argument("--all", action="store_true", help="the whole installation")
-        parser.add_argument("state", nargs="?", choices=("on", "off"), help="on: pause automation; off: resume")
+        parser.add_argument(
+            "state", nargs="?", choices=("on", "off"), help="on: pause automation; off: resume"
+        )
         parser.add_argument("--reason", default="", help="required with on; stored and audited")
 
     def handle(self, *args: Any, **options: Any) -> None:
