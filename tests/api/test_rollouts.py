@@ -144,7 +144,9 @@ def test_manual_put_patch_of_the_driven_part__409_rollout_conflict_until_paused(
     assert api.patch("/v1/flags/checkout", {"default": {"variant": "off"}}, format="json").status_code == 200
 
 
-def test_steps_applied_by_the_scheduler__evaluation_serves_the_new_split(api, tenant, now):
+def test_steps_applied_by_the_scheduler__evaluation_serves_the_new_split(
+    api, tenant, now, django_capture_on_commit_callbacks
+):
     make_flag(tenant, state="on", default={"variant": "off"})
     plan = schedule(api).json()
     users = [{"id": f"u-{i}"} for i in range(400)]
@@ -157,7 +159,8 @@ def test_steps_applied_by_the_scheduler__evaluation_serves_the_new_split(api, te
 
     assert share_on() == 0
     now.at = T0 + timedelta(minutes=20, seconds=1)
-    run_due(now())
+    with django_capture_on_commit_callbacks(execute=True):  # the after-commit cache invalidation
+        run_due(now())
     assert 0.4 < share_on() < 0.6
     body = api.get(f"/v1/flags/checkout/rollouts/{plan['id']}").json()
     assert body["status"] == "running" and body["current_step"] == 2
