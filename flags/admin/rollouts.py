@@ -85,6 +85,12 @@ def change_page_summary(flag: Flag) -> SafeString:
     if not plans:
         return format_html('No scheduled rollout. <a href="{}">Plan a rollout</a>', url)
     lines = format_html("")
+    hold = selectors.breaker_hold(tenant_id=flag.tenant_id)
+    if hold is not None:
+        lines = format_html(
+            '<strong class="flagsvc-held">Held by the circuit breaker since {}.</strong><br>',
+            _when(hold["since"]),
+        )
     for plan in plans:
         lines = format_html(
             '{}<span class="flagsvc-plan-status flagsvc-plan-{}">{}</span> {}<br>',

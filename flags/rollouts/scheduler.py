@@ -41,6 +41,11 @@ logger = logging.getLogger("flagsvc.worker")
 
 BATCH = 50
 
+# The approvals gate (four eyes; merged from its own branch) puts its "change request opened instead of
+# written" exception type here. A step that raises it waits for the approval (ADR 0014) instead of being
+# applied or refused; it is caught inside the step's savepoint, so the change request is kept.
+APPROVAL_PENDING: tuple[type[Exception], ...] = ()
+
 
 def run_due(now: datetime) -> int:
     """Apply the due step of every due plan not held by the breaker; how many plans moved."""
@@ -119,9 +124,13 @@ def _apply(plan: RolloutPlan, flag: Flag, content: dict[str, Any], now: datetime
     final = last == len(plan.steps) - 1
     data = with_serve(content, plan.target, step_serve(plan.variant, step["percentage"], plan.baseline))
     action = AuditAction.ROLLOUT_COMPLETE if final else AuditAction.ROLLOUT_PROGRESS
+    pending: Exception | None = None
     try:
         with transaction.atomic():  # a refused write rolls back alone; the plan records why
-            written = write_step(flag, data, action)
+            try:
+                written = write_step(flag, data, action)
+            except APPROVAL_PENDING as waiting:
+                pending = waiting
     except Exception as exc:
         error = as_api_error(exc)
         if error is None:
@@ -134,6 +143,8 @@ def _apply(plan: RolloutPlan, flag: Flag, content: dict[str, Any], now: datetime
             AuditAction.ROLLOUT_PAUSE,
         )
         return 1
+    if pending is not None:
+        return _wait_for_approval(plan, last, pending)
     late_after = timedelta(seconds=settings.ROLLOUT_LATE_SECONDS)
     steps = [dict(s) for s in plan.steps]
     for i in due:
@@ -153,6 +164,16 @@ def _apply(plan: RolloutPlan, flag: Flag, content: dict[str, Any], now: datetime
         return 1
     plan.status = Status.RUNNING
     plan.status_detail = detail
+    plan.save()
+    return 1
+
+
+def _wait_for_approval(plan: RolloutPlan, index: int, pending: Exception) -> int:
+    """The step became a change request: the plan waits (not due: `next_at` cleared, so no second request
+    is opened) until the approvals side makes it due again once the request is applied or rejected."""
+    step = plan.steps[index]
+    plan.status_detail = f"Step {index + 1} ({step['percentage']} %) is waiting for approval: {pending}"[:500]
+    plan.next_at = None
     plan.save()
     return 1
 

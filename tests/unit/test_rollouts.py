@@ -344,3 +344,25 @@ def test_manual_write_inside_the_scheduler_transaction_is_not_a_conflict(tenant,
     plan_of(tenant)
     now.advance(minutes=10)
     assert run_due(now()) == 1
+
+
+def test_scheduler__step_that_opens_a_change_request__plan_waits_and_says_so(tenant, now, monkeypatch):
+    """The seam the approvals gate plugs into (ADR 0014): its exception makes the plan wait, once."""
+    from flags.rollouts import scheduler
+
+    class ChangeRequestOpened(Exception):
+        pass
+
+    def gated(flag: Flag, data: dict[str, Any], action: str) -> Flag:
+        raise ChangeRequestOpened("change request 7 opened")
+
+    monkeypatch.setattr(scheduler, "APPROVAL_PENDING", (ChangeRequestOpened,))
+    monkeypatch.setattr(scheduler, "write_step", gated)
+    make_flag(tenant, default={"variant": "off"})
+    plan = plan_of(tenant)
+    now.advance(minutes=10)
+    assert run_due(now()) == 1
+    plan = fresh(plan)
+    assert plan.status == "scheduled" and plan.current_step == 0 and plan.next_at is None
+    assert plan.status_detail == "Step 1 (5 %) is waiting for approval: change request 7 opened"
+    assert run_due(now()) == 0, "no second change request for the same step"
