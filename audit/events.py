@@ -25,6 +25,9 @@ CHANGE_REQUEST_OPENED = "change_request.opened"
 CHANGE_REQUEST_APPROVED = "change_request.approved"
 CHANGE_REQUEST_APPLIED = "change_request.applied"
 CHANGE_REQUEST_REJECTED = "change_request.rejected"
+FLAG_ROLLOUT_SCHEDULED = "flag.rollout_scheduled"
+FLAG_ROLLOUT_PROGRESS = "flag.rollout_progress"
+FLAG_ROLLOUT_COMPLETED = "flag.rollout_completed"
 
 EVENT_TYPES: dict[tuple[str, str], str] = {
     ("flag", AuditAction.CREATE): FLAG_CREATED,
@@ -41,6 +44,9 @@ EVENT_TYPES: dict[tuple[str, str], str] = {
     ("change_request", AuditAction.APPROVE): CHANGE_REQUEST_APPROVED,
     ("change_request", AuditAction.APPLY): CHANGE_REQUEST_APPLIED,
     ("change_request", AuditAction.REJECT): CHANGE_REQUEST_REJECTED,
+    ("flag", AuditAction.ROLLOUT_SCHEDULE): FLAG_ROLLOUT_SCHEDULED,
+    ("flag", AuditAction.ROLLOUT_PROGRESS): FLAG_ROLLOUT_PROGRESS,
+    ("flag", AuditAction.ROLLOUT_COMPLETE): FLAG_ROLLOUT_COMPLETED,
 }
 """(entity, audit action) → event type. Every event the outbox holds today has one of these."""
 

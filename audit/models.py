@@ -31,6 +31,14 @@ class AuditAction(models.TextChoices):
     APPROVE = "approve"
     REJECT = "reject"
     APPLY = "apply"
+    # Scheduled rollouts (flags.rollouts): the plan made, a step applied by the worker, the last step,
+    # and the plan paused, resumed or aborted (entity `flag`, the plan in `before`/`after`).
+    ROLLOUT_SCHEDULE = "rollout_schedule"
+    ROLLOUT_PROGRESS = "rollout_progress"
+    ROLLOUT_COMPLETE = "rollout_complete"
+    ROLLOUT_PAUSE = "rollout_pause"
+    ROLLOUT_RESUME = "rollout_resume"
+    ROLLOUT_ABORT = "rollout_abort"
 
 
 class AuditEntryQuerySet(models.QuerySet[Any]):

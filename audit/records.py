@@ -55,7 +55,8 @@ def audit_event(
     after: dict[str, Any] | None,
 ) -> AuditEntry:
     """An audit entry and its change event (the outbox), for a change that evaluation does not serve
-    (a change request's life): the event names the tenant's current ruleset version, not a new one."""
+    (a change request's life, a rollout plan scheduled): the event names the tenant's current ruleset
+    version, not a new one."""
     entry = _append_entry(tenant_id, entity, key, action, version, before, after)
     current = Tenant.objects.filter(pk=tenant_id).values_list("ruleset_version", flat=True).get()
     _append_event(entry, ruleset_version=current)

@@ -48,17 +48,26 @@ class ApprovalRequired(Exception):
         )
 
 
-_applying: ContextVar[tuple[int, int] | None] = ContextVar("applying_change_request", default=None)
+# (tenant id, flag id, the request's author) while an approved change request is being applied.
+_applying: ContextVar[tuple[int, int, str] | None] = ContextVar("applying_change_request", default=None)
 
 
 @contextmanager
-def applying(flag: Flag) -> Iterator[None]:
+def applying(flag: Flag, *, author: str = "") -> Iterator[None]:
     """Inside the block the services may write `flag` (an approved change request is being applied)."""
-    token = _applying.set((flag.tenant_id, flag.pk))
+    token = _applying.set((flag.tenant_id, flag.pk, author))
     try:
         yield
     finally:
         _applying.reset(token)
+
+
+def applying_author(flag: Flag) -> str | None:
+    """The author of the approved change request being applied to `flag` now, or None."""
+    held = _applying.get()
+    if held is None or held[:2] != (flag.tenant_id, flag.pk):
+        return None
+    return held[2]
 
 
 def flag_state_document(
@@ -93,7 +102,7 @@ def gate(
     """
     if not flag.protected:
         return None
-    if _applying.get() == (flag.tenant_id, flag.pk):
+    if applying_author(flag) is not None:
         return None
     author = context.actor()
     base = current_document(flag)

@@ -8,9 +8,12 @@ class FlagsConfig(AppConfig):
     def ready(self) -> None:
         from flags import receivers  # noqa: F401
         from flags.integrity import ruleset_check
+        from flags.rollouts.scheduler import run_due
         from flags.segment_users import LIVE_FLAGS_USING_SEGMENTS
         from segments.usage import register_segment_users
         from tenancy.ruleset import register_ruleset_check
+        from webhooks.worker import register_scheduled_job
 
         register_ruleset_check(ruleset_check)
         register_segment_users(LIVE_FLAGS_USING_SEGMENTS)
+        register_scheduled_job(run_due)  # the worker applies due rollout steps (ADR 0016)

@@ -31,6 +31,8 @@ from flags.models import (
     ChangeRequestStatus,
     Flag,
 )
+from flags.rollouts.models import ROLLOUT_ACTOR
+from flags.rollouts.services import rollout_change_request_decided
 from kernel.context import acting_as
 from kernel.errors import ApiError, Conflict, InsufficientScope, Invalid, NotFound, PreconditionFailed
 from kernel.timefmt import iso
@@ -187,6 +189,8 @@ def change_request_reject(
         cr.decided_by = actor
         cr.save()
         _audit(cr, AuditAction.REJECT, before)
+        if cr.author == ROLLOUT_ACTOR:
+            rollout_change_request_decided(tenant=tenant, flag=cr.flag, cr_id=cr.pk, applied=False)
         return cr
 
 
@@ -216,7 +220,7 @@ def change_request_apply(*, tenant: Tenant, cr_id: int, actor: str) -> tuple[Cha
                 f"request #{cr.pk} was opened; change the flag again to open a new proposal.",
                 details={"current_version": flag.version, "base_version": cr.base_version},
             )
-        with approvals.applying(flag):
+        with approvals.applying(flag, author=cr.author):
             written = _write(tenant, cr, flag)
         before = approvals.change_request_document(cr)
         cr.status = ChangeRequestStatus.APPLIED
@@ -224,6 +228,8 @@ def change_request_apply(*, tenant: Tenant, cr_id: int, actor: str) -> tuple[Cha
         cr.applied_version = written.version
         cr.save()
         _audit(cr, AuditAction.APPLY, before)
+        if cr.author == ROLLOUT_ACTOR:
+            rollout_change_request_decided(tenant=tenant, flag=flag, cr_id=cr.pk, applied=True)
         return cr, written
 
 

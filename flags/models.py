@@ -257,3 +257,7 @@ class ChangeRequest(models.Model):
     @property
     def is_open(self) -> bool:
         return self.status in OPEN_STATUSES
+
+
+# Scheduled rollouts live in their own module (ADR 0016); imported here so Django registers them.
+from flags.rollouts.models import AutomationBreaker, RolloutPlan  # noqa: E402, F401

@@ -26,6 +26,7 @@ from audit.receivers import set_audit_action
 from flags import approvals, selectors
 from flags.attributes import split_attributes
 from flags.models import FLAG_ATTRIBUTE_FIELDS, FLAG_CONTENT_FIELDS, FLAG_READ_ONLY_FIELDS, Flag
+from flags.rollouts.services import check_rollout_conflict
 from kernel.context import acting_as
 from kernel.documents import same_document
 from kernel.errors import Conflict, FlagNotFound, Invalid, NotFound
@@ -123,11 +124,13 @@ def flag_update(
     actor: str | None = None,
     expected_version: int | None = None,
     partial: bool = False,
+    audit_action: str | None = None,
 ) -> Flag:
     """Full replace (PUT) or partial change (PATCH) of the mutable fields.
 
     `protected` absent keeps the flag's (PUT too: it is governance, not definition). A protected flag is
     not written: `ApprovalRequired` with the change request that holds the proposal (flags/approvals.py).
+    `audit_action` names the change when it is not a plain update (a rollout step, ADR 0016).
     """
     body = _content_of(data)
     _, attributes = split_attributes(data)
@@ -154,6 +157,9 @@ def flag_update(
             and protected == flag.protected
         ):
             return flag
+        # Rollouts (ADR 0016): a write to what an active plan drives is 409 `rollout_conflict`, before
+        # the gate, so that a conflicting change does not wait in a change request.
+        check_rollout_conflict(tenant=tenant, flag=flag, before=flag.content(), after=content)
         # Four eyes: the one gate (flags/approvals.py); None = write, else a change request was opened.
         opened = approvals.gate(
             flag,
@@ -166,6 +172,8 @@ def flag_update(
             flag.apply_content(content)
             flag.apply_attributes(attributes)
             flag.protected = protected
+            if audit_action is not None:
+                set_audit_action(flag, audit_action)
             flag.save()
             change.flags.add(flag.key)
             return flag
@@ -228,6 +236,8 @@ def flag_rollback(*, tenant: Tenant, key: str, version: int, actor: str | None =
             raise NotFound(f"Flag {key!r} has no version {version}.", details={"version": version})
         old = {k: v for k, v in stored.document.items() if k in FLAG_CONTENT_FIELDS}
         content = validate_flag({**old, "key": flag.key, "type": flag.type})
+        # Rollouts (ADR 0016): a rollback over what an active plan drives is 409 `rollout_conflict`.
+        check_rollout_conflict(tenant=tenant, flag=flag, before=flag.content(), after=content)
         opened = approvals.gate(  # four eyes (flags/approvals.py); a rollback keeps `protected`
             flag,
             kind="rollback",

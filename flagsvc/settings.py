@@ -284,3 +284,6 @@ USAGE_MAX_PENDING_COUNTS = env.env_int("USAGE_MAX_PENDING_COUNTS", 100_000)
 # How long a batch id is remembered (a repeat within it is not counted twice), and counts are kept.
 USAGE_BATCH_RETENTION_HOURS = env.env_float("USAGE_BATCH_RETENTION_HOURS", 48.0)
 USAGE_RETENTION_DAYS = env.env_float("USAGE_RETENTION_DAYS", 90.0)
+
+# Scheduled rollouts (ADR 0016): a step applied more than this after its time is marked `late`.
+ROLLOUT_LATE_SECONDS = env.env_float("ROLLOUT_LATE_SECONDS", 60.0)

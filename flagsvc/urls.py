@@ -25,6 +25,7 @@ from flags.api.views import (
     FlagRollbackView,
     FlagVersionsView,
 )
+from flags.rollouts.api import AutomationView, RolloutActionView, RolloutCollectionView, RolloutDetailView
 from flagsvc import ops_views
 from kernel.errors import error_response, is_api_path
 from segments.api.views import SegmentCollectionView, SegmentDetailView
@@ -40,6 +41,7 @@ from webhooks.api.views import (
 KEY = r"(?P<key>[A-Za-z0-9][A-Za-z0-9._-]{0,127})"
 WEBHOOK = r"(?P<webhook_id>[0-9]{1,18})"
 CHANGE_REQUEST = r"(?P<cr_id>[0-9]{1,18})"
+PLAN = r"(?P<plan_id>[0-9]{1,18})"
 
 
 def api_not_found(request: HttpRequest, *args: object, **kwargs: object) -> HttpResponse:
@@ -80,6 +82,14 @@ v1 = [
     re_path(
         rf"^change-requests/{CHANGE_REQUEST}/apply/?$", ChangeRequestApplyView.as_view(), name="cr-apply"
     ),
+    re_path(rf"^flags/{KEY}/rollouts/?$", RolloutCollectionView.as_view(), name="flag-rollouts"),
+    re_path(rf"^flags/{KEY}/rollouts/{PLAN}/?$", RolloutDetailView.as_view(), name="flag-rollout"),
+    re_path(
+        rf"^flags/{KEY}/rollouts/{PLAN}/(?P<action>pause|resume|abort)/?$",
+        RolloutActionView.as_view(),
+        name="flag-rollout-action",
+    ),
+    re_path(r"^automation/?$", AutomationView.as_view(), name="automation"),
     re_path(r"^segments/?$", SegmentCollectionView.as_view(), name="segments"),
     re_path(rf"^segments/{KEY}/?$", SegmentDetailView.as_view(), name="segment-detail"),
     re_path(r"^evaluate/preview/?$", EvaluatePreviewView.as_view(), name="evaluate-preview"),

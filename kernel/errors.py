@@ -67,6 +67,12 @@ class Conflict(ApiError):
     default_message = "The request conflicts with the current state."
 
 
+class RolloutConflict(Conflict):
+    """A manual write to what an active rollout plan drives, or a second plan for the same target."""
+
+    code = "rollout_conflict"
+
+
 class PreconditionFailed(ApiError):
     status, code = 412, "precondition_failed"
     default_message = "The version you sent is not the current version."

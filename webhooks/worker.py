@@ -50,6 +50,17 @@ logger = logging.getLogger("flagsvc.worker")
 Clock = Callable[[], datetime]
 FAN_OUT_BATCH = 500
 
+# Scheduled work of the apps above webhooks (the rollout scheduler, ADR 0016), which this module must not
+# import: they register a job in their AppConfig.ready. A job gets the pass's clock reading and returns
+# how many things it did.
+ScheduledJob = Callable[[datetime], int]
+SCHEDULED_JOBS: list[ScheduledJob] = []
+
+
+def register_scheduled_job(job: ScheduledJob) -> None:
+    if job not in SCHEDULED_JOBS:
+        SCHEDULED_JOBS.append(job)
+
 
 @dataclass(frozen=True)
 class Claim:
@@ -91,11 +102,23 @@ class Worker:
 
     def run_once(self) -> int:
         """Fan out, then attempt one batch of due deliveries; how many things were done (0: idle)."""
-        done = self.fan_out()
+        done = self.run_scheduled_jobs() + self.fan_out()
         for claim in self.claim():
             self.attempt(claim)
             done += 1
         self.prune_if_due()
+        return done
+
+    def run_scheduled_jobs(self) -> int:
+        """Each registered job once; one that fails is logged and does not hold up the deliveries."""
+        done = 0
+        for job in SCHEDULED_JOBS:
+            try:
+                done += job(self.clock())
+            except Exception:
+                logger.exception(
+                    "scheduled job failed", extra={"job": getattr(job, "__qualname__", str(job))}
+                )
         return done
 
     # Fan-out ----------------------------------------------------------------------------------------

@@ -21,7 +21,15 @@ from tenancy.api.base import TenantAPIView
 from tenancy.api.helpers import choice_param, text_param
 from tenancy.schema import paginated
 
-ENTITIES = ("flag", "segment", "membership", "tenant", "killswitch", "change_request")
+ENTITIES = (
+    "flag",
+    "segment",
+    "membership",
+    "tenant",
+    "killswitch",
+    "change_request",
+    "automation",  # the rollout breaker
+)
 
 
 class AuditEntrySerializer(serializers.Serializer[Any]):

@@ -17,7 +17,7 @@ from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
 from flags.admin import killswitches as killswitches  # registers the "Kill switches" page
-from flags.admin import views
+from flags.admin import rollouts, views
 from flags.admin.change_requests import (  # also registers the change requests' admin
     opened_message,
     protected_notice,
@@ -48,7 +48,7 @@ EDIT_FIELDSETS: list[tuple[str | None, dict[str, Any]]] = [
     ("Rules and default", {"fields": ("rules", "default")}),
     ("Advanced", {"fields": ("prerequisites", "bucket_by", "tags"), "classes": ("collapse",)}),
 ]
-STATUS_FIELDS = ("rollout", "version", "last_change")
+STATUS_FIELDS = ("rollout", "scheduled_rollout", "version", "last_change")
 VIEW_FIELDSETS: list[tuple[str | None, dict[str, Any]]] = [
     (None, {"fields": ("tenant", "key", "name", "description", "type", "state", "protected")}),
     (
@@ -84,6 +84,7 @@ class FlagAdmin(ServiceWriteAdmin[Flag], TenantScopedAdmin[Flag]):
         "last_change",
         "rule_count",
         "rollout",
+        "plan",
         "protected",
     )
     list_filter = (TenantListFilter, "state", "type", TagFilter, ArchivedFilter, "protected")
@@ -97,7 +98,7 @@ class FlagAdmin(ServiceWriteAdmin[Flag], TenantScopedAdmin[Flag]):
     action_form = FlagActionForm
 
     class Media:
-        css = {"all": ("flags/admin/flag_admin.css",)}
+        css = {"all": ("flags/admin/flag_admin.css", "flags/admin/rollouts.css")}
         js = ("flags/admin/json_editor.js", "flags/admin/rule_builder.js", "flags/admin/flag_preview.js")
 
     def has_change_permission(self, request: HttpRequest, obj: Flag | None = None) -> bool:
@@ -180,6 +181,18 @@ class FlagAdmin(ServiceWriteAdmin[Flag], TenantScopedAdmin[Flag]):
     @admin.display(description="Rollout")
     def rollout(self, obj: Flag) -> str:
         return rollout_summary(obj)
+
+    # Scheduled rollouts (ADR 0016): the list's badge, the flag page's status line, the plans' page.
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Flag]:
+        return super().get_queryset(request).prefetch_related(rollouts.active_plans_prefetch())
+
+    @admin.display(description="Plan")
+    def plan(self, obj: Flag) -> SafeString | str:
+        return rollouts.list_badge(obj)
+
+    @admin.display(description="Scheduled rollout")
+    def scheduled_rollout(self, obj: Flag) -> SafeString:
+        return rollouts.change_page_summary(obj)
 
     @admin.display(description="Variants")
     def variants_json(self, obj: Flag) -> SafeString:
@@ -313,6 +326,7 @@ class FlagAdmin(ServiceWriteAdmin[Flag], TenantScopedAdmin[Flag]):
 
         return [
             path("<path:object_id>/rollback/", wrap(self.rollback_view), name="flags_flag_rollback"),
+            path("<path:object_id>/rollouts/", wrap(self.rollouts_view), name="flags_flag_rollouts"),
             *super().get_urls(),
         ]
 
@@ -323,3 +337,6 @@ class FlagAdmin(ServiceWriteAdmin[Flag], TenantScopedAdmin[Flag]):
 
     def rollback_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
         return views.rollback_response(self, request, self.get_object(request, unquote(object_id)))
+
+    def rollouts_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        return rollouts.rollouts_response(self, request, self.get_object(request, unquote(object_id)))

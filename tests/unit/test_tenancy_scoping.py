@@ -113,6 +113,7 @@ ALLOWED = {
     "tenancy/selectors.py": "POST /v1/auth/token finds a client by its id before any tenant is known",
     "webhooks/worker.py": "the worker fans every tenant's events out and delivers every tenant's webhooks",
     "usage/services.py": "retention prunes every tenant's old usage counts and batch ids at once",
+    "flags/rollouts/scheduler.py": "the worker finds every tenant's due rollout plans (then locks each in its tenant)",
 }
 
 
