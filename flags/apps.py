@@ -7,10 +7,13 @@ class FlagsConfig(AppConfig):
 
     def ready(self) -> None:
         from flags import receivers  # noqa: F401
+        from flags.admin.builder import FLAG_CONDITION_WORDS
         from flags.integrity import ruleset_check
         from flags.segment_users import LIVE_FLAGS_USING_SEGMENTS
+        from segments.condition_words import register_condition_words
         from segments.usage import register_segment_users
         from tenancy.ruleset import register_ruleset_check
 
         register_ruleset_check(ruleset_check)
         register_segment_users(LIVE_FLAGS_USING_SEGMENTS)
+        register_condition_words(FLAG_CONDITION_WORDS)

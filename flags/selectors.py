@@ -7,6 +7,7 @@ from typing import Any
 from django.db.models import Q, QuerySet
 
 from flags.models import Flag, FlagVersion
+from segments.selectors import attributes_in, segment_attributes
 from tenancy.models import Tenant
 
 
@@ -90,3 +91,17 @@ def segment_keys_in(value: Any) -> set[str]:
         elif isinstance(node, list):
             stack.extend(node)
     return found
+
+
+def attributes_in_use(*, tenant: Tenant | int) -> list[str]:
+    """The user attributes the tenant's flags (rules, `bucket_by`) and segments already use, sorted,
+    `id` first: what the admin's condition builders offer in their attribute pickers."""
+    found = segment_attributes(tenant=tenant)
+    for rules, bucket_by in flag_queryset(tenant=tenant, include_archived=True).values_list(
+        "rules", "bucket_by"
+    ):
+        found |= attributes_in(rules)
+        if isinstance(bucket_by, str) and bucket_by:
+            found.add(bucket_by)
+    found.discard("id")
+    return ["id", *sorted(found)]

@@ -60,19 +60,31 @@ class ServiceForm(forms.ModelForm):
         match = _HEAD.match(path)
         return match.group(0) if match else None
 
+    @property
+    def problems(self) -> list[dict[str, str]]:
+        """The engine's and the services' problems with their exact paths (`rules[1].when.any[0].value`),
+        in the order found: the admin's builders show each at the control that edits that path."""
+        found: list[dict[str, str]] = self.__dict__.setdefault("_problems", [])
+        return found
+
     def add_api_error(self, err: ApiError) -> None:
         fields = err.details.get("fields") if isinstance(err, Invalid) else None
         if isinstance(fields, dict) and fields:
             for path, problems in fields.items():
                 target = self.field_for_path(str(path))
                 for problem in problems:
+                    self.problems.append({"path": str(path), "message": str(problem)})
                     self.add_error(target if target in self.fields else None, f"{path}: {problem}")
             return
         target = None
+        path = None
         if err.code == "prerequisite_cycle":
-            target = "prerequisites"
+            target = path = "prerequisites"
         elif isinstance(err.details.get("field"), str):
-            target = self.field_for_path(err.details["field"])
+            path = err.details["field"]
+            target = self.field_for_path(path)
+        if path is not None:
+            self.problems.append({"path": path, "message": err.message})
         self.add_error(target if target in self.fields else None, err.message)
 
     def add_engine_error(self, exc: Exception) -> None:

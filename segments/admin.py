@@ -7,7 +7,8 @@ from typing import Any
 from django import forms
 from django.contrib import admin
 from django.contrib.admin.views.main import ChangeList
-from django.http import HttpRequest
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.urls import URLPattern, path, reverse
 from django.utils import timezone
 from django.utils.html import format_html_join
 from django.utils.safestring import SafeString
@@ -16,6 +17,7 @@ from flagsvc_sdk.engine import DefinitionError, validate_segment
 from kernel.admin_fields import IdListField, JsonDocumentField
 from kernel.admin_writes import ServiceForm, ServiceWriteAdmin, actor_of
 from kernel.errors import ApiError
+from segments.condition_words import condition_words
 from segments.models import Segment
 from segments.selectors import segment_get
 from segments.services import segment_create, segment_delete, segment_update
@@ -99,8 +101,60 @@ class SegmentAdmin(ServiceWriteAdmin[Segment], TenantScopedAdmin[Segment]):
     allow_delete = True
 
     class Media:
-        css = {"all": ("flags/admin/flag_admin.css",)}
-        js = ("flags/admin/json_editor.js",)
+        css = {"all": ("flags/admin/flag_admin.css", "flags/admin/builder.css")}
+        js = (
+            "flags/admin/json_editor.js",
+            "flags/admin/builder_kit.js",
+            "flags/admin/condition_builder.js",
+            "flags/admin/segment_builder.js",
+        )
+
+    def render_change_form(
+        self, request: HttpRequest, context: dict[str, Any], *args: Any, **kwargs: Any
+    ) -> HttpResponse:
+        """The segment builder's data (segment_builder.js): the words, the tenant's attributes and
+        the last save's problems at their paths."""
+        obj: Segment | None = kwargs.get("obj")
+        form = context["adminform"].form if context.get("adminform") else None
+        tenant_id = obj.tenant_id if obj is not None else self._chosen_tenant(request, form)
+        data = condition_words().builder_context(tenant_id) if tenant_id is not None else {}
+        data["tenant"] = tenant_id
+        data["attributes_url"] = reverse("admin:segments_segment_builder_attributes")
+        data["problems"] = list(getattr(form, "problems", [])) if form is not None else []
+        if form is not None and form.is_bound:
+            placed = {f"{p['path']}: {p['message']}" for p in data["problems"]}
+            for field in ("included", "excluded", "when"):
+                data["problems"] += [
+                    {"path": field, "message": str(m)} for m in form.errors.get(field, []) if m not in placed
+                ]
+        context["segment_builder"] = data
+        return super().render_change_form(request, context, *args, **kwargs)
+
+    def _chosen_tenant(self, request: HttpRequest, form: Any) -> int | None:
+        if form is None or "tenant" not in form.fields:
+            return None
+        raw = form["tenant"].value()
+        tenant_id = int(raw) if isinstance(raw, int) or (isinstance(raw, str) and raw.isdigit()) else None
+        return (
+            tenant_id if tenant_id is not None and self.access(request).can(tenant_id, Role.EDITOR) else None
+        )
+
+    def get_urls(self) -> list[URLPattern]:
+        return [
+            path(
+                "builder-attributes/",
+                self.admin_site.admin_view(self.builder_attributes_view),
+                name="segments_segment_builder_attributes",
+            ),
+            *super().get_urls(),
+        ]
+
+    def builder_attributes_view(self, request: HttpRequest) -> JsonResponse:
+        """`GET ?tenant=<id>`: the words and attributes of a tenant the person may edit in, else 404."""
+        raw = request.GET.get("tenant", "")
+        if not raw.isdigit() or not self.access(request).can(int(raw), Role.EDITOR):
+            raise Http404("No such tenant.")
+        return JsonResponse(condition_words().builder_context(int(raw)))
 
     def get_fieldsets(self, request: HttpRequest, obj: Segment | None = None) -> Any:
         fieldsets: list[tuple[str | None, dict[str, Any]]] = [

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.db.models import Q, QuerySet
 
 from segments.models import Segment
@@ -33,3 +35,27 @@ def segment_keys(*, tenant: Tenant | int) -> set[str]:
 
 def segments_for_evaluation(*, tenant: Tenant | int) -> list[Segment]:
     return list(segment_queryset(tenant=tenant))
+
+
+def attributes_in(value: Any) -> set[str]:
+    """The user attributes that a condition (or any document holding conditions) compares."""
+    found: set[str] = set()
+    stack = [value]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            attribute = node.get("attr")
+            if isinstance(attribute, str) and "op" in node:
+                found.add(attribute)
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+    return found
+
+
+def segment_attributes(*, tenant: Tenant | int) -> set[str]:
+    """The attributes the tenant's segments compare (the admin's condition builders offer them)."""
+    found: set[str] = set()
+    for when in segment_queryset(tenant=tenant).values_list("when", flat=True):
+        found |= attributes_in(when)
+    return found

@@ -10,12 +10,12 @@ from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
-from django.urls import URLPattern, path
+from django.urls import URLPattern, path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
-from flags.admin import views
+from flags.admin import builder, views
 from flags.admin.display import ArchivedFilter, TagFilter, rollout_summary
 from flags.admin.forms import NEW_FLAG_INITIAL, FlagForm
 from flags.models import Flag
@@ -44,6 +44,14 @@ VIEW_FIELDSETS: list[tuple[str | None, dict[str, Any]]] = [
 ]
 
 
+def _chosen_tenant(form: Any) -> int | None:
+    """The add form's tenant: the one posted, else the initial one (a person with one tenant)."""
+    if form is None or "tenant" not in form.fields:
+        return None
+    raw = form["tenant"].value()
+    return int(raw) if isinstance(raw, int) or (isinstance(raw, str) and raw.isdigit()) else None
+
+
 def _pre(value: Any) -> SafeString:
     return format_html('<pre class="flagsvc-pre">{}</pre>', json.dumps(value, ensure_ascii=False, indent=2))
 
@@ -62,8 +70,14 @@ class FlagAdmin(ServiceWriteAdmin[Flag], TenantScopedAdmin[Flag]):
     edit_role = Role.EDITOR
 
     class Media:
-        css = {"all": ("flags/admin/flag_admin.css",)}
-        js = ("flags/admin/json_editor.js", "flags/admin/rule_builder.js", "flags/admin/flag_preview.js")
+        css = {"all": ("flags/admin/flag_admin.css", "flags/admin/builder.css")}
+        js = (
+            "flags/admin/json_editor.js",
+            "flags/admin/builder_kit.js",
+            "flags/admin/condition_builder.js",
+            "flags/admin/flag_builder.js",
+            "flags/admin/flag_preview.js",
+        )
 
     def has_change_permission(self, request: HttpRequest, obj: Flag | None = None) -> bool:
         """An archived flag is read-only until restored (the services refuse to change it)."""
@@ -233,6 +247,7 @@ class FlagAdmin(ServiceWriteAdmin[Flag], TenantScopedAdmin[Flag]):
             return self.admin_site.admin_view(view)
 
         return [
+            path("builder-choices/", wrap(self.builder_choices_view), name="flags_flag_builder_choices"),
             path("<path:object_id>/rollback/", wrap(self.rollback_view), name="flags_flag_rollback"),
             *super().get_urls(),
         ]
@@ -241,6 +256,28 @@ class FlagAdmin(ServiceWriteAdmin[Flag], TenantScopedAdmin[Flag]):
         self, request: HttpRequest, object_id: str, extra_context: dict[str, Any] | None = None
     ) -> HttpResponse:
         return views.history_response(self, request, self.get_object(request, unquote(object_id)))
+
+    def builder_choices_view(self, request: HttpRequest) -> HttpResponse:
+        return builder.choices_response(self, request)
+
+    def render_change_form(
+        self, request: HttpRequest, context: dict[str, Any], *args: Any, **kwargs: Any
+    ) -> HttpResponse:
+        """The flag builder's data (flag_builder.js): the tenant's choices, the last save's problems."""
+        obj: Flag | None = kwargs.get("obj")
+        adminform = context.get("adminform")
+        form = adminform.form if adminform is not None else None
+        tenant = obj.tenant_id if obj is not None else _chosen_tenant(form)
+        if tenant is not None and not self.access(request).can(tenant, Role.VIEWER):
+            tenant = None  # a forged tenant id in a POST learns nothing about that tenant
+        context["flag_builder"] = builder.builder_data(
+            tenant=tenant,
+            form=form,
+            choices_url=reverse("admin:flags_flag_builder_choices"),
+            flag_key=obj.key if obj is not None else None,
+            flag_type=obj.type if obj is not None else None,
+        )
+        return super().render_change_form(request, context, *args, **kwargs)
 
     def rollback_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
         return views.rollback_response(self, request, self.get_object(request, unquote(object_id)))

@@ -1,0 +1,123 @@
+"""What the flag and segment builders (flag_builder.js, segment_builder.js) read from the server.
+
+The builders edit the same form fields that the JSON view shows and the form posts, so the server
+path stays the one it was: the form's `clean()` asks the engine, whose problems carry exact paths
+(`rules[1].when.any[0].value`). This module hands the builders, per tenant, the choices they offer
+(attributes in use, the tenant's own segments and flags) and the problems of the last save, each
+with the path of the control that caused it.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+from django.forms import BaseForm
+from django.http import Http404, HttpRequest, JsonResponse
+
+from flags.admin.vocabulary import vocabulary_json
+from flags.selectors import attributes_in_use, flag_queryset
+from segments.selectors import segment_queryset
+from tenancy.models import Role, Tenant
+
+if TYPE_CHECKING:
+    from tenancy.admin_scoping import TenantScopedAdmin
+
+# Form field → the path of the flag or segment document it edits (api.md, Flags / Segments).
+DOCUMENT_PATHS: dict[str, str] = {
+    "variants": "variants",
+    "off_variant": "off_variant",
+    "targets_allow": "targets.allow",
+    "targets_allow_variant": "targets.allow_variant",
+    "targets_deny": "targets.deny",
+    "rules": "rules",
+    "default": "default",
+    "prerequisites": "prerequisites",
+    "bucket_by": "bucket_by",
+    "included": "included",
+    "excluded": "excluded",
+    "when": "when",
+}
+
+
+def vocabulary() -> dict[str, Any]:
+    parsed: dict[str, Any] = json.loads(vocabulary_json())
+    return parsed
+
+
+def flag_choices(tenant: Tenant | int) -> dict[str, Any]:
+    """The tenant's own attributes, segments and live flags (with their variant keys)."""
+    flags = flag_queryset(tenant=tenant).only("key", "name", "variants")
+    return {
+        "attributes": attributes_in_use(tenant=tenant),
+        "segments": [
+            {"key": key, "name": name}
+            for key, name in segment_queryset(tenant=tenant).values_list("key", "name")
+        ],
+        "flags": [
+            {
+                "key": flag.key,
+                "name": flag.name,
+                "variants": [v.get("key") for v in flag.variants if isinstance(v, dict)]
+                if isinstance(flag.variants, list)
+                else [],
+            }
+            for flag in flags
+        ],
+    }
+
+
+def problems_at_paths(form: BaseForm | None) -> list[dict[str, str]]:
+    """Every problem of the fields the builders edit, with the document path it belongs to.
+
+    The engine's problems keep their own exact path; any other error of such a field (a JSON box
+    that does not parse) is placed at the field's path.
+    """
+    if form is None or not form.is_bound:
+        return []
+    found: list[dict[str, str]] = list(getattr(form, "problems", []))
+    from_engine = {f"{p['path']}: {p['message']}" for p in found} | {p["message"] for p in found}
+    for field, path in DOCUMENT_PATHS.items():
+        for message in form.errors.get(field, []):
+            if message not in from_engine:
+                found.append({"path": path, "message": str(message)})
+    return found
+
+
+def builder_data(
+    *,
+    tenant: Tenant | int | None,
+    form: BaseForm | None,
+    choices_url: str,
+    flag_key: str | None,
+    flag_type: str | None,
+) -> dict[str, Any]:
+    """Everything `flag_builder.js` reads, as one `json_script`."""
+    return {
+        "vocabulary": vocabulary(),
+        "tenant": tenant.pk if isinstance(tenant, Tenant) else tenant,
+        "choices": flag_choices(tenant) if tenant is not None else None,
+        "choices_url": choices_url,
+        "flag_key": flag_key,
+        "flag_type": flag_type,
+        "problems": problems_at_paths(form),
+    }
+
+
+def choices_response(model_admin: TenantScopedAdmin[Any], request: HttpRequest) -> JsonResponse:
+    """`GET ?tenant=<id>`: the choices of one tenant the person may edit in (404 otherwise, as for
+    any object of a tenant out of reach). The add page asks again when its tenant changes."""
+    raw = request.GET.get("tenant", "")
+    if not raw.isdigit() or not model_admin.access(request).can(int(raw), Role.EDITOR):
+        raise Http404("No such tenant.")
+    return JsonResponse(flag_choices(int(raw)))
+
+
+class FlagConditionWords:
+    """Registered with `segments.condition_words`: the segment editor's words and attributes."""
+
+    def builder_context(self, tenant_id: int) -> dict[str, Any]:
+        return {"vocabulary": vocabulary(), "attributes": attributes_in_use(tenant=tenant_id)}
+
+
+FLAG_CONDITION_WORDS = FlagConditionWords()
