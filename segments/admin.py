@@ -115,7 +115,11 @@ class SegmentAdmin(ServiceWriteAdmin[Segment], TenantScopedAdmin[Segment]):
         """The segment builder's data (segment_builder.js): the words, the tenant's attributes and
         the last save's problems at their paths."""
         obj: Segment | None = kwargs.get("obj")
-        form = context["adminform"].form if context.get("adminform") else None
+        editable = self.has_change_permission(request, obj) if obj else self.has_add_permission(request)
+        if not editable:
+            return super().render_change_form(request, context, *args, **kwargs)
+        adminform = context.get("adminform")
+        form = adminform.form if adminform is not None else None
         tenant_id = obj.tenant_id if obj is not None else self._chosen_tenant(request, form)
         data = condition_words().builder_context(tenant_id) if tenant_id is not None else {}
         data["tenant"] = tenant_id

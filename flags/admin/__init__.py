@@ -10,7 +10,7 @@ from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
-from django.urls import URLPattern, path, reverse
+from django.urls import URLPattern, path
 from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
@@ -42,14 +42,6 @@ VIEW_FIELDSETS: list[tuple[str | None, dict[str, Any]]] = [
     ("Advanced", {"fields": ("prerequisites_json", "bucket_by", "tags")}),
     ("Status", {"fields": STATUS_FIELDS}),
 ]
-
-
-def _chosen_tenant(form: Any) -> int | None:
-    """The add form's tenant: the one posted, else the initial one (a person with one tenant)."""
-    if form is None or "tenant" not in form.fields:
-        return None
-    raw = form["tenant"].value()
-    return int(raw) if isinstance(raw, int) or (isinstance(raw, str) and raw.isdigit()) else None
 
 
 def _pre(value: Any) -> SafeString:
@@ -263,20 +255,8 @@ class FlagAdmin(ServiceWriteAdmin[Flag], TenantScopedAdmin[Flag]):
     def render_change_form(
         self, request: HttpRequest, context: dict[str, Any], *args: Any, **kwargs: Any
     ) -> HttpResponse:
-        """The flag builder's data (flag_builder.js): the tenant's choices, the last save's problems."""
-        obj: Flag | None = kwargs.get("obj")
-        adminform = context.get("adminform")
-        form = adminform.form if adminform is not None else None
-        tenant = obj.tenant_id if obj is not None else _chosen_tenant(form)
-        if tenant is not None and not self.access(request).can(tenant, Role.VIEWER):
-            tenant = None  # a forged tenant id in a POST learns nothing about that tenant
-        context["flag_builder"] = builder.builder_data(
-            tenant=tenant,
-            form=form,
-            choices_url=reverse("admin:flags_flag_builder_choices"),
-            flag_key=obj.key if obj is not None else None,
-            flag_type=obj.type if obj is not None else None,
-        )
+        """The flag editor's data (flag_builder.js): the tenant's choices, the last save's problems."""
+        context["flag_builder"] = builder.flag_builder_data(self, request, context, kwargs.get("obj"))
         return super().render_change_form(request, context, *args, **kwargs)
 
     def rollback_view(self, request: HttpRequest, object_id: str) -> HttpResponse:

@@ -14,8 +14,10 @@ from typing import TYPE_CHECKING, Any
 
 from django.forms import BaseForm
 from django.http import Http404, HttpRequest, JsonResponse
+from django.urls import reverse
 
 from flags.admin.vocabulary import vocabulary_json
+from flags.models import Flag
 from flags.selectors import attributes_in_use, flag_queryset
 from segments.selectors import segment_queryset
 from tenancy.models import Role, Tenant
@@ -102,6 +104,37 @@ def builder_data(
         "flag_type": flag_type,
         "problems": problems_at_paths(form),
     }
+
+
+def chosen_tenant(model_admin: TenantScopedAdmin[Any], request: HttpRequest, form: Any) -> int | None:
+    """The add form's tenant (the one posted, else the initial one), if the person edits in it: a
+    forged tenant id in a POST learns nothing about that tenant."""
+    if form is None or "tenant" not in form.fields:
+        return None
+    raw = form["tenant"].value()
+    tenant_id = int(raw) if isinstance(raw, int) or (isinstance(raw, str) and raw.isdigit()) else None
+    if tenant_id is None or not model_admin.access(request).can(tenant_id, Role.EDITOR):
+        return None
+    return tenant_id
+
+
+def flag_builder_data(
+    model_admin: TenantScopedAdmin[Any], request: HttpRequest, context: dict[str, Any], obj: Flag | None
+) -> dict[str, Any] | None:
+    """The flag editor's `json_script`, on pages where the person may edit (None elsewhere)."""
+    if not (
+        model_admin.has_change_permission(request, obj) if obj else model_admin.has_add_permission(request)
+    ):
+        return None
+    adminform = context.get("adminform")
+    form = adminform.form if adminform is not None else None
+    return builder_data(
+        tenant=obj.tenant_id if obj is not None else chosen_tenant(model_admin, request, form),
+        form=form,
+        choices_url=reverse("admin:flags_flag_builder_choices"),
+        flag_key=obj.key if obj is not None else None,
+        flag_type=obj.type if obj is not None else None,
+    )
 
 
 def choices_response(model_admin: TenantScopedAdmin[Any], request: HttpRequest) -> JsonResponse:

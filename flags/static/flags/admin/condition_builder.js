@@ -37,7 +37,11 @@
     var kind = this.valueKind(cond.op), v = cond.value;
     if (kind === "none") { return ""; }
     if (kind === "list") { return Array.isArray(v) && v.length ? v.join(", ") : "(nothing yet)"; }
-    if (kind === "range") { return Array.isArray(v) ? v[0] + " and " + v[1] + " (" + v[1] + " not included)" : "?"; }
+    if (kind === "range") {
+      var lo = Array.isArray(v) && v[0] !== null && v[0] !== undefined ? v[0] : "?";
+      var hi = Array.isArray(v) && v[1] !== null && v[1] !== undefined ? v[1] : "?";
+      return lo + " and " + hi + " (" + hi + " not included)";
+    }
     if (kind === "datetime") { var t = utcText(v); return t ? t.replace("T", " ") + " UTC" : String(v); }
     return v === undefined || v === null || v === "" ? "(empty)" : String(v);
   };
@@ -230,7 +234,7 @@
         });
         var adds = el("div", { "class": "flagsvc-cond-adds" }, [
           el("button", { type: "button", "class": "button flagsvc-small flagsvc-add-condition", text: "+ Condition", on: { click: function () { children.push(newLeaf()); rebuild(); focusLast(path, kind, children.length - 1); } } }),
-          opts.segments ? el("button", { type: "button", "class": "button flagsvc-small flagsvc-add-segment", text: "+ Segment", on: { click: function () { children.push(newSegment()); rebuild(); focusLast(path, kind, children.length - 1); } } }) : null,
+          opts.segments ? el("button", { type: "button", "class": "button flagsvc-small flagsvc-add-segment", text: "+ Segment", disabled: !opts.segments.length, title: opts.segments.length ? null : "This tenant has no segments yet", on: { click: function () { children.push(newSegment()); rebuild(); focusLast(path, kind, children.length - 1); } } }) : null,
           el("button", { type: "button", "class": "button flagsvc-small flagsvc-add-group", text: "+ Group", on: { click: function () { children.push({ any: [newLeaf()] }); rebuild(); focusLast(path, kind, children.length - 1); } } })
         ]);
         list.appendChild(adds);

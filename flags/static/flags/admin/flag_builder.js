@@ -63,6 +63,8 @@
     root.appendChild(datalist);
     var first = form.querySelector("fieldset");
     first.parentNode.insertBefore(wrapper, first.nextSibling);
+    var bucketBy = document.getElementById("id_bucket_by");
+    if (bucketBy) { bucketBy.setAttribute("list", "flagsvc-attributes"); }
 
     function flagType() {
       if (typeSelect) { return typeSelect.value; }
