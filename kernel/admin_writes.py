@@ -11,6 +11,7 @@ with the error in place instead of a 500.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from typing import Any, ClassVar, TypeVar
 
 from django import forms
@@ -65,6 +66,19 @@ class ServiceForm(forms.ModelForm):
         """The engine's and the services' problems with their exact paths (`rules[1].when.any[0].value`),
         in the order found: the admin's builders show each at the control that edits that path."""
         found: list[dict[str, str]] = self.__dict__.setdefault("_problems", [])
+        return found
+
+    def problems_at_paths(self, field_paths: Mapping[str, str]) -> list[dict[str, str]]:
+        """`problems`, and every other error of the fields in `field_paths` (form field → the
+        document path it edits) at that path: a JSON box that does not parse never reached the engine."""
+        if not self.is_bound:
+            return []
+        found = list(self.problems)
+        known = {f"{p['path']}: {p['message']}" for p in found} | {p["message"] for p in found}
+        for field, path in field_paths.items():
+            for message in self.errors.get(field, []):
+                if message not in known:
+                    found.append({"path": path, "message": str(message)})
         return found
 
     def add_api_error(self, err: ApiError) -> None:

@@ -124,13 +124,11 @@ class SegmentAdmin(ServiceWriteAdmin[Segment], TenantScopedAdmin[Segment]):
         data = condition_words().builder_context(tenant_id) if tenant_id is not None else {}
         data["tenant"] = tenant_id
         data["attributes_url"] = reverse("admin:segments_segment_builder_attributes")
-        data["problems"] = list(getattr(form, "problems", [])) if form is not None else []
-        if form is not None and form.is_bound:
-            placed = {f"{p['path']}: {p['message']}" for p in data["problems"]}
-            for field in ("included", "excluded", "when"):
-                data["problems"] += [
-                    {"path": field, "message": str(m)} for m in form.errors.get(field, []) if m not in placed
-                ]
+        data["problems"] = (
+            form.problems_at_paths({name: name for name in ("included", "excluded", "when")})
+            if isinstance(form, ServiceForm)
+            else []
+        )
         context["segment_builder"] = data
         return super().render_change_form(request, context, *args, **kwargs)
 

@@ -19,14 +19,15 @@ from django.urls import reverse
 from flags.admin.vocabulary import vocabulary_json
 from flags.models import Flag
 from flags.selectors import attributes_in_use, flag_queryset
+from kernel.admin_writes import ServiceForm
 from segments.selectors import segment_queryset
 from tenancy.models import Role, Tenant
 
 if TYPE_CHECKING:
     from tenancy.admin_scoping import TenantScopedAdmin
 
-# Form field → the path of the flag or segment document it edits (api.md, Flags / Segments).
-DOCUMENT_PATHS: dict[str, str] = {
+# Form field → the path of the flag document it edits (api.md, Flags).
+FIELD_PATHS: dict[str, str] = {
     "variants": "variants",
     "off_variant": "off_variant",
     "targets_allow": "targets.allow",
@@ -35,10 +36,6 @@ DOCUMENT_PATHS: dict[str, str] = {
     "rules": "rules",
     "default": "default",
     "prerequisites": "prerequisites",
-    "bucket_by": "bucket_by",
-    "included": "included",
-    "excluded": "excluded",
-    "when": "when",
 }
 
 
@@ -70,20 +67,8 @@ def flag_choices(tenant: Tenant | int) -> dict[str, Any]:
 
 
 def problems_at_paths(form: BaseForm | None) -> list[dict[str, str]]:
-    """Every problem of the fields the builders edit, with the document path it belongs to.
-
-    The engine's problems keep their own exact path; any other error of such a field (a JSON box
-    that does not parse) is placed at the field's path.
-    """
-    if form is None or not form.is_bound:
-        return []
-    found: list[dict[str, str]] = list(getattr(form, "problems", []))
-    from_engine = {f"{p['path']}: {p['message']}" for p in found} | {p["message"] for p in found}
-    for field, path in DOCUMENT_PATHS.items():
-        for message in form.errors.get(field, []):
-            if message not in from_engine:
-                found.append({"path": path, "message": str(message)})
-    return found
+    """Every problem of the fields the flag editor edits, at its document path (ServiceForm)."""
+    return form.problems_at_paths(FIELD_PATHS) if isinstance(form, ServiceForm) else []
 
 
 def builder_data(

@@ -133,6 +133,15 @@
         line("Rule " + (rule.id || "?") + ": if " + words.describe(rule.when) + " → " + serveWords(rule.serve) + ".");
       });
       line("Everyone else: " + serveWords(state.fallback) + ".", "flagsvc-summary-default");
+      // Comfort only (the engine judges on save): say at once when two rules share an id.
+      var seen = {};
+      state.rules.forEach(function (rule, index) {
+        var hint = root.querySelector("#flagsvc-rule-" + index + " .flagsvc-rule-hint");
+        if (!hint) { return; }
+        var taken = rule.id && Object.prototype.hasOwnProperty.call(seen, rule.id);
+        hint.textContent = taken ? "Rule " + (seen[rule.id] + 1) + " already has this id: ids must be unique." : (rule.id ? "" : "Give the rule an id.");
+        if (rule.id && !taken) { seen[rule.id] = index; }
+      });
       root.querySelectorAll("[data-words-for]").forEach(function (node) {
         var rule = state.rules[Number(node.getAttribute("data-words-for"))];
         if (rule) { node.textContent = "If " + words.describe(rule.when) + " → serve " + serveWords(rule.serve) + "."; }
@@ -335,6 +344,7 @@
           el("h3", { "class": "flagsvc-rule-title", text: "Rule " + (index + 1) }),
           B.labelled("Id", id), tools
         ]),
+        el("p", { "class": "flagsvc-rule-hint", "aria-live": "polite" }),
         el("div", { "class": "flagsvc-b-row" }, [B.labelled("Description", description, "flagsvc-wide")]),
         el("h4", { text: "If" }), conditions,
         el("h4", { text: "Then" }), serveEditor(rule, "serve", path + ".serve", false),
@@ -477,7 +487,9 @@
       return;
     }
     jsonMode.show(false);
-    var unplaced = B.placeProblems(root, data.problems);
+    // Problems of the fields the editor stands in for; the others (key, tags, ...) Django shows itself.
+    var mine = (data.problems || []).filter(function (p) { return /^(variants|off_variant|targets|rules|default|prerequisites)\b/.test(p.path); });
+    var unplaced = B.placeProblems(root, mine);
     if (unplaced.length) {
       alertBox.appendChild(el("p", { text: "Also:" }));
       var ul = el("ul", { "class": "errorlist" });
