@@ -203,8 +203,18 @@ def test_segment_editor__builds_members_and_a_condition_without_json(
     leaf.locator(".flagsvc-attr").fill("app_version")
     leaf.locator("select.flagsvc-op").select_option(label="version is at least")
     leaf.locator("input.flagsvc-text").fill("2.10.0")
+    # A nested group, turned into "not": staff are never in the segment.
+    page.locator(
+        '#flagsvc-segment-condition [data-path="when"] > .flagsvc-cond-children > .flagsvc-cond-adds .flagsvc-add-group'
+    ).click()
+    group = page.locator('[data-path="when.all[2]"]')
+    group.locator("select.flagsvc-group-kind").select_option("not")
+    staff = page.locator('[data-path="when.all[2].not"]')
+    staff.locator(".flagsvc-attr").fill("email")
+    staff.locator("select.flagsvc-op").select_option(label="ends with")
+    staff.locator("input.flagsvc-text").fill("@acme.test")
     expect(page.locator("#flagsvc-segment-summary")).to_contain_text(
-        "country is one of NL and app_version version is at least 2.10.0"
+        "country is one of NL and app_version version is at least 2.10.0 and not email ends with @acme.test"
     )
     assert_accessible(page, "segment editor")
     page.click("input[name=_save]")
@@ -215,6 +225,7 @@ def test_segment_editor__builds_members_and_a_condition_without_json(
         "all": [
             {"attr": "country", "op": "in", "value": ["NL"]},
             {"attr": "app_version", "op": "semver_gte", "value": "2.10.0"},
+            {"not": {"attr": "email", "op": "ends_with", "value": "@acme.test"}},
         ]
     }
 

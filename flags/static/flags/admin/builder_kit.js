@@ -223,7 +223,7 @@
         var described = control.getAttribute("aria-describedby");
         control.setAttribute("aria-describedby", (described ? described + " " : "") + note.id);
       }
-      var anchor = target.closest(".flagsvc-b-field, .flagsvc-cond-leaf, .flagsvc-split, .flagsvc-chips, .flagsvc-b-row") || target;
+      var anchor = target.closest(".flagsvc-cond-leaf") || target.closest(".flagsvc-b-field, .flagsvc-split, .flagsvc-chips, .flagsvc-b-row") || target;
       anchor.insertAdjacentElement("afterend", note);
     });
     return unplaced;

@@ -132,11 +132,20 @@
       if (kind === "list") {
         if (!Array.isArray(cond.value)) { cond.value = convert(cond.value, "list"); }
         var numeric = cond.value.length > 0 && cond.value.every(function (v) { return typeof v === "number"; });
-        return B.chips(cond.value, {
+        var listType = B.select([["text", "text"], ["number", "numbers"]], numeric ? "number" : "text", { "class": "flagsvc-type", "aria-label": "Type of the values" });
+        listType.addEventListener("change", function () {
+          var toNumber = listType.value === "number";
+          cond.value.forEach(function (v, i) {
+            cond.value[i] = toNumber ? (String(v).trim() !== "" && !isNaN(Number(v)) ? Number(v) : v) : String(v);
+          });
+          rebuild();
+        });
+        var chipBox = B.chips(cond.value, {
           path: vpath, label: "Values", placeholder: "e.g. NL, BE (Enter or paste)",
-          convert: function (raw) { return numeric && !isNaN(Number(raw)) ? Number(raw) : raw; },
+          convert: function (raw) { return numeric && raw.trim() !== "" && !isNaN(Number(raw)) ? Number(raw) : raw; },
           onChange: changed
         });
+        return el("span", { "class": "flagsvc-list-value" }, [chipBox, listType]);
       }
       if (kind === "range") {
         if (!Array.isArray(cond.value)) { cond.value = [null, null]; }
