@@ -40,7 +40,7 @@
     if (kind === "range") {
       var lo = Array.isArray(v) && v[0] !== null && v[0] !== undefined ? v[0] : "?";
       var hi = Array.isArray(v) && v[1] !== null && v[1] !== undefined ? v[1] : "?";
-      return lo + " and " + hi + " (" + hi + " not included)";
+      return lo + " and " + hi + (hi === "?" ? "" : " (" + hi + " not included)");
     }
     if (kind === "datetime") { var t = utcText(v); return t ? t.replace("T", " ") + " UTC" : String(v); }
     return v === undefined || v === null || v === "" ? "(empty)" : String(v);
