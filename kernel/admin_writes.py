@@ -61,12 +61,11 @@ class ServiceForm(forms.ModelForm):
         match = _HEAD.match(path)
         return match.group(0) if match else None
 
-    @property
-    def problems(self) -> list[dict[str, str]]:
-        """The engine's and the services' problems with their exact paths (`rules[1].when.any[0].value`),
-        in the order found: the admin's builders show each at the control that edits that path."""
-        found: list[dict[str, str]] = self.__dict__.setdefault("_problems", [])
-        return found
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # The engine's and the services' problems with their exact paths (`rules[1].when.any[0].value`),
+        # in the order found: the admin's editors show each at the control that edits that path.
+        self.problems: list[dict[str, str]] = []
 
     def problems_at_paths(self, field_paths: Mapping[str, str]) -> list[dict[str, str]]:
         """`problems`, and every other error of the fields in `field_paths` (form field → the
