@@ -120,7 +120,7 @@ class SegmentAdmin(ServiceWriteAdmin[Segment], TenantScopedAdmin[Segment]):
             return super().render_change_form(request, context, *args, **kwargs)
         adminform = context.get("adminform")
         form = adminform.form if adminform is not None else None
-        tenant_id = obj.tenant_id if obj is not None else self._chosen_tenant(request, form)
+        tenant_id = obj.tenant_id if obj is not None else self.form_tenant_id(request, form)
         data = condition_words().builder_context(tenant_id) if tenant_id is not None else {}
         data["tenant"] = tenant_id
         data["attributes_url"] = reverse("admin:segments_segment_builder_attributes")
@@ -131,15 +131,6 @@ class SegmentAdmin(ServiceWriteAdmin[Segment], TenantScopedAdmin[Segment]):
         )
         context["segment_builder"] = data
         return super().render_change_form(request, context, *args, **kwargs)
-
-    def _chosen_tenant(self, request: HttpRequest, form: Any) -> int | None:
-        if form is None or "tenant" not in form.fields:
-            return None
-        raw = form["tenant"].value()
-        tenant_id = int(raw) if isinstance(raw, int) or (isinstance(raw, str) and raw.isdigit()) else None
-        return (
-            tenant_id if tenant_id is not None and self.access(request).can(tenant_id, Role.EDITOR) else None
-        )
 
     def get_urls(self) -> list[URLPattern]:
         return [
@@ -153,10 +144,10 @@ class SegmentAdmin(ServiceWriteAdmin[Segment], TenantScopedAdmin[Segment]):
 
     def builder_attributes_view(self, request: HttpRequest) -> JsonResponse:
         """`GET ?tenant=<id>`: the words and attributes of a tenant the person may edit in, else 404."""
-        raw = request.GET.get("tenant", "")
-        if not raw.isdigit() or not self.access(request).can(int(raw), Role.EDITOR):
+        tenant_id = self.editable_tenant_id(request, request.GET.get("tenant"))
+        if tenant_id is None:
             raise Http404("No such tenant.")
-        return JsonResponse(condition_words().builder_context(int(raw)))
+        return JsonResponse(condition_words().builder_context(tenant_id))
 
     def get_fieldsets(self, request: HttpRequest, obj: Segment | None = None) -> Any:
         fieldsets: list[tuple[str | None, dict[str, Any]]] = [

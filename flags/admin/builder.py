@@ -21,7 +21,7 @@ from flags.models import Flag
 from flags.selectors import attributes_in_use, flag_queryset
 from kernel.admin_writes import ServiceForm
 from segments.selectors import segment_queryset
-from tenancy.models import Role, Tenant
+from tenancy.models import Tenant
 
 if TYPE_CHECKING:
     from tenancy.admin_scoping import TenantScopedAdmin
@@ -91,18 +91,6 @@ def builder_data(
     }
 
 
-def chosen_tenant(model_admin: TenantScopedAdmin[Any], request: HttpRequest, form: Any) -> int | None:
-    """The add form's tenant (the one posted, else the initial one), if the person edits in it: a
-    forged tenant id in a POST learns nothing about that tenant."""
-    if form is None or "tenant" not in form.fields:
-        return None
-    raw = form["tenant"].value()
-    tenant_id = int(raw) if isinstance(raw, int) or (isinstance(raw, str) and raw.isdigit()) else None
-    if tenant_id is None or not model_admin.access(request).can(tenant_id, Role.EDITOR):
-        return None
-    return tenant_id
-
-
 def flag_builder_data(
     model_admin: TenantScopedAdmin[Any], request: HttpRequest, context: dict[str, Any], obj: Flag | None
 ) -> dict[str, Any] | None:
@@ -114,7 +102,7 @@ def flag_builder_data(
     adminform = context.get("adminform")
     form = adminform.form if adminform is not None else None
     return builder_data(
-        tenant=obj.tenant_id if obj is not None else chosen_tenant(model_admin, request, form),
+        tenant=obj.tenant_id if obj is not None else model_admin.form_tenant_id(request, form),
         form=form,
         choices_url=reverse("admin:flags_flag_builder_choices"),
         flag_key=obj.key if obj is not None else None,
@@ -125,10 +113,10 @@ def flag_builder_data(
 def choices_response(model_admin: TenantScopedAdmin[Any], request: HttpRequest) -> JsonResponse:
     """`GET ?tenant=<id>`: the choices of one tenant the person may edit in (404 otherwise, as for
     any object of a tenant out of reach). The add page asks again when its tenant changes."""
-    raw = request.GET.get("tenant", "")
-    if not raw.isdigit() or not model_admin.access(request).can(int(raw), Role.EDITOR):
+    tenant_id = model_admin.editable_tenant_id(request, request.GET.get("tenant"))
+    if tenant_id is None:
         raise Http404("No such tenant.")
-    return JsonResponse(flag_choices(int(raw)))
+    return JsonResponse(flag_choices(tenant_id))
 
 
 class FlagConditionWords:

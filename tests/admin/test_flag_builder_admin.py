@@ -156,3 +156,13 @@ def test_segment_refused_save__hands_the_builder_its_problems_at_their_paths(
     data = script_data(response.content.decode(), "flagsvc-segment-builder-data")
     assert [p["path"] for p in data["problems"]] == ["when.all[0].value", "when.all[1].segment"]
     assert data["vocabulary"]["groups"] == {"all": "all of", "any": "any of", "not": "not"}
+
+
+def test_add_page_posted_with_another_tenants_id__embeds_nothing_of_that_tenant(
+    in_use: None, editor: Any, other_tenant: Any
+) -> None:
+    response = signed_in(editor).post("/admin/flags/flag/add/", form_data(tenant=str(other_tenant.pk)))
+    assert response.status_code == 200
+    data = script_data(response.content.decode(), "flagsvc-flag-builder-data")
+    assert data["tenant"] is None and data["choices"] is None
+    assert "globex" not in response.content.decode()
