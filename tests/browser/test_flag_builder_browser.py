@@ -296,3 +296,36 @@ def test_editor__shows_the_servers_errors_at_the_controls_that_caused_them(
     expect(page.locator("#flagsvc-builder-alert")).to_contain_text("does not total 100 %")
     expect(weights.first).to_be_focused()
     assert not Flag.objects.for_tenant(tenant_in_use).filter(key="errors").exists()
+
+
+def test_editor__changing_one_thing_leaves_everything_else_exactly_as_stored(
+    page: Page, editor: Any, tenant: Any
+) -> None:
+    """Weights of 1 and 3 read as 25 % / 75 %, but only an edit of that split rewrites them."""
+    flag = make_flag(
+        tenant,
+        "legacy",
+        state="on",
+        variants=[{"key": "on", "value": True, "weight": 1}, {"key": "off", "value": False, "weight": 3}],
+        rules=[
+            {
+                "id": "half",
+                "when": {"attr": "plan", "op": "eq", "value": "pro"},
+                "serve": {"distribution": [{"variant": "on", "weight": 1}, {"variant": "off", "weight": 1}]},
+            }
+        ],
+    )
+    sign_in(page, "alice")
+    page.goto(f"/admin/flags/flag/{flag.pk}/change/")
+    expect(page.locator("#flagsvc-variants input.flagsvc-pct-input").first).to_have_value("25")
+    expect(page.locator("#flagsvc-summary")).to_contain_text("Rule half: if plan is pro → 50 % on, 50 % off.")
+    expect(page.locator("#flagsvc-summary")).to_contain_text("Everyone else: 25 % on, 75 % off.")
+    card(page, 0).locator(".flagsvc-rule-description").fill("Pro plans, half of them")
+    page.click("input[name=_continue]")
+    expect(page.locator("ul.messagelist")).to_contain_text("was changed successfully")
+    flag.refresh_from_db()
+    assert [v["weight"] for v in flag.variants] == [1, 3]
+    assert flag.rules[0]["serve"] == {
+        "distribution": [{"variant": "on", "weight": 1}, {"variant": "off", "weight": 1}]
+    }
+    assert flag.rules[0]["description"] == "Pro plans, half of them"
