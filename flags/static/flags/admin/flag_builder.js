@@ -139,7 +139,8 @@
         var hint = root.querySelector("#flagsvc-rule-" + index + " .flagsvc-rule-hint");
         if (!hint) { return; }
         var taken = rule.id && Object.prototype.hasOwnProperty.call(seen, rule.id);
-        hint.textContent = taken ? "Rule " + (seen[rule.id] + 1) + " already has this id: ids must be unique." : (rule.id ? "" : "Give the rule an id.");
+        var judged = root.querySelector("#flagsvc-rule-" + index + ' .flagsvc-rule-id[aria-invalid="true"]');
+        hint.textContent = judged ? "" : (taken ? "Rule " + (seen[rule.id] + 1) + " already has this id: ids must be unique." : (rule.id ? "" : "Give the rule an id."));
         if (rule.id && !taken) { seen[rule.id] = index; }
       });
       root.querySelectorAll("[data-words-for]").forEach(function (node) {
@@ -490,6 +491,7 @@
     // Problems of the fields the editor stands in for; the others (key, tags, ...) Django shows itself.
     var mine = (data.problems || []).filter(function (p) { return /^(variants|off_variant|targets|rules|default|prerequisites)\b/.test(p.path); });
     var unplaced = B.placeProblems(root, mine);
+    describe();
     if (unplaced.length) {
       alertBox.appendChild(el("p", { text: "Also:" }));
       var ul = el("ul", { "class": "errorlist" });
