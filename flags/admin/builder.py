@@ -16,6 +16,7 @@ from django.forms import BaseForm
 from django.http import Http404, HttpRequest, JsonResponse
 from django.urls import reverse
 
+from flags.admin.forms import NEW_FLAG_INITIAL
 from flags.admin.vocabulary import vocabulary_json
 from flags.models import Flag
 from flags.selectors import attributes_in_use, flag_queryset
@@ -36,6 +37,33 @@ FIELD_PATHS: dict[str, str] = {
     "rules": "rules",
     "default": "default",
     "prerequisites": "prerequisites",
+}
+
+
+# What a new flag of each type starts with on the add page (the boolean one is the form's initial).
+NEW_FLAG_BY_TYPE: dict[str, dict[str, Any]] = {
+    "boolean": {"variants": NEW_FLAG_INITIAL["variants"], "off_variant": NEW_FLAG_INITIAL["off_variant"]},
+    "string": {
+        "variants": [
+            {"key": "control", "value": "control", "weight": 100},
+            {"key": "treatment", "value": "treatment", "weight": 0},
+        ],
+        "off_variant": "control",
+    },
+    "number": {
+        "variants": [
+            {"key": "control", "value": 0, "weight": 100},
+            {"key": "treatment", "value": 1, "weight": 0},
+        ],
+        "off_variant": "control",
+    },
+    "json": {
+        "variants": [
+            {"key": "control", "value": {}, "weight": 100},
+            {"key": "treatment", "value": {}, "weight": 0},
+        ],
+        "off_variant": "control",
+    },
 }
 
 
@@ -87,6 +115,7 @@ def builder_data(
         "choices_url": choices_url,
         "flag_key": flag_key,
         "flag_type": flag_type,
+        "new_flag_by_type": NEW_FLAG_BY_TYPE,
         "problems": problems_at_paths(form),
     }
 

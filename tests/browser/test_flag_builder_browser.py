@@ -329,3 +329,20 @@ def test_editor__changing_one_thing_leaves_everything_else_exactly_as_stored(
         "distribution": [{"variant": "on", "weight": 1}, {"variant": "off", "weight": 1}]
     }
     assert flag.rules[0]["description"] == "Pro plans, half of them"
+
+
+def test_add_page__a_new_string_flag_gets_variants_of_its_type__value_inputs_fit_the_type(
+    page: Page, editor: Any, tenant: Any
+) -> None:
+    sign_in(page, "alice")
+    page.goto("/admin/flags/flag/add/")
+    page.select_option("#id_type", "number")
+    keys = page.locator("#flagsvc-variants input.flagsvc-key")
+    expect(keys).to_have_count(2)
+    assert keys.evaluate_all("els => els.map(e => e.value)") == ["control", "treatment"]
+    expect(page.locator('#flagsvc-variants input[type=number][data-path="variants[1].value"]')).to_have_value(
+        "1"
+    )
+    expect(page.locator("#flagsvc-off-variant")).to_have_value("control")
+    page.select_option("#id_type", "json")
+    expect(page.locator('#flagsvc-variants textarea[data-path="variants[0].value"]')).to_have_value("{}")

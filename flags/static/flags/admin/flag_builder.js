@@ -16,13 +16,6 @@
     allowVariant: "id_targets_allow_variant", deny: "id_targets_deny", rules: "id_rules",
     fallback: "id_default", prerequisites: "id_prerequisites"
   };
-  var TEMPLATES = {
-    "boolean": [{ key: "on", value: true, weight: 0 }, { key: "off", value: false, weight: 100 }],
-    "string": [{ key: "control", value: "control", weight: 100 }, { key: "treatment", value: "treatment", weight: 0 }],
-    "number": [{ key: "control", value: 0, weight: 100 }, { key: "treatment", value: 1, weight: 0 }],
-    "json": [{ key: "control", value: {}, weight: 100 }, { key: "treatment", value: {}, weight: 0 }]
-  };
-
   function copy(value) { return JSON.parse(JSON.stringify(value)); }
 
   document.addEventListener("DOMContentLoaded", function () {
@@ -427,11 +420,12 @@
     if (typeSelect) {
       var lastType = typeSelect.value;
       typeSelect.addEventListener("change", function () {
-        var untouched = JSON.stringify(state.variants) === JSON.stringify(TEMPLATES[lastType]);
+        var templates = data.new_flag_by_type;
+        var untouched = JSON.stringify(state.variants) === JSON.stringify(templates[lastType].variants);
         var next = typeSelect.value;
         if (untouched) {
-          state.variants = copy(TEMPLATES[next]);
-          state.off = next === "boolean" ? "off" : "control";
+          state.variants = copy(templates[next].variants);
+          state.off = templates[next].off_variant;
         } else {
           state.variants.forEach(function (v) {
             v.value = { "boolean": !!v.value, "string": typeof v.value === "object" ? JSON.stringify(v.value) : String(v.value), "number": Number(v.value) || 0, "json": {} }[next];
