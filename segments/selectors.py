@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 from django.db.models import Q, QuerySet
@@ -37,20 +38,21 @@ def segments_for_evaluation(*, tenant: Tenant | int) -> list[Segment]:
     return list(segment_queryset(tenant=tenant))
 
 
-def attributes_in(value: Any) -> set[str]:
-    """The user attributes that a condition (or any document holding conditions) compares."""
-    found: set[str] = set()
+def objects_in(value: Any) -> Iterator[dict[str, Any]]:
+    """Every JSON object in a document (conditions, rules, ...), depth first, without recursion."""
     stack = [value]
     while stack:
         node = stack.pop()
         if isinstance(node, dict):
-            attribute = node.get("attr")
-            if isinstance(attribute, str) and "op" in node:
-                found.add(attribute)
+            yield node
             stack.extend(node.values())
         elif isinstance(node, list):
             stack.extend(node)
-    return found
+
+
+def attributes_in(value: Any) -> set[str]:
+    """The user attributes that a condition (or any document holding conditions) compares."""
+    return {node["attr"] for node in objects_in(value) if isinstance(node.get("attr"), str) and "op" in node}
 
 
 def segment_attributes(*, tenant: Tenant | int) -> set[str]:
