@@ -158,7 +158,9 @@ class TenantScopedAdmin(ModelAdminBase[M]):
         """A tenant id that came with the request (an add form's tenant, a query parameter), if the
         person may edit in that tenant; else None, so that a forged id learns nothing about it."""
         text = str(raw) if isinstance(raw, int | str) else ""
-        if not text.isdigit() or not self.access(request).can(int(text), self.edit_role):
+        if not (text.isascii() and text.isdigit() and len(text) <= 18):  # "²" or 5,000 digits: no id
+            return None
+        if not self.access(request).can(int(text), self.edit_role):
             return None
         return int(text)
 

@@ -70,7 +70,8 @@ def test_choices_route__answers_for_a_tenant_the_person_edits__404_for_another_o
     assert response.status_code == 200
     assert [s["key"] for s in response.json()["segments"]] == ["beta"]
     assert alice.get(url, {"tenant": other_tenant.pk}).status_code == 404
-    assert alice.get(url, {"tenant": "x"}).status_code == 404
+    for hostile in ("x", "²", "9" * 5000, ""):
+        assert alice.get(url, {"tenant": hostile}).status_code == 404, hostile
     assert signed_in(viewer).get(url, {"tenant": tenant.pk}).status_code == 404
 
     seg_url = "/admin/segments/segment/builder-attributes/"
