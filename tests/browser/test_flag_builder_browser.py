@@ -346,3 +346,28 @@ def test_add_page__a_new_string_flag_gets_variants_of_its_type__value_inputs_fit
     expect(page.locator("#flagsvc-off-variant")).to_have_value("control")
     page.select_option("#id_type", "json")
     expect(page.locator('#flagsvc-variants textarea[data-path="variants[0].value"]')).to_have_value("{}")
+
+
+def test_editor__prerequisites_picked_from_the_tenants_flags__listed_users_as_chips(
+    page: Page, editor: Any, tenant_in_use: Any
+) -> None:
+    sign_in(page, "alice")
+    page.goto("/admin/flags/flag/add/")
+    page.fill("#id_key", "needs-old")
+    page.click("#flagsvc-add-prerequisite")
+    picker = page.locator('select[data-path="prerequisites[0].flag"]')
+    expect(picker).to_be_focused()
+    assert picker.locator("option").all_inner_texts() == ["— choose a flag —", "old-checkout"]
+    picker.select_option("old-checkout")
+    expect(page.locator('[data-path="prerequisites[0].variants"] input[value=on]')).to_be_checked()
+    add_chips(page.locator("#flagsvc-deny"), "u-9")
+    add_chips(page.locator("#flagsvc-allow"), "u-1", "u-2")
+    summary = page.locator("#flagsvc-summary")
+    expect(summary).to_contain_text("Only if old-checkout gives on; otherwise off.")
+    expect(summary).to_contain_text("1 listed user always gets off (deny list).")
+    expect(summary).to_contain_text("2 listed users always get on (allow list).")
+    page.click("input[name=_continue]")
+    expect(page.locator("ul.messagelist")).to_contain_text("was added successfully")
+    flag = Flag.objects.for_tenant(tenant_in_use).get(key="needs-old")
+    assert flag.prerequisites == [{"flag": "old-checkout", "variants": ["on"]}]
+    assert (flag.targets["allow"], flag.targets["deny"]) == (["u-1", "u-2"], ["u-9"])

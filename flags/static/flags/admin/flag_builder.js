@@ -210,7 +210,7 @@
             state.rules.concat([{ serve: state.fallback }]).forEach(function (r) {
               if (r.serve && r.serve.distribution) { r.serve.distribution = r.serve.distribution.filter(function (d) { return d.variant !== variant.key; }); }
             });
-            save(); render();
+            save(); render("#flagsvc-add-variant");
           } } }) : null;
         }
       });
@@ -251,9 +251,9 @@
           var share = Math.floor(100 / Math.max(1, keys.length));
           holder[name] = { distribution: keys.map(function (k, i) { return { variant: k, weight: i === 0 ? 100 - share * (keys.length - 1) : share }; }) };
         }
-        save(); render(box.querySelector(".flagsvc-serve-mode") ? "#" + modeSelect.id : null);
+        save(); render("#" + modeSelect.id);
       });
-      modeSelect.id = B.nextId("flagsvc-serve");
+      modeSelect.id = "flagsvc-serve-mode-" + path.replace(/[^A-Za-z0-9]+/g, "-");
       var head = el("div", { "class": "flagsvc-b-row flagsvc-serve-head" }, [B.labelled("Serve", modeSelect)]);
       box.appendChild(head);
       if (mode === "one") {
@@ -377,7 +377,7 @@
           prereq.flag = pick.value;
           var known = flags.filter(function (f) { return f.key === pick.value; })[0];
           prereq.variants = known && known.variants.indexOf("on") >= 0 ? ["on"] : [];
-          save(); render();
+          save(); render('[data-path="' + path + '.flag"]');
         });
         var known = flags.filter(function (f) { return f.key === prereq.flag; })[0];
         var keys = (known ? known.variants : []).slice();
@@ -393,11 +393,12 @@
         });
         list.appendChild(el("li", { "class": "flagsvc-b-row flagsvc-prereq", "data-path": path }, [
           pick, el("span", { text: " gives " }), boxes,
-          el("button", { type: "button", "class": "button flagsvc-small", text: "Remove", "aria-label": "Remove this prerequisite", on: { click: function () { state.prerequisites.splice(index, 1); save(); render(); } } })
+          el("button", { type: "button", "class": "button flagsvc-small", text: "Remove", "aria-label": "Remove this prerequisite", on: { click: function () { state.prerequisites.splice(index, 1); save(); render("#flagsvc-add-prerequisite"); } } })
         ]));
       });
       var add = el("button", { type: "button", "class": "button flagsvc-small", id: "flagsvc-add-prerequisite", text: "+ Prerequisite", disabled: !flags.length, on: { click: function () {
-        state.prerequisites.push({ flag: "", variants: [] }); save(); render();
+        state.prerequisites.push({ flag: "", variants: [] }); save();
+        render('[data-path="prerequisites[' + (state.prerequisites.length - 1) + '].flag"]');
       } } });
       return section("flagsvc-prerequisites", "Prerequisites", flags.length
         ? "Other flags that must give one of the chosen variants for the same user; otherwise this flag serves its off variant."
