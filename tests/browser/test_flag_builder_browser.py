@@ -113,7 +113,7 @@ def test_editor__builds_two_rules_a_split_and_a_20_percent_rollout__reorders__sa
     second.locator("input.flagsvc-pct-input").first.fill("30")
     expect(second.locator("input.flagsvc-pct-input").nth(1)).to_have_value("70")
     expect(second.locator(".flagsvc-rule-words")).to_have_text(
-        "If in segment beta → serve 30 % on, 70 % off."
+        "If user is in segment beta → serve 30 % on, 70 % off."
     )
 
     # Reorder with the keyboard: the split rule moves up and keeps the focus on its buttons.

@@ -54,7 +54,7 @@
         var text = parts.map(function (c) { return self.describe(c, true); }).join(cond.all ? " and " : " or ");
         return nested && parts.length > 1 ? "(" + text + ")" : text;
       case "not": return "not " + self.describe(cond.not, true);
-      case "segment": return "in segment " + (cond.segment || "?");
+      case "segment": return "user is in segment " + (cond.segment || "?");
       default:
         var words = self.ops[cond.op] ? self.ops[cond.op].words : cond.op;
         var value = self.valueText(cond);
