@@ -7,9 +7,11 @@ class FlagsConfig(AppConfig):
 
     def ready(self) -> None:
         from flags import receivers  # noqa: F401
+        from flags.admin.builder import FLAG_CONDITION_WORDS
         from flags.integrity import ruleset_check
         from flags.rollouts.scheduler import run_due
         from flags.segment_users import LIVE_FLAGS_USING_SEGMENTS
+        from segments.condition_words import register_condition_words
         from segments.usage import register_segment_users
         from tenancy.ruleset import register_ruleset_check
         from webhooks.worker import register_scheduled_job
@@ -17,3 +19,4 @@ class FlagsConfig(AppConfig):
         register_ruleset_check(ruleset_check)
         register_segment_users(LIVE_FLAGS_USING_SEGMENTS)
         register_scheduled_job(run_due)  # the worker applies due rollout steps (ADR 0016)
+        register_condition_words(FLAG_CONDITION_WORDS)

@@ -7,6 +7,7 @@ from typing import Any
 from django.db.models import Q, QuerySet
 
 from flags.models import Flag, FlagVersion
+from segments.selectors import attributes_in, objects_in, segment_attributes
 from tenancy.models import Tenant
 
 
@@ -87,15 +88,18 @@ def flag_version_get(*, tenant: Tenant | int, flag: Flag, version: int) -> FlagV
 
 def segment_keys_in(value: Any) -> set[str]:
     """The segment keys that a flag's rules (or any part of them) refer to."""
-    found: set[str] = set()
-    stack = [value]
-    while stack:
-        node = stack.pop()
-        if isinstance(node, dict):
-            segment = node.get("segment")
-            if isinstance(segment, str):
-                found.add(segment)
-            stack.extend(node.values())
-        elif isinstance(node, list):
-            stack.extend(node)
-    return found
+    return {node["segment"] for node in objects_in(value) if isinstance(node.get("segment"), str)}
+
+
+def attributes_in_use(*, tenant: Tenant | int) -> list[str]:
+    """The user attributes the tenant's flags (rules, `bucket_by`) and segments already use, sorted,
+    `id` first: what the admin's condition builders offer in their attribute pickers."""
+    found = segment_attributes(tenant=tenant)
+    for rules, bucket_by in flag_queryset(tenant=tenant, include_archived=True).values_list(
+        "rules", "bucket_by"
+    ):
+        found |= attributes_in(rules)
+        if isinstance(bucket_by, str) and bucket_by:
+            found.add(bucket_by)
+    found.discard("id")
+    return ["id", *sorted(found)]

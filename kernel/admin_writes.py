@@ -11,6 +11,7 @@ with the error in place instead of a 500.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from typing import Any, ClassVar, TypeVar
 
 from django import forms
@@ -61,19 +62,43 @@ class ServiceForm(forms.ModelForm):
         match = _HEAD.match(path)
         return match.group(0) if match else None
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # The engine's and the services' problems with their exact paths (`rules[1].when.any[0].value`),
+        # in the order found: the admin's editors show each at the control that edits that path.
+        self.problems: list[dict[str, str]] = []
+
+    def problems_at_paths(self, field_paths: Mapping[str, str]) -> list[dict[str, str]]:
+        """`problems`, and every other error of the fields in `field_paths` (form field → the
+        document path it edits) at that path: a JSON box that does not parse never reached the engine."""
+        if not self.is_bound:
+            return []
+        found = list(self.problems)
+        known = {f"{p['path']}: {p['message']}" for p in found} | {p["message"] for p in found}
+        for field, path in field_paths.items():
+            for message in self.errors.get(field, []):
+                if message not in known:
+                    found.append({"path": path, "message": str(message)})
+        return found
+
     def add_api_error(self, err: ApiError) -> None:
         fields = err.details.get("fields") if isinstance(err, Invalid) else None
         if isinstance(fields, dict) and fields:
             for path, problems in fields.items():
                 target = self.field_for_path(str(path))
                 for problem in problems:
+                    self.problems.append({"path": str(path), "message": str(problem)})
                     self.add_error(target if target in self.fields else None, f"{path}: {problem}")
             return
         target = None
+        path = None
         if err.code == "prerequisite_cycle":
-            target = "prerequisites"
+            target = path = "prerequisites"
         elif isinstance(err.details.get("field"), str):
-            target = self.field_for_path(err.details["field"])
+            path = err.details["field"]
+            target = self.field_for_path(path)
+        if path is not None:
+            self.problems.append({"path": path, "message": err.message})
         self.add_error(target if target in self.fields else None, err.message)
 
     def add_engine_error(self, exc: Exception) -> None:

@@ -7,7 +7,8 @@ from typing import Any
 from django import forms
 from django.contrib import admin
 from django.contrib.admin.views.main import ChangeList
-from django.http import HttpRequest
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.urls import URLPattern, path, reverse
 from django.utils import timezone
 from django.utils.html import format_html_join
 from django.utils.safestring import SafeString
@@ -16,6 +17,7 @@ from flagsvc_sdk.engine import DefinitionError, validate_segment
 from kernel.admin_fields import IdListField, JsonDocumentField, ReasonField
 from kernel.admin_writes import ServiceForm, ServiceWriteAdmin, actor_of
 from kernel.errors import ApiError
+from segments.condition_words import condition_words
 from segments.models import Segment
 from segments.selectors import segment_get
 from segments.services import segment_create, segment_delete, segment_update
@@ -106,8 +108,53 @@ class SegmentAdmin(ServiceWriteAdmin[Segment], TenantScopedAdmin[Segment]):
     allow_delete = True
 
     class Media:
-        css = {"all": ("flags/admin/flag_admin.css",)}
-        js = ("flags/admin/json_editor.js",)
+        css = {"all": ("flags/admin/flag_admin.css", "flags/admin/builder.css")}
+        js = (
+            "flags/admin/json_editor.js",
+            "flags/admin/builder_kit.js",
+            "flags/admin/condition_builder.js",
+            "flags/admin/segment_builder.js",
+        )
+
+    def render_change_form(
+        self, request: HttpRequest, context: dict[str, Any], *args: Any, **kwargs: Any
+    ) -> HttpResponse:
+        """The segment builder's data (segment_builder.js): the words, the tenant's attributes and
+        the last save's problems at their paths."""
+        obj: Segment | None = kwargs.get("obj")
+        editable = self.has_change_permission(request, obj) if obj else self.has_add_permission(request)
+        if not editable:
+            return super().render_change_form(request, context, *args, **kwargs)
+        adminform = context.get("adminform")
+        form = adminform.form if adminform is not None else None
+        tenant_id = obj.tenant_id if obj is not None else self.form_tenant_id(request, form)
+        data = condition_words().builder_context(tenant_id) if tenant_id is not None else {}
+        data["tenant"] = tenant_id
+        data["attributes_url"] = reverse("admin:segments_segment_builder_attributes")
+        data["problems"] = (
+            form.problems_at_paths({name: name for name in ("included", "excluded", "when")})
+            if isinstance(form, ServiceForm)
+            else []
+        )
+        context["segment_builder"] = data
+        return super().render_change_form(request, context, *args, **kwargs)
+
+    def get_urls(self) -> list[URLPattern]:
+        return [
+            path(
+                "builder-attributes/",
+                self.admin_site.admin_view(self.builder_attributes_view),
+                name="segments_segment_builder_attributes",
+            ),
+            *super().get_urls(),
+        ]
+
+    def builder_attributes_view(self, request: HttpRequest) -> JsonResponse:
+        """`GET ?tenant=<id>`: the words and attributes of a tenant the person may edit in, else 404."""
+        tenant_id = self.editable_tenant_id(request, request.GET.get("tenant"))
+        if tenant_id is None:
+            raise Http404("No such tenant.")
+        return JsonResponse(condition_words().builder_context(tenant_id))
 
     def get_fieldsets(self, request: HttpRequest, obj: Segment | None = None) -> Any:
         fieldsets: list[tuple[str | None, dict[str, Any]]] = [

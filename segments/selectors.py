@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from typing import Any
+
 from django.db.models import Q, QuerySet
 
 from segments.models import Segment
@@ -33,3 +36,28 @@ def segment_keys(*, tenant: Tenant | int) -> set[str]:
 
 def segments_for_evaluation(*, tenant: Tenant | int) -> list[Segment]:
     return list(segment_queryset(tenant=tenant))
+
+
+def objects_in(value: Any) -> Iterator[dict[str, Any]]:
+    """Every JSON object in a document (conditions, rules, ...), depth first, without recursion."""
+    stack = [value]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            yield node
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+
+
+def attributes_in(value: Any) -> set[str]:
+    """The user attributes that a condition (or any document holding conditions) compares."""
+    return {node["attr"] for node in objects_in(value) if isinstance(node.get("attr"), str) and "op" in node}
+
+
+def segment_attributes(*, tenant: Tenant | int) -> set[str]:
+    """The attributes the tenant's segments compare (the admin's condition builders offer them)."""
+    found: set[str] = set()
+    for when in segment_queryset(tenant=tenant).values_list("when", flat=True):
+        found |= attributes_in(when)
+    return found

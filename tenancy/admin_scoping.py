@@ -154,6 +154,22 @@ class TenantScopedAdmin(ModelAdminBase[M]):
     def access(self, request: HttpRequest) -> AdminAccess:
         return admin_access(request)
 
+    def editable_tenant_id(self, request: HttpRequest, raw: Any) -> int | None:
+        """A tenant id that came with the request (an add form's tenant, a query parameter), if the
+        person may edit in that tenant; else None, so that a forged id learns nothing about it."""
+        text = str(raw) if isinstance(raw, int | str) else ""
+        if not (text.isascii() and text.isdigit() and len(text) <= 18):  # "²" or 5,000 digits: no id
+            return None
+        if not self.access(request).can(int(text), self.edit_role):
+            return None
+        return int(text)
+
+    def form_tenant_id(self, request: HttpRequest, form: Any) -> int | None:
+        """An add form's tenant (the one posted, else the initial one), if the person edits there."""
+        if form is None or "tenant" not in form.fields:
+            return None
+        return self.editable_tenant_id(request, form["tenant"].value())
+
     def get_queryset(self, request: HttpRequest) -> QuerySet[M]:
         qs = scoped_queryset(self.model, self.access(request), self.view_role, self.tenant_lookup)
         ordering = self.get_ordering(request)

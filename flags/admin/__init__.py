@@ -16,8 +16,8 @@ from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
+from flags.admin import builder, rollouts, views
 from flags.admin import killswitches as killswitches  # registers the "Kill switches" page
-from flags.admin import rollouts, views
 from flags.admin.change_requests import (  # also registers the change requests' admin
     opened_message,
     protected_notice,
@@ -98,8 +98,14 @@ class FlagAdmin(ServiceWriteAdmin[Flag], TenantScopedAdmin[Flag]):
     action_form = FlagActionForm
 
     class Media:
-        css = {"all": ("flags/admin/flag_admin.css", "flags/admin/rollouts.css")}
-        js = ("flags/admin/json_editor.js", "flags/admin/rule_builder.js", "flags/admin/flag_preview.js")
+        css = {"all": ("flags/admin/flag_admin.css", "flags/admin/builder.css", "flags/admin/rollouts.css")}
+        js = (
+            "flags/admin/json_editor.js",
+            "flags/admin/builder_kit.js",
+            "flags/admin/condition_builder.js",
+            "flags/admin/flag_builder.js",
+            "flags/admin/flag_preview.js",
+        )
 
     def has_change_permission(self, request: HttpRequest, obj: Flag | None = None) -> bool:
         """An archived flag is read-only until restored (the services refuse to change it)."""
@@ -325,6 +331,7 @@ class FlagAdmin(ServiceWriteAdmin[Flag], TenantScopedAdmin[Flag]):
             return self.admin_site.admin_view(view)
 
         return [
+            path("builder-choices/", wrap(self.builder_choices_view), name="flags_flag_builder_choices"),
             path("<path:object_id>/rollback/", wrap(self.rollback_view), name="flags_flag_rollback"),
             path("<path:object_id>/rollouts/", wrap(self.rollouts_view), name="flags_flag_rollouts"),
             *super().get_urls(),
@@ -334,6 +341,16 @@ class FlagAdmin(ServiceWriteAdmin[Flag], TenantScopedAdmin[Flag]):
         self, request: HttpRequest, object_id: str, extra_context: dict[str, Any] | None = None
     ) -> HttpResponse:
         return views.history_response(self, request, self.get_object(request, unquote(object_id)))
+
+    def builder_choices_view(self, request: HttpRequest) -> HttpResponse:
+        return builder.choices_response(self, request)
+
+    def render_change_form(
+        self, request: HttpRequest, context: dict[str, Any], *args: Any, **kwargs: Any
+    ) -> HttpResponse:
+        """The flag editor's data (flag_builder.js): the tenant's choices, the last save's problems."""
+        context["flag_builder"] = builder.flag_builder_data(self, request, context, kwargs.get("obj"))
+        return super().render_change_form(request, context, *args, **kwargs)
 
     def rollback_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
         return views.rollback_response(self, request, self.get_object(request, unquote(object_id)))

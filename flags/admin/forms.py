@@ -21,8 +21,9 @@ NEW_FLAG_INITIAL: dict[str, Any] = {
     "type": "boolean",
     "state": "off",
     "variants": [
-        {"key": "on", "value": True, "weight": 100},
-        {"key": "off", "value": False, "weight": 0},
+        # Safe until someone chooses otherwise: turned on, it still serves off to everyone.
+        {"key": "on", "value": True, "weight": 0},
+        {"key": "off", "value": False, "weight": 100},
     ],
     "off_variant": "off",
     "rules": [],

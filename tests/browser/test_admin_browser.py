@@ -40,15 +40,15 @@ def test_editor__creates_a_flag_with_a_rule_and_a_20_percent_rollout__previews__
     page.fill("#id_key", "checkout-redesign")
     page.fill("#id_name", "Checkout redesign")
     page.check("#id_state input[value=on]")
-    page.fill("#id_variants", variants(20, 80))
-    # The rule is built with the structured rule editor, which writes the rules JSON.
-    page.fill("#flagsvc-rule-attr", "country")
-    page.select_option("#flagsvc-rule-op", "eq")
-    page.fill("#flagsvc-rule-value", "NL")
-    page.select_option("#flagsvc-rule-serve", "on")
-    page.fill("#flagsvc-rule-id", "nl")
-    page.click("#flagsvc-rule-add")
-    expect(page.locator("#flagsvc-rule-list")).to_contain_text('nl: if country eq "NL" → on')
+    # The 20 % rollout and the rule are built with the flag editor, which writes the form's JSON fields.
+    page.locator("#flagsvc-variants input.flagsvc-pct-input").first.fill("20")
+    page.click("#flagsvc-add-rule")
+    rule = page.locator("#flagsvc-rule-0")
+    rule.locator(".flagsvc-rule-id").fill("nl")
+    rule.locator(".flagsvc-attr").fill("country")
+    rule.locator("select.flagsvc-op").select_option("eq")
+    rule.locator("input.flagsvc-text").fill("NL")
+    expect(rule.locator(".flagsvc-rule-words")).to_have_text("If country is NL → serve on.")
     assert json.loads(page.input_value("#id_rules")) == RULE_NL
 
     # Given the unsaved draft, a Dutch user matches the rule and the trace shows why.
@@ -66,7 +66,7 @@ def test_editor__creates_a_flag_with_a_rule_and_a_20_percent_rollout__previews__
     assert (flag.version, flag.state, flag.default) == (1, "on", None)
 
     # When the rollout goes from 20 % to 50 %, the preview says how many sample users would move.
-    page.fill("#id_variants", variants(50, 50))
+    page.locator("#flagsvc-variants input.flagsvc-pct-input").first.fill("50")
     preview(page, "u-7", "{}")
     sample = page.locator("#flagsvc-preview-sample").inner_text()
     moved = int(re.search(r"(\d+) of them would get a different variant", sample).group(1))
