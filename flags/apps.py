@@ -7,10 +7,13 @@ class FlagsConfig(AppConfig):
 
     def ready(self) -> None:
         from flags import receivers  # noqa: F401
+        from flags.admin.in_words import segment_in_words
         from flags.integrity import ruleset_check
         from flags.segment_users import LIVE_FLAGS_USING_SEGMENTS
+        from segments.display import register_segment_words
         from segments.usage import register_segment_users
         from tenancy.ruleset import register_ruleset_check
 
         register_ruleset_check(ruleset_check)
         register_segment_users(LIVE_FLAGS_USING_SEGMENTS)
+        register_segment_words(segment_in_words)

@@ -11,13 +11,15 @@ from django.contrib.admin.utils import unquote
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.urls import URLPattern, path
-from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
 from flags.admin import views
 from flags.admin.display import ArchivedFilter, TagFilter, rollout_summary
 from flags.admin.forms import NEW_FLAG_INITIAL, FlagForm
+from flags.admin.in_words import flag_in_words
+from flags.admin.links import links_for
+from flags.admin.vocabulary import format_datetime
 from flags.models import Flag
 from flags.services import flag_archive, flag_create, flag_restore, flag_set_state, flag_update
 from kernel.admin_writes import ServiceWriteAdmin, actor_of
@@ -34,13 +36,10 @@ EDIT_FIELDSETS: list[tuple[str | None, dict[str, Any]]] = [
 ]
 STATUS_FIELDS = ("rollout", "version", "last_change")
 VIEW_FIELDSETS: list[tuple[str | None, dict[str, Any]]] = [
-    (None, {"fields": ("tenant", "key", "name", "description", "type", "state")}),
-    (
-        "Definition",
-        {"fields": ("variants_json", "off_variant", "targets_json", "rules_json", "default_json")},
-    ),
-    ("Advanced", {"fields": ("prerequisites_json", "bucket_by", "tags")}),
+    (None, {"fields": ("tenant", "key", "name", "description", "type", "tag_list")}),
+    ("Who gets what", {"fields": ("in_words",), "classes": ("flagsvc-words-box",)}),
     ("Status", {"fields": STATUS_FIELDS}),
+    ("As JSON, for developers", {"fields": ("document_json",), "classes": ("collapse",)}),
 ]
 
 
@@ -62,7 +61,7 @@ class FlagAdmin(ServiceWriteAdmin[Flag], TenantScopedAdmin[Flag]):
     edit_role = Role.EDITOR
 
     class Media:
-        css = {"all": ("flags/admin/flag_admin.css",)}
+        css = {"all": ("flags/admin/flag_admin.css", "flags/admin/flag_words.css")}
         js = ("flags/admin/json_editor.js", "flags/admin/rule_builder.js", "flags/admin/flag_preview.js")
 
     def has_change_permission(self, request: HttpRequest, obj: Flag | None = None) -> bool:
@@ -110,7 +109,7 @@ class FlagAdmin(ServiceWriteAdmin[Flag], TenantScopedAdmin[Flag]):
 
     @admin.display(description="Last change", ordering="updated_at")
     def last_change(self, obj: Flag) -> str:
-        when = timezone.localtime(obj.updated_at).strftime("%Y-%m-%d %H:%M")
+        when = format_datetime(obj.updated_at)
         return f"{when} by {obj.updated_by}" if obj.updated_by else when
 
     @admin.display(description="Rules")
@@ -121,25 +120,17 @@ class FlagAdmin(ServiceWriteAdmin[Flag], TenantScopedAdmin[Flag]):
     def rollout(self, obj: Flag) -> str:
         return rollout_summary(obj)
 
-    @admin.display(description="Variants")
-    def variants_json(self, obj: Flag) -> SafeString:
-        return _pre(obj.variants)
+    @admin.display(description="In words")
+    def in_words(self, obj: Flag) -> SafeString:
+        return flag_in_words(obj.content(), links_for(obj.tenant_id), archived=obj.archived_at is not None)
 
-    @admin.display(description="Targets")
-    def targets_json(self, obj: Flag) -> SafeString:
-        return _pre(obj.targets)
+    @admin.display(description="Tags")
+    def tag_list(self, obj: Flag) -> str:
+        return ", ".join(str(tag) for tag in obj.tags or []) or "none"
 
-    @admin.display(description="Rules")
-    def rules_json(self, obj: Flag) -> SafeString:
-        return _pre(obj.rules)
-
-    @admin.display(description="Default (no rule matched)")
-    def default_json(self, obj: Flag) -> SafeString:
-        return _pre(obj.default)
-
-    @admin.display(description="Prerequisites")
-    def prerequisites_json(self, obj: Flag) -> SafeString:
-        return _pre(obj.prerequisites)
+    @admin.display(description="Flag document")
+    def document_json(self, obj: Flag) -> SafeString:
+        return _pre(obj.content())
 
     # --- writes through the services --------------------------------------------------------
 
