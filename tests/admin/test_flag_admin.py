@@ -274,7 +274,9 @@ def test_history__timeline_with_actor_and_readable_diff(editor, acme_flag):
         (2, "update", "user:bob"),
         (1, "create", "system:test"),
     ]
-    assert [(r.path, r.before, r.after) for r in items[0].changes] == [("state", '"off"', '"on"')]
+    assert [(c.kind, c.subject, c.before, c.after) for c in items[0].changes] == [
+        ("changed", "State", "off", "on")
+    ]
     assert [i.can_roll_back for i in items] == [False, True]
     assert "Roll back to v1" in response.content.decode()
 
@@ -292,9 +294,11 @@ def test_rollback__new_version_with_the_old_content__audited(editor, acme_flag):
     assert (entry.action, entry.actor, entry.version) == ("rollback", "user:alice", 3)
 
 
-def test_rollback__get_is_not_allowed__unknown_version_is_a_message(editor, acme_flag):
+def test_rollback__get_without_a_version_is_a_message__unknown_version_is_a_message(editor, acme_flag):
     client = signed_in(editor)
-    assert client.get(f"/admin/flags/flag/{acme_flag.pk}/rollback/").status_code == 405
+    response = client.get(f"/admin/flags/flag/{acme_flag.pk}/rollback/", follow=True)
+    assert "Choose a version to roll back to." in response.content.decode()
+    assert client.put(f"/admin/flags/flag/{acme_flag.pk}/rollback/").status_code == 405
     response = client.post(f"/admin/flags/flag/{acme_flag.pk}/rollback/", {"version": "42"}, follow=True)
     assert "has no version 42" in response.content.decode()
     assert Flag.objects.for_tenant(acme_flag.tenant).get(pk=acme_flag.pk).version == 1
