@@ -15,17 +15,19 @@ from django.contrib import admin
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, JsonResponse
-from flagsvc_sdk.engine import ValidationFailed
 
+from evaluation.admin_users import RowsRefused, attributes_from_rows, rows_from, sample_users
 from evaluation.services import preview
 from flags.admin import FlagAdmin
 from flags.models import Flag
+from flags.selectors import segment_keys_in
 from kernel.errors import Invalid, as_api_error
-from kernel.json_input import NotJson, parse_json
+from segments.selectors import segment_queryset
+from tenancy.models import Tenant
 
 SAMPLE_SIZE = 1000
-SAMPLE_USER_IDS = tuple(f"sample-{n}" for n in range(SAMPLE_SIZE))
-"""The synthetic users of the "would change" estimate; they share the attributes typed in the panel."""
+"""The synthetic users of the "would change" estimate (`admin_users.sample_users`: varied ids and
+attributes); the preview's own budgets (users, trace size, deadline) bound the work."""
 
 
 def _flag_admin() -> FlagAdmin:
@@ -54,16 +56,34 @@ def _preview_user(request: HttpRequest) -> dict[str, Any] | JsonResponse:
     user_id = request.POST.get("_preview_user_id", "").strip()
     if not user_id:
         return _json_error("Enter a user id to preview.")
-    raw = request.POST.get("_preview_attributes", "").strip() or "{}"
     try:
-        attributes = parse_json(raw, root="attributes")
-    except NotJson as exc:
-        return _json_error(f"Attributes are not valid JSON: {exc}.")
-    except ValidationFailed as exc:
-        return _json_error(f"Attributes are refused: {exc}.")
-    if not isinstance(attributes, dict):
-        return _json_error('Attributes must be a JSON object, e.g. {"country": "NL", "plan": "pro"}.')
+        attributes = attributes_from_rows(rows_from(request.POST))
+    except RowsRefused as exc:
+        return _json_error(f"Attributes: {exc}")
     return {"id": user_id, "attributes": attributes}
+
+
+def _sample(
+    tenant: Tenant, draft: dict[str, Any], typed: dict[str, Any]
+) -> tuple[list[dict[str, Any]], list[str]]:
+    """The varied sample for this draft: the conditions of its rules and of the segments they use."""
+    conditions: list[Any] = [rule.get("when") for rule in draft.get("rules") or [] if isinstance(rule, dict)]
+    used = segment_keys_in(draft.get("rules"))
+    if used:
+        conditions += [
+            when
+            for when in segment_queryset(tenant=tenant)
+            .filter(key__in=sorted(used))
+            .values_list("when", flat=True)
+            if when is not None
+        ]
+    return sample_users(
+        size=SAMPLE_SIZE,
+        seed=str(draft.get("key")),
+        conditions=conditions,
+        base=typed,
+        bucket_by=str(draft.get("bucket_by") or "id"),
+    )
 
 
 def _form_errors(form: Any) -> list[dict[str, Any]]:
@@ -110,9 +130,11 @@ def preview_response(model_admin: FlagAdmin, request: HttpRequest, flag: Flag | 
     try:
         single = preview(tenant=tenant, body=body)["results"][0]
         sample = None
-        if draft is not None:
-            users = [{"id": uid, "attributes": user["attributes"]} for uid in SAMPLE_USER_IDS]
-            sample = preview(tenant=tenant, body={"flag_key": key, "flag": draft, "users": users})["summary"]
+        varied: list[str] = []
+        if draft is not None and tenant is not None:
+            users, varied = _sample(tenant, draft, user["attributes"])
+            body = {"flag_key": key, "flag": draft, "users": users}
+            sample = preview(tenant=tenant, body=body, moves=True)["summary"]
     except Exception as exc:
         err = as_api_error(exc)
         if err is None:
@@ -126,6 +148,6 @@ def preview_response(model_admin: FlagAdmin, request: HttpRequest, flag: Flag | 
             "result": single,
             "sample": None
             if sample is None
-            else {"size": SAMPLE_SIZE, **sample, "changed": sample.get("changed")},
+            else {"size": SAMPLE_SIZE, **sample, "changed": sample.get("changed"), "varied": varied},
         }
     )

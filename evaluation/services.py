@@ -154,8 +154,12 @@ def _preview_request(body: dict[str, Any]) -> PreviewRequest:
     return PreviewRequest(flag_key=flag_key, users=users, draft=draft)
 
 
-def preview(*, tenant: Tenant, body: dict[str, Any]) -> dict[str, Any]:
-    """Traces for each user; with a draft, counts of variants and how many users it would move."""
+def preview(*, tenant: Tenant, body: dict[str, Any], moves: bool = False) -> dict[str, Any]:
+    """Traces for each user; with a draft, counts of variants and how many users it would move.
+
+    `moves` (the admin's preview) also counts each move from the stored variant to the draft's
+    (`summary.moves`: `[{"from", "to", "count"}]`, most first); the API's answer stays as documented.
+    """
     request = _preview_request(body)
     stored_ruleset = RULESETS.get(tenant)
     stored = flag_get(tenant=tenant, key=request.flag_key)
@@ -179,6 +183,7 @@ def preview(*, tenant: Tenant, body: dict[str, Any]) -> dict[str, Any]:
     results: list[dict[str, Any]] = []
     variants: Counter[str] = Counter()
     changed = 0
+    moved: Counter[tuple[str, str]] = Counter()
     trace_bytes = 0
     compare = request.draft is not None and stored is not None
     for user in request.users:
@@ -201,9 +206,14 @@ def preview(*, tenant: Tenant, body: dict[str, Any]) -> dict[str, Any]:
             )
         results.append(document)
         variants[str(result.variant)] += 1
-        if compare and evaluate(stored_ruleset, request.flag_key, user).variant != result.variant:
-            changed += 1
+        if compare:
+            before = evaluate(stored_ruleset, request.flag_key, user).variant
+            if before != result.variant:
+                changed += 1
+                moved[(str(before), str(result.variant))] += 1
     summary: dict[str, Any] = {"variants": dict(variants)}
     if compare:
         summary["changed"] = changed
+        if moves:
+            summary["moves"] = [{"from": a, "to": b, "count": n} for (a, b), n in moved.most_common()]
     return {"results": results, "summary": summary}

@@ -62,7 +62,12 @@ class FlagAdmin(ServiceWriteAdmin[Flag], TenantScopedAdmin[Flag]):
 
     class Media:
         css = {"all": ("flags/admin/flag_admin.css", "flags/admin/flag_words.css")}
-        js = ("flags/admin/json_editor.js", "flags/admin/rule_builder.js", "flags/admin/flag_preview.js")
+        js = (
+            "flags/admin/json_editor.js",
+            "flags/admin/rule_builder.js",
+            "flags/admin/attribute_rows.js",
+            "flags/admin/flag_preview.js",
+        )
 
     def has_change_permission(self, request: HttpRequest, obj: Flag | None = None) -> bool:
         """An archived flag is read-only until restored (the services refuse to change it)."""

@@ -283,7 +283,9 @@ def flag_in_words(
             "not evaluated; clients get their own default. Restore it to change it.",
         )
     elif document.get("state") == "on":
-        state = format_html("<p><strong>{}</strong>: {}</p>", "On", "users get what the sections below say, in order.")
+        state = format_html(
+            "<p><strong>{}</strong>: {}</p>", "On", "users get what the sections below say, in order."
+        )
     else:
         state = format_html(
             "<p><strong>Off</strong>: everyone gets <strong>{}</strong>. When turned on, the sections "
