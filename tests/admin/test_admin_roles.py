@@ -71,10 +71,10 @@ def test_index__shows_what_the_role_allows(viewer, editor, owner):
         apps = signed_in(user).get("/admin/").context["app_list"]
         return {m["object_name"] for app in apps for m in app["models"]}
 
-    assert models(viewer) == {"Flag", "Segment", "AuditEntry", "Tenant"}
-    assert models(editor) == {"Flag", "Segment", "AuditEntry", "Tenant"}
+    assert models(viewer) == {"Flag", "Playground", "Segment", "AuditEntry", "Tenant"}
+    assert models(editor) == {"Flag", "Playground", "Segment", "AuditEntry", "Tenant"}
     assert models(owner) == {
-        *{"Flag", "Segment", "AuditEntry", "Tenant", "Membership", "ApiClient"},
+        *{"Flag", "Playground", "Segment", "AuditEntry", "Tenant", "Membership", "ApiClient"},
         *{"Webhook", "WebhookDelivery"},
     }
 
