@@ -207,6 +207,15 @@ def _place(attributes: dict[str, Any], name: str, value: Any) -> None:
     target[parts[-1]] = value
 
 
+def _remove(attributes: dict[str, Any], name: str) -> None:
+    *parents, last = name.split(".")
+    target: Any = attributes
+    for part in parents:
+        target = target.get(part) if isinstance(target, dict) else None
+    if isinstance(target, dict):
+        target.pop(last, None)
+
+
 def sample_users(
     *,
     size: int,
@@ -227,6 +236,7 @@ def sample_users(
         attributes: dict[str, Any] = copy.deepcopy(dict(base))
         for name, values in pool.items():
             if rng.random() < 0.125:
+                _remove(attributes, name)
                 continue
             _place(attributes, name, rng.choice(values))
         if bucket_by != "id":
