@@ -203,10 +203,10 @@ def _ids_html(ids: list[Any]) -> SafeString:
     return format_html("{} and {} more", text, more) if more > 0 else text
 
 
-def targets_html(targets: Any, variants: list[Any], off_variant: str, flag_type: str) -> SafeString:
+def targets_html(targets: Any, off_variant: str, flag_type: str) -> SafeString:
     targets = targets if isinstance(targets, Mapping) else {}
-    allow = [i for i in targets.get("allow") or []]
-    deny = [i for i in targets.get("deny") or []]
+    allow = list(targets.get("allow") or [])
+    deny = list(targets.get("deny") or [])
     allow_variant = targets.get("allow_variant") or ("on" if flag_type == "boolean" else "?")
     rows = []
     if deny:
@@ -224,35 +224,23 @@ def targets_html(targets: Any, variants: list[Any], off_variant: str, flag_type:
     return format_html('<ul class="flagsvc-words-list">{}</ul>', mark_safe("".join(rows)))  # noqa: S308
 
 
-def variants_html(variants: list[Any], flag_type: str) -> SafeString:
-    total = sum(
-        float(v.get("weight") or 0)
-        for v in variants
-        if isinstance(v, Mapping) and isinstance(v.get("weight"), int | float)
+def variants_html(variants: list[Any]) -> SafeString:
+    """Each variant, its value and its share of a split by the weights (`display.serve_shares`)."""
+    shares = dict(serve_shares(None, variants))
+    rows = format_html_join(
+        "",
+        "<tr><td><strong>{}</strong></td><td>{}</td><td>{}</td></tr>",
+        (
+            (v.get("key"), value_html(v.get("value")), percent_text(shares.get(str(v.get("key")), 0.0)))
+            for v in variants
+            if isinstance(v, Mapping)
+        ),
     )
-    rows = []
-    for variant in variants:
-        if not isinstance(variant, Mapping):
-            continue
-        weight = variant.get("weight")
-        share = (
-            percent_text(float(weight) * 100 / total)
-            if total > 0 and isinstance(weight, int | float) and not isinstance(weight, bool)
-            else "—"
-        )
-        rows.append(
-            format_html(
-                "<tr><td><strong>{}</strong></td><td>{}</td><td>{}</td></tr>",
-                variant.get("key"),
-                value_html(variant.get("value")),
-                share,
-            )
-        )
     return format_html(
-        '<table class="flagsvc-words-variants"><caption class="visually-hidden">Variants</caption>'
+        '<table class="flagsvc-words-variants">'
         '<thead><tr><th scope="col">Variant</th><th scope="col">Value</th><th scope="col">Weight</th></tr>'
         "</thead><tbody>{}</tbody></table>",
-        mark_safe("".join(rows)),  # noqa: S308 - each row built by format_html
+        rows,
     )
 
 
@@ -315,16 +303,14 @@ def flag_in_words(
             "prerequisites",
         )
 
-    sections.add(
-        "Targets", targets_html(document.get("targets"), variants, off_variant, flag_type), "targets"
-    )
+    sections.add("Targets", targets_html(document.get("targets"), off_variant, flag_type), "targets")
 
     rules = list(document.get("rules") or [])
     if rules:
-        items = format_html_join(
+        rule_items = format_html_join(
             "", '<li class="flagsvc-words-rule">{}</li>', ((rule_html(r, variants, links),) for r in rules)
         )
-        body = format_html('<ol class="flagsvc-words-rules">{}</ol>', items)
+        body = format_html('<ol class="flagsvc-words-rules">{}</ol>', rule_items)
     else:
         body = format_html('<p class="help">{}</p>', "No rules.")
     sections.add("Rules (the first that matches serves)", body, "rules")
@@ -341,7 +327,7 @@ def flag_in_words(
         "<p><strong>Everyone else</strong>: {}{}</p>", serve_html(document.get("default"), variants), by
     )
     sections.add(None, everyone, "default")
-    sections.add("Variants", variants_html(variants, flag_type), "variants")
+    sections.add("Variants", variants_html(variants), "variants")
     return sections.html()
 
 
