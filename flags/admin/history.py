@@ -122,9 +122,9 @@ def _target_changes(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[Chan
         added = [i for i in after if i not in set(before)]
         removed = [i for i in before if i not in set(after)]
         if added:
-            changes.append(Change("added", f"{title}: ids", after=_id_list(added)))
+            changes.append(Change("added", title, after=_id_list(added)))
         if removed:
-            changes.append(Change("removed", f"{title}: ids", before=_id_list(removed)))
+            changes.append(Change("removed", title, before=_id_list(removed)))
     old_targets = old.get("targets") if isinstance(old.get("targets"), Mapping) else {}
     new_targets = new.get("targets") if isinstance(new.get("targets"), Mapping) else {}
     before_variant = (old_targets or {}).get("allow_variant")

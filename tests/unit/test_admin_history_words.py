@@ -99,9 +99,9 @@ def test_targets__ids_added_and_removed_and_the_allowed_variant() -> None:
     before = flag(targets={"allow": ["u-1", "u-2"], "allow_variant": None, "deny": []})
     after = flag(targets={"allow": ["u-2", "u-3"], "allow_variant": "on", "deny": ["u-9"]})
     assert read(before, after) == [
-        ("added", "Allow list: ids", "", "u-3"),
-        ("removed", "Allow list: ids", "u-1", ""),
-        ("added", "Deny list: ids", "", "u-9"),
+        ("added", "Allow list", "", "u-3"),
+        ("removed", "Allow list", "u-1", ""),
+        ("added", "Deny list", "", "u-9"),
         ("changed", "Allowed users get", "(the default)", "on"),
     ]
 
