@@ -26,7 +26,8 @@ from django.http import QueryDict
 MAX_ROWS = 50
 MAX_NAME_CHARS = 128
 MAX_VALUE_CHARS = 1000
-TYPES = ("text", "number", "boolean")
+MAX_SAFE_INTEGER = 2**53 - 1
+"""Larger whole numbers stay floats: JSON's portable integers end here (ADR 0009)."""
 
 
 class RowsRefused(ValueError):
@@ -63,7 +64,13 @@ def _typed(row: Row) -> Any:
             raise RowsRefused(f"{row.name}: {row.value!r} is not a number (e.g. 42 or 2.5).") from None
         if number != number or number in (float("inf"), float("-inf")):
             raise RowsRefused(f"{row.name}: {row.value!r} is not a finite number.")
-        return int(number) if number.is_integer() and "." not in text and "e" not in text.lower() else number
+        whole = (
+            number.is_integer()
+            and abs(number) <= MAX_SAFE_INTEGER
+            and "." not in text
+            and "e" not in text.lower()
+        )
+        return int(number) if whole else number
     if row.type == "boolean":
         if row.value not in ("true", "false"):
             raise RowsRefused(f"{row.name}: choose true or false.")

@@ -9,7 +9,7 @@ after a confirmation page that says what the rollback will change.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
@@ -53,19 +53,16 @@ class TimelineItem:
     can_roll_back: bool
 
 
-def _stored_contents(flag: Flag) -> dict[int, dict[str, Any]]:
-    """Every stored version's content (what a rollback would restore), by version."""
-    rows = flag_versions(tenant=flag.tenant_id, flag=flag).values_list("version", "document")
-    return {version: content_of(document) for version, document in rows}
-
-
 def timeline(flag: Flag, *, can_change: bool) -> list[TimelineItem]:
     """The flag's audit entries, newest first, each read in words, and whether it can be restored.
 
-    No rollback is offered to a version whose content is the current content: it would change nothing.
+    The content of each version is the `after` of its entry (the same document its stored version
+    holds), so the page reads no version documents. No rollback is offered to a version whose content
+    is the current content: it would change nothing.
     """
     entries = list(audit_list(tenant=flag.tenant_id, entity="flag", entity_key=flag.key)[:TIMELINE_LIMIT])
-    stored = _stored_contents(flag)
+    stored = set(flag_versions(tenant=flag.tenant_id, flag=flag).values_list("version", flat=True))
+    contents = {e.version: content_of(e.after) for e in entries if e.version is not None and e.after}
     current = content_of(flag.content())
     links = links_for(flag.tenant_id)
     live = flag.archived_at is None
@@ -73,7 +70,7 @@ def timeline(flag: Flag, *, can_change: bool) -> list[TimelineItem]:
     for entry in entries:
         version = entry.version
         created = entry.action == "create"
-        earlier = {v: c for v, c in stored.items() if version is not None and v < version}
+        earlier = {v: c for v, c in contents.items() if version is not None and v < version}
         items.append(
             TimelineItem(
                 entry=entry,
@@ -87,7 +84,7 @@ def timeline(flag: Flag, *, can_change: bool) -> list[TimelineItem]:
                 and live
                 and version in stored
                 and version != flag.version
-                and stored[version] != current,
+                and contents.get(version) != current,
             )
         )
     return items
