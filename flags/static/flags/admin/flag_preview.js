@@ -175,10 +175,9 @@
     }
 
     button.addEventListener("click", run);
-    panel.querySelectorAll("input").forEach(function (input) {
-      input.addEventListener("keydown", function (event) {
-        if (event.key === "Enter") { event.preventDefault(); run(); }
-      });
+    // Enter in any input of the panel (rows added later included) previews; it never saves the flag.
+    panel.addEventListener("keydown", function (event) {
+      if (event.key === "Enter" && event.target.tagName === "INPUT") { event.preventDefault(); run(); }
     });
   });
 })();
