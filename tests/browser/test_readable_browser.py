@@ -126,6 +126,14 @@ def test_editor__previews_with_key_value_rows_and_reads_which_way_users_move(
     directions = page.locator("#flagsvc-preview-directions li")
     expect(directions.first).to_have_text(re.compile(r"^off → on: \d+ users$"))
 
+    # Enter in a row added after the page loaded previews again; it never saves the flag.
+    panel.get_by_role("button", name="Add attribute").click()
+    rows.nth(2).locator("[name=_preview_attr_key]").fill("plan")
+    rows.nth(2).locator("[name=_preview_attr_key]").press("Enter")
+    expect(page.locator("#flagsvc-preview-result")).to_have_attribute("data-state", "done")
+    expect(page).to_have_url(re.compile(rf"/admin/flags/flag/{acme_flag.pk}/change/$"))
+    assert Flag.objects.for_tenant(tenant).get(pk=acme_flag.pk).version == 2, "nothing saved"
+
 
 def test_viewer__plays_a_user_against_every_flag(
     page: Page, viewer: Any, acme_flag: Flag, tenant: Any
