@@ -9,23 +9,29 @@ viewers preview the stored flag, editors also unsaved edits.
 
 from __future__ import annotations
 
+import json
 from typing import Any, cast
 
 from django.contrib import admin
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
-from django.http import Http404, HttpRequest, JsonResponse
-from flagsvc_sdk.engine import ValidationFailed
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.template.response import TemplateResponse
+from django.urls import reverse
 
-from evaluation.services import preview
+from evaluation.admin_users import RowsRefused, attributes_from_rows, rows_from, sample_users
+from evaluation.services import evaluate_bulk, preview
 from flags.admin import FlagAdmin
 from flags.models import Flag
+from flags.selectors import flag_queryset, segment_keys_in
 from kernel.errors import Invalid, as_api_error
-from kernel.json_input import NotJson, parse_json
+from segments.selectors import segment_queryset
+from tenancy.admin_scoping import admin_access
+from tenancy.models import Role, Tenant
 
 SAMPLE_SIZE = 1000
-SAMPLE_USER_IDS = tuple(f"sample-{n}" for n in range(SAMPLE_SIZE))
-"""The synthetic users of the "would change" estimate; they share the attributes typed in the panel."""
+"""The synthetic users of the "would change" estimate (`admin_users.sample_users`: varied ids and
+attributes); the preview's own budgets (users, trace size, deadline) bound the work."""
 
 
 def _flag_admin() -> FlagAdmin:
@@ -54,16 +60,34 @@ def _preview_user(request: HttpRequest) -> dict[str, Any] | JsonResponse:
     user_id = request.POST.get("_preview_user_id", "").strip()
     if not user_id:
         return _json_error("Enter a user id to preview.")
-    raw = request.POST.get("_preview_attributes", "").strip() or "{}"
     try:
-        attributes = parse_json(raw, root="attributes")
-    except NotJson as exc:
-        return _json_error(f"Attributes are not valid JSON: {exc}.")
-    except ValidationFailed as exc:
-        return _json_error(f"Attributes are refused: {exc}.")
-    if not isinstance(attributes, dict):
-        return _json_error('Attributes must be a JSON object, e.g. {"country": "NL", "plan": "pro"}.')
+        attributes = attributes_from_rows(rows_from(request.POST))
+    except RowsRefused as exc:
+        return _json_error(f"Attributes: {exc}")
     return {"id": user_id, "attributes": attributes}
+
+
+def _sample(
+    tenant: Tenant, draft: dict[str, Any], typed: dict[str, Any]
+) -> tuple[list[dict[str, Any]], list[str]]:
+    """The varied sample for this draft: the conditions of its rules and of the segments they use."""
+    conditions: list[Any] = [rule.get("when") for rule in draft.get("rules") or [] if isinstance(rule, dict)]
+    used = segment_keys_in(draft.get("rules"))
+    if used:
+        conditions += [
+            when
+            for when in segment_queryset(tenant=tenant)
+            .filter(key__in=sorted(used))
+            .values_list("when", flat=True)
+            if when is not None
+        ]
+    return sample_users(
+        size=SAMPLE_SIZE,
+        seed=str(draft.get("key")),
+        conditions=conditions,
+        base=typed,
+        bucket_by=str(draft.get("bucket_by") or "id"),
+    )
 
 
 def _form_errors(form: Any) -> list[dict[str, Any]]:
@@ -110,9 +134,11 @@ def preview_response(model_admin: FlagAdmin, request: HttpRequest, flag: Flag | 
     try:
         single = preview(tenant=tenant, body=body)["results"][0]
         sample = None
-        if draft is not None:
-            users = [{"id": uid, "attributes": user["attributes"]} for uid in SAMPLE_USER_IDS]
-            sample = preview(tenant=tenant, body={"flag_key": key, "flag": draft, "users": users})["summary"]
+        varied: list[str] = []
+        if draft is not None and tenant is not None:
+            users, varied = _sample(tenant, draft, user["attributes"])
+            body = {"flag_key": key, "flag": draft, "users": users}
+            sample = preview(tenant=tenant, body=body, moves=True)["summary"]
     except Exception as exc:
         err = as_api_error(exc)
         if err is None:
@@ -126,6 +152,98 @@ def preview_response(model_admin: FlagAdmin, request: HttpRequest, flag: Flag | 
             "result": single,
             "sample": None
             if sample is None
-            else {"size": SAMPLE_SIZE, **sample, "changed": sample.get("changed")},
+            else {"size": SAMPLE_SIZE, **sample, "changed": sample.get("changed"), "varied": varied},
         }
     )
+
+
+# --- the playground: one user, every flag of a tenant -------------------------------------------------
+
+REASON_WORDS: dict[str, str] = {
+    "OFF": "the flag is off",
+    "TARGET_MATCH": "targeted by id",
+    "RULE_MATCH": "a rule matched",
+    "PERCENTAGE_ROLLOUT": "placed by the percentage split",
+    "DEFAULT": "no rule matched: the default",
+    "PREREQUISITE_FAILED": "a prerequisite is not met",
+    "ERROR": "could not be evaluated",
+}
+
+
+def _why(result: dict[str, Any]) -> str:
+    reason = str(result.get("reason"))
+    details = result.get("details") or {}
+    words = REASON_WORDS.get(reason, reason)
+    if reason == "RULE_MATCH" and result.get("rule_id"):
+        return f"rule {result['rule_id']} matched"
+    if reason == "TARGET_MATCH" and details.get("target") in ("allow", "deny"):
+        return f"on the {details['target']} list"
+    if reason == "PREREQUISITE_FAILED" and details.get("prerequisite"):
+        return f"prerequisite {details['prerequisite']} is not met"
+    if reason == "ERROR" and result.get("error_code"):
+        return f"{words} ({result['error_code']})"
+    return words
+
+
+def playground_view(request: HttpRequest) -> HttpResponse:
+    """GET: a form (tenant, user id, attribute rows); with a user id, every live flag of the tenant
+    evaluated for that user by the engine (`evaluate_bulk`, the one door), with the variant and why."""
+    site = admin.site
+    access = admin_access(request)
+    tenants = list(access.tenants().order_by("slug"))
+    if not tenants:
+        raise PermissionDenied("The playground needs a role (viewer, editor or owner) in a tenant.")
+    raw_tenant = request.GET.get("tenant", "")
+    tenant = next((t for t in tenants if str(t.pk) == raw_tenant), None) if raw_tenant else tenants[0]
+    if tenant is None:
+        raise Http404("No such tenant among yours.")
+    user_id = request.GET.get("user_id", "").strip()
+    rows = rows_from(request.GET)
+    error = ""
+    results: list[dict[str, Any]] = []
+    if user_id:
+        try:
+            attributes = attributes_from_rows(rows)
+            evaluated = evaluate_bulk(
+                tenant=tenant, user={"id": user_id, "attributes": attributes}, record_metrics=False
+            )["flags"]
+        except RowsRefused as exc:
+            error = f"Attributes: {exc}"
+        except Exception as exc:
+            err = as_api_error(exc)
+            if err is None:
+                raise
+            error = err.message
+        else:
+            names = {
+                key: (pk, name)
+                for key, pk, name in flag_queryset(tenant=tenant).values_list("key", "pk", "name")
+            }
+            for key in sorted(evaluated):
+                result = evaluated[key]
+                pk, name = names.get(key, (None, ""))
+                results.append(
+                    {
+                        "key": key,
+                        "name": name,
+                        "url": reverse("admin:flags_flag_change", args=[pk]) if pk else None,
+                        "variant": result.get("variant"),
+                        "value": json.dumps(result.get("value"), ensure_ascii=False),
+                        "why": _why(result),
+                        "reason": result.get("reason"),
+                    }
+                )
+    context = {
+        **site.each_context(request),
+        "title": "Playground: one user, every flag",
+        "subtitle": None,
+        "tenants": tenants,
+        "tenant": tenant,
+        "user_id": user_id,
+        "rows": [row for row in rows if row.name] or None,
+        "results": results,
+        "evaluated": bool(user_id) and not error,
+        "can_add": access.can(tenant.pk, Role.EDITOR),
+        "error": error,
+    }
+    return TemplateResponse(request, "admin/flags/playground.html", context)

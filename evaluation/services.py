@@ -60,7 +60,11 @@ def evaluate_one(*, tenant: Tenant, flag_key: Any, user: Any) -> dict[str, Any]:
     return result.to_dict()
 
 
-def evaluate_bulk(*, tenant: Tenant, user: Any, flag_keys: Any = None) -> dict[str, Any]:
+def evaluate_bulk(
+    *, tenant: Tenant, user: Any, flag_keys: Any = None, record_metrics: bool = True
+) -> dict[str, Any]:
+    """Every live flag (or those named) for one user. The admin's playground passes
+    `record_metrics=False`: a person trying users out is not traffic."""
     if flag_keys is not None:
         if not isinstance(flag_keys, list) or not all(isinstance(k, str) for k in flag_keys):
             raise Invalid({"flag_keys": ["A list of flag keys (strings)."]})
@@ -70,7 +74,8 @@ def evaluate_bulk(*, tenant: Tenant, user: Any, flag_keys: Any = None) -> dict[s
     ruleset = RULESETS.get(tenant)
     started = time.perf_counter()
     results = evaluate_many(ruleset, valid_user, flag_keys)
-    metrics.BULK_LATENCY.observe(time.perf_counter() - started)
+    if record_metrics:
+        metrics.BULK_LATENCY.observe(time.perf_counter() - started)
     flags: dict[str, Any] = {}
     reasons: Counter[str] = Counter()
     for key, result in results.items():
@@ -78,16 +83,17 @@ def evaluate_bulk(*, tenant: Tenant, user: Any, flag_keys: Any = None) -> dict[s
         body = result.to_dict()
         body.pop("flag_key", None)
         flags[key] = body
-    for reason, count in reasons.items():
-        metrics.count_evaluations(reason, count)
-    USAGE.add_many(
-        tenant.pk,
-        (
-            (key, result.variant, result.reason)
-            for key, result in results.items()
-            if result.error_code != "FLAG_NOT_FOUND"
-        ),
-    )
+    if record_metrics:  # the admin's playground is not traffic: neither metrics nor usage
+        for reason, count in reasons.items():
+            metrics.count_evaluations(reason, count)
+        USAGE.add_many(
+            tenant.pk,
+            (
+                (key, result.variant, result.reason)
+                for key, result in results.items()
+                if result.error_code != "FLAG_NOT_FOUND"
+            ),
+        )
     return {"flags": flags, "ruleset_version": ruleset.version}
 
 
@@ -167,8 +173,12 @@ def _preview_request(body: dict[str, Any]) -> PreviewRequest:
     return PreviewRequest(flag_key=flag_key, users=users, draft=draft)
 
 
-def preview(*, tenant: Tenant, body: dict[str, Any]) -> dict[str, Any]:
-    """Traces for each user; with a draft, counts of variants and how many users it would move."""
+def preview(*, tenant: Tenant, body: dict[str, Any], moves: bool = False) -> dict[str, Any]:
+    """Traces for each user; with a draft, counts of variants and how many users it would move.
+
+    `moves` (the admin's preview) also counts each move from the stored variant to the draft's
+    (`summary.moves`: `[{"from", "to", "count"}]`, most first); the API's answer stays as documented.
+    """
     request = _preview_request(body)
     stored_ruleset = RULESETS.get(tenant)
     stored = flag_get(tenant=tenant, key=request.flag_key)
@@ -192,6 +202,7 @@ def preview(*, tenant: Tenant, body: dict[str, Any]) -> dict[str, Any]:
     results: list[dict[str, Any]] = []
     variants: Counter[str] = Counter()
     changed = 0
+    moved: Counter[tuple[str, str]] = Counter()
     trace_bytes = 0
     compare = request.draft is not None and stored is not None
     for user in request.users:
@@ -214,11 +225,16 @@ def preview(*, tenant: Tenant, body: dict[str, Any]) -> dict[str, Any]:
             )
         results.append(document)
         variants[str(result.variant)] += 1
-        if compare and evaluate(stored_ruleset, request.flag_key, user).variant != result.variant:
-            changed += 1
+        if compare:
+            before = evaluate(stored_ruleset, request.flag_key, user).variant
+            if before != result.variant:
+                changed += 1
+                moved[(str(before), str(result.variant))] += 1
     summary: dict[str, Any] = {"variants": dict(variants)}
     if compare:
         summary["changed"] = changed
+        if moves:
+            summary["moves"] = [{"from": a, "to": b, "count": n} for (a, b), n in moved.most_common()]
     return {"results": results, "summary": summary}
 
 

@@ -132,6 +132,8 @@ LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
+# The admin's one date format for the dates Django renders itself (kernel.timefmt, flagsvc/formats).
+FORMAT_MODULE_PATH = ["flagsvc.formats"]
 
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"

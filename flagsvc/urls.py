@@ -8,7 +8,7 @@ from drf_spectacular.views import SpectacularJSONAPIView, SpectacularRedocView, 
 
 from audit.api.events import EventsView
 from audit.api.views import AuditListView
-from evaluation.admin_views import flag_preview_new_view, flag_preview_view
+from evaluation.admin_views import flag_preview_new_view, flag_preview_view, playground_view
 from evaluation.api.views import EvaluatePreviewView, UsageReportView, evaluate_bulk_view, evaluate_view
 from flags.api.change_requests import (
     ChangeRequestApplyView,
@@ -27,6 +27,7 @@ from flags.api.views import (
 )
 from flags.rollouts.api import AutomationView, RolloutActionView, RolloutCollectionView, RolloutDetailView
 from flagsvc import ops_views
+from flagsvc.admin_site import permission_denied
 from kernel.errors import error_response, is_api_path
 from segments.api.views import SegmentCollectionView, SegmentDetailView
 from tenancy.api.views import TokenView
@@ -57,6 +58,7 @@ def bad_request(request: HttpRequest, exception: Exception) -> HttpResponse:
 
 
 handler400 = bad_request
+handler403 = permission_denied
 
 v1 = [
     re_path(r"^auth/token/?$", TokenView.as_view(), name="auth-token"),
@@ -137,5 +139,6 @@ urlpatterns = [
         admin.site.admin_view(flag_preview_view),
         name="admin_flag_preview",
     ),
+    path("admin/flags/playground/", admin.site.admin_view(playground_view), name="admin_playground"),
     path("admin/", admin.site.urls),
 ]

@@ -9,7 +9,6 @@ from django.contrib import admin
 from django.contrib.admin.views.main import ChangeList
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.urls import URLPattern, path, reverse
-from django.utils import timezone
 from django.utils.html import format_html_join
 from django.utils.safestring import SafeString
 from flagsvc_sdk.engine import DefinitionError, validate_segment
@@ -17,7 +16,10 @@ from flagsvc_sdk.engine import DefinitionError, validate_segment
 from kernel.admin_fields import IdListField, JsonDocumentField, ReasonField
 from kernel.admin_writes import ServiceForm, ServiceWriteAdmin, actor_of
 from kernel.errors import ApiError
+from kernel.timefmt import format_datetime
 from segments.condition_words import condition_words
+from segments.display import segment_in_words
+from segments.mappers import segment_to_engine
 from segments.models import Segment
 from segments.selectors import segment_get
 from segments.services import segment_create, segment_delete, segment_update
@@ -94,6 +96,13 @@ class SegmentForm(ServiceForm):
             self.add_engine_error(exc)
 
 
+READ_ONLY_FIELDSETS: list[tuple[str | None, dict[str, Any]]] = [
+    (None, {"fields": ("tenant", "key", "name", "description")}),
+    ("Who is in it", {"fields": ("members_in_words",), "classes": ("flagsvc-words-box",)}),
+    ("Status", {"fields": ("used_by_flags", "version", "updated")}),
+]
+
+
 @admin.register(Segment)
 class SegmentAdmin(ServiceWriteAdmin[Segment], TenantScopedAdmin[Segment]):
     form = SegmentForm
@@ -108,7 +117,7 @@ class SegmentAdmin(ServiceWriteAdmin[Segment], TenantScopedAdmin[Segment]):
     allow_delete = True
 
     class Media:
-        css = {"all": ("flags/admin/flag_admin.css", "flags/admin/builder.css")}
+        css = {"all": ("flags/admin/flag_admin.css", "flags/admin/builder.css", "flags/admin/flag_words.css")}
         js = (
             "flags/admin/json_editor.js",
             "flags/admin/builder_kit.js",
@@ -157,6 +166,8 @@ class SegmentAdmin(ServiceWriteAdmin[Segment], TenantScopedAdmin[Segment]):
         return JsonResponse(condition_words().builder_context(tenant_id))
 
     def get_fieldsets(self, request: HttpRequest, obj: Segment | None = None) -> Any:
+        if obj is not None and not self.has_change_permission(request, obj):
+            return READ_ONLY_FIELDSETS
         fieldsets: list[tuple[str | None, dict[str, Any]]] = [
             (None, {"fields": ("tenant", "key", "name", "description")}),
             ("Members", {"fields": ("included", "excluded", "when")}),
@@ -200,13 +211,17 @@ class SegmentAdmin(ServiceWriteAdmin[Segment], TenantScopedAdmin[Segment]):
         links = segment_users().links(obj.tenant_id, self._used_by(obj))
         return format_html_join(", ", "{}", ((link,) for link in links)) if links else "none"
 
+    @admin.display(description="In words")
+    def members_in_words(self, obj: Segment) -> SafeString:
+        return segment_in_words(segment_to_engine(obj))
+
     @admin.display(description="Included ids")
     def included_count(self, obj: Segment) -> int:
         return len(obj.included) if isinstance(obj.included, list) else 0
 
     @admin.display(description="Last change", ordering="updated_at")
     def updated(self, obj: Segment) -> str:
-        return timezone.localtime(obj.updated_at).strftime("%Y-%m-%d %H:%M")
+        return format_datetime(obj.updated_at)
 
     def write(self, request: HttpRequest, form: SegmentForm, change: bool) -> Segment:
         document = form.document()

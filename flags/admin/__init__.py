@@ -12,7 +12,6 @@ from django.contrib.admin.utils import unquote
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import URLPattern, path
-from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
@@ -25,6 +24,9 @@ from flags.admin.change_requests import (  # also registers the change requests'
 )
 from flags.admin.display import ArchivedFilter, TagFilter, rollout_summary
 from flags.admin.forms import NEW_FLAG_INITIAL, FlagForm
+from flags.admin.in_words import flag_in_words
+from flags.admin.links import links_for
+from flags.admin.vocabulary import format_datetime
 from flags.approvals import ApprovalRequired
 from flags.killswitch import killed_by
 from flags.models import Flag
@@ -50,13 +52,24 @@ EDIT_FIELDSETS: list[tuple[str | None, dict[str, Any]]] = [
 ]
 STATUS_FIELDS = ("rollout", "scheduled_rollout", "version", "last_change")
 VIEW_FIELDSETS: list[tuple[str | None, dict[str, Any]]] = [
-    (None, {"fields": ("tenant", "key", "name", "description", "type", "state", "protected")}),
     (
-        "Definition",
-        {"fields": ("variants_json", "off_variant", "targets_json", "rules_json", "default_json")},
+        None,
+        {
+            "fields": (
+                "tenant",
+                "key",
+                "name",
+                "description",
+                "type",
+                "tag_list",
+                "kill_category",
+                "protected",
+            )
+        },
     ),
-    ("Advanced", {"fields": ("prerequisites_json", "bucket_by", "tags", "kill_category")}),
+    ("Who gets what", {"fields": ("in_words",), "classes": ("flagsvc-words-box",)}),
     ("Status", {"fields": STATUS_FIELDS}),
+    ("As JSON, for developers", {"fields": ("document_json",), "classes": ("collapse",)}),
 ]
 
 
@@ -98,12 +111,20 @@ class FlagAdmin(ServiceWriteAdmin[Flag], TenantScopedAdmin[Flag]):
     action_form = FlagActionForm
 
     class Media:
-        css = {"all": ("flags/admin/flag_admin.css", "flags/admin/builder.css", "flags/admin/rollouts.css")}
+        css = {
+            "all": (
+                "flags/admin/flag_admin.css",
+                "flags/admin/builder.css",
+                "flags/admin/rollouts.css",
+                "flags/admin/flag_words.css",
+            )
+        }
         js = (
             "flags/admin/json_editor.js",
             "flags/admin/builder_kit.js",
             "flags/admin/condition_builder.js",
             "flags/admin/flag_builder.js",
+            "flags/admin/attribute_rows.js",
             "flags/admin/flag_preview.js",
         )
 
@@ -146,7 +167,7 @@ class FlagAdmin(ServiceWriteAdmin[Flag], TenantScopedAdmin[Flag]):
         if switch is not None:
             self.message_user(
                 request,
-                f"Killed by switch {switch.category} (engaged {switch.engaged_at:%Y-%m-%d %H:%M} UTC by "
+                f"Killed by switch {switch.category} (engaged {format_datetime(switch.engaged_at)} by "
                 f"{switch.engaged_by}: {switch.reason}). Releasing the switch puts its state back, unless "
                 "you change the state here meanwhile.",
                 messages.ERROR,
@@ -177,7 +198,7 @@ class FlagAdmin(ServiceWriteAdmin[Flag], TenantScopedAdmin[Flag]):
 
     @admin.display(description="Last change", ordering="updated_at")
     def last_change(self, obj: Flag) -> str:
-        when = timezone.localtime(obj.updated_at).strftime("%Y-%m-%d %H:%M")
+        when = format_datetime(obj.updated_at)
         return f"{when} by {obj.updated_by}" if obj.updated_by else when
 
     @admin.display(description="Rules")
@@ -200,25 +221,17 @@ class FlagAdmin(ServiceWriteAdmin[Flag], TenantScopedAdmin[Flag]):
     def scheduled_rollout(self, obj: Flag) -> SafeString:
         return rollouts.change_page_summary(obj)
 
-    @admin.display(description="Variants")
-    def variants_json(self, obj: Flag) -> SafeString:
-        return _pre(obj.variants)
+    @admin.display(description="In words")
+    def in_words(self, obj: Flag) -> SafeString:
+        return flag_in_words(obj.content(), links_for(obj.tenant_id), archived=obj.archived_at is not None)
 
-    @admin.display(description="Targets")
-    def targets_json(self, obj: Flag) -> SafeString:
-        return _pre(obj.targets)
+    @admin.display(description="Tags")
+    def tag_list(self, obj: Flag) -> str:
+        return ", ".join(str(tag) for tag in obj.tags or []) or "none"
 
-    @admin.display(description="Rules")
-    def rules_json(self, obj: Flag) -> SafeString:
-        return _pre(obj.rules)
-
-    @admin.display(description="Default (no rule matched)")
-    def default_json(self, obj: Flag) -> SafeString:
-        return _pre(obj.default)
-
-    @admin.display(description="Prerequisites")
-    def prerequisites_json(self, obj: Flag) -> SafeString:
-        return _pre(obj.prerequisites)
+    @admin.display(description="Flag document")
+    def document_json(self, obj: Flag) -> SafeString:
+        return _pre(obj.content())
 
     # --- writes through the services --------------------------------------------------------
 

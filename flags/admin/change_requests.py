@@ -22,7 +22,8 @@ from django.utils.safestring import SafeString
 
 from audit.diff import document_diff
 from flags import change_requests
-from flags.admin.views import diff_rows
+from flags.admin.history import Change, flag_changes
+from flags.admin.links import links_for
 from flags.admin.vocabulary import format_datetime
 from flags.approvals import ApprovalRequired
 from flags.models import OPEN_STATUSES, ChangeRequest, ChangeRequestStatus, Flag
@@ -37,6 +38,26 @@ KIND_WORDS = {
     "restore": "Restore the flag",
     "rollback": "Roll back",
 }
+
+
+GOVERNANCE_WORDS = {"protected": "Protected", "kill_category": "Kill switch category", "archived": "Archived"}
+
+
+def proposal_changes(cr: ChangeRequest) -> list[Change]:
+    """What applying the request changes, in words (the history's per-part diff), then the parts
+    outside the definition that a request can change too (protected, kill category, archived)."""
+    changes = flag_changes(cr.base, cr.proposed, links_for(cr.tenant_id))
+    for field, words in GOVERNANCE_WORDS.items():
+        before, after = cr.base.get(field), cr.proposed.get(field)
+        if before != after and field in cr.proposed:
+            changes.append(Change("changed", words, _governance(before), _governance(after)))
+    return changes
+
+
+def _governance(value: Any) -> str:
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    return str(value) if value not in (None, "") else "none"
 
 
 def _shown_time(value: Any) -> str:
@@ -168,7 +189,7 @@ class ChangeRequestAdmin(TenantScopedAdmin[ChangeRequest]):
             "opts": self.opts,
             "original": cr,
             "kind_words": KIND_WORDS.get(cr.kind, cr.kind),
-            "rows": diff_rows(document_diff(cr.base, cr.proposed)),
+            "changes": proposal_changes(cr),
             "is_author": cr.author == actor,
             "can_approve": editor and is_open and cr.author != actor and not approved_by_me,
             "can_reject": is_open and (editor or cr.author == actor),

@@ -11,35 +11,51 @@ from django.http import HttpRequest
 from flags.models import Flag
 
 
-def _percent(share: float) -> str:
-    return f"{share:.0f}%" if abs(share - round(share)) < 0.05 else f"{share:.1f}%"
+def percent_text(share: float, *, space: bool = True) -> str:
+    """`20 %`, `12.5 %` (`20%` in the list's compact column)."""
+    sign = " %" if space else "%"
+    return f"{share:.0f}{sign}" if abs(share - round(share)) < 0.05 else f"{share:.1f}{sign}"
+
+
+def shares_of(entries: list[tuple[str, float]]) -> list[tuple[str, float]]:
+    """Each variant with a weight and its share in percent (weights are normalised, rules.md)."""
+    total = sum(weight for _, weight in entries)
+    if total <= 0:
+        return []
+    return [(key, weight * 100 / total) for key, weight in entries if weight > 0]
 
 
 def split_text(entries: list[tuple[str, float]]) -> str:
     """`20% on / 80% off`; a single variant with all the weight reads as its key."""
-    total = sum(weight for _, weight in entries)
-    if total <= 0:
+    shares = shares_of(entries)
+    if not shares:
         return "nobody"
-    shares = [(key, weight * 100 / total) for key, weight in entries if weight > 0]
     if len(shares) == 1:
         return shares[0][0]
-    return " / ".join(f"{_percent(share)} {key}" for key, share in shares)
+    return " / ".join(f"{percent_text(share, space=False)} {key}" for key, share in shares)
 
 
 def _number(value: Any) -> float:
     return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else 0.0
 
 
-def serve_text(serve: Any, variants: list[dict[str, Any]]) -> str:
-    """What a serve (rules.md `<serve>`) gives; `None` is the split by the variants' weights."""
+def serve_entries(serve: Any, variants: list[Any]) -> list[tuple[str, float]]:
+    """A serve (rules.md `<serve>`) as (variant, weight); `None` is the split by the variants' weights."""
     if isinstance(serve, dict) and isinstance(serve.get("variant"), str):
-        return str(serve["variant"])
+        return [(str(serve["variant"]), 1.0)]
     if isinstance(serve, dict) and isinstance(serve.get("distribution"), list):
         entries = [e for e in serve["distribution"] if isinstance(e, dict)]
-        return split_text([(str(e.get("variant")), _number(e.get("weight"))) for e in entries])
-    return split_text(
-        [(str(v.get("key")), _number(v.get("weight"))) for v in variants if isinstance(v, dict)]
-    )
+        return [(str(e.get("variant")), _number(e.get("weight"))) for e in entries]
+    return [(str(v.get("key")), _number(v.get("weight"))) for v in variants if isinstance(v, dict)]
+
+
+def serve_shares(serve: Any, variants: list[Any]) -> list[tuple[str, float]]:
+    return shares_of(serve_entries(serve, variants))
+
+
+def serve_text(serve: Any, variants: list[dict[str, Any]]) -> str:
+    """What a serve gives, in the list's compact form (`on`, `20% on / 80% off`)."""
+    return split_text(serve_entries(serve, variants))
 
 
 def rollout_summary(flag: Flag) -> str:

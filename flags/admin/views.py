@@ -2,14 +2,14 @@
 `evaluation.admin_views`: evaluation sits above flags).
 
 Each takes a flag that `FlagAdmin.get_object` has already scoped (another tenant's flag is 404
-before we get here) and checks the role it needs: viewers read the timeline; editors also roll back.
+before we get here) and checks the role it needs: viewers read the timeline; editors also roll back,
+after a confirmation page that says what the rollback will change.
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
@@ -21,12 +21,17 @@ from django.http import (
 )
 from django.template.response import TemplateResponse
 from django.urls import reverse
+from django.utils.safestring import SafeString
 
 from audit.models import AuditEntry
 from audit.selectors import audit_list
+from flags.admin.history import Change, content_of, flag_changes, restored_version
+from flags.admin.in_words import flag_in_words
+from flags.admin.links import links_for
+from flags.admin.vocabulary import format_datetime
 from flags.approvals import ApprovalRequired
 from flags.models import Flag
-from flags.selectors import flag_versions
+from flags.selectors import flag_version_get, flag_versions
 from flags.services import flag_rollback
 from kernel.admin_writes import actor_of
 from kernel.errors import as_api_error
@@ -38,50 +43,52 @@ TIMELINE_LIMIT = 200
 
 
 @dataclass(frozen=True)
-class DiffRow:
-    path: str
-    before: str
-    after: str
-
-
-@dataclass(frozen=True)
 class TimelineItem:
     entry: AuditEntry
-    changes: list[DiffRow]
+    when: str
+    reason: str
+    changes: list[Change]
+    created: SafeString | None
+    restored: int | None
     is_current: bool
     can_roll_back: bool
 
 
-def _shown(value: Any, limit: int = 400) -> str:
-    if value is None:
-        return "—"
-    text = json.dumps(value, ensure_ascii=False, sort_keys=True)
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def diff_rows(diff: dict[str, Any]) -> list[DiffRow]:
-    """An audit diff (`path → {from, to}`) as rows a person can read."""
-    rows = []
-    for path, change in sorted(diff.items()):
-        change = change if isinstance(change, dict) else {}
-        rows.append(DiffRow(path=path, before=_shown(change.get("from")), after=_shown(change.get("to"))))
-    return rows
-
-
 def timeline(flag: Flag, *, can_change: bool) -> list[TimelineItem]:
-    """The flag's audit entries, newest first, each with its diff and whether it can be restored."""
+    """The flag's audit entries, newest first, each read in words, and whether it can be restored.
+
+    The content of each version is the `after` of its entry (the same document its stored version
+    holds), so the page reads no version documents. No rollback is offered to a version whose content
+    is the current content: it would change nothing.
+    """
     entries = list(audit_list(tenant=flag.tenant_id, entity="flag", entity_key=flag.key)[:TIMELINE_LIMIT])
     stored = set(flag_versions(tenant=flag.tenant_id, flag=flag).values_list("version", flat=True))
+    contents = {e.version: content_of(e.after) for e in entries if e.version is not None and e.after}
+    current = content_of(flag.content())
+    links = links_for(flag.tenant_id)
     live = flag.archived_at is None
-    return [
-        TimelineItem(
-            entry=entry,
-            changes=diff_rows(entry.diff or {}),
-            is_current=entry.version == flag.version,
-            can_roll_back=can_change and live and entry.version in stored and entry.version != flag.version,
+    items = []
+    for entry in entries:
+        version = entry.version
+        created = entry.action == "create"
+        earlier = {v: c for v, c in contents.items() if version is not None and v < version}
+        items.append(
+            TimelineItem(
+                entry=entry,
+                when=format_datetime(entry.ts),
+                reason=entry.reason,
+                changes=[] if created else flag_changes(entry.before, entry.after, links),
+                created=flag_in_words(entry.after, links) if created and entry.after else None,
+                restored=restored_version(entry.after, earlier) if entry.action == "rollback" else None,
+                is_current=version == flag.version,
+                can_roll_back=can_change
+                and live
+                and version in stored
+                and version != flag.version
+                and contents.get(version) != current,
+            )
         )
-        for entry in entries
-    ]
+    return items
 
 
 def history_response(model_admin: FlagAdmin, request: HttpRequest, flag: Flag) -> HttpResponse:
@@ -102,18 +109,26 @@ def history_response(model_admin: FlagAdmin, request: HttpRequest, flag: Flag) -
     return TemplateResponse(request, "admin/flags/flag/history.html", context)
 
 
+def _rollback_target(request: HttpRequest) -> int | None:
+    raw = (request.POST if request.method == "POST" else request.GET).get("version", "")
+    return int(raw) if raw.isdigit() and len(raw) <= 9 else None
+
+
 def rollback_response(model_admin: FlagAdmin, request: HttpRequest, flag: Flag) -> HttpResponse:
-    if request.method != "POST":
-        return HttpResponseNotAllowed(["POST"])
+    """GET: what rolling back to a version would change, and a button; POST: roll back."""
+    if request.method not in ("GET", "POST"):
+        return HttpResponseNotAllowed(["GET", "POST"])
     if not model_admin.has_change_permission(request, flag):
-        raise PermissionDenied
+        raise PermissionDenied("Rolling back a flag needs the editor or owner role in its tenant.")
     history_url = reverse("admin:flags_flag_history", args=[flag.pk])
-    raw = request.POST.get("version", "")
-    if not raw.isdigit():
+    version = _rollback_target(request)
+    if version is None:
         messages.error(request, "Choose a version to roll back to.")
         return HttpResponseRedirect(history_url)
+    if request.method == "GET":
+        return _rollback_confirmation(model_admin, request, flag, version, history_url)
     try:
-        rolled = flag_rollback(tenant=flag.tenant, key=flag.key, version=int(raw), actor=actor_of(request))
+        rolled = flag_rollback(tenant=flag.tenant, key=flag.key, version=version, actor=actor_of(request))
     except ApprovalRequired as exc:  # four eyes: the rollback waits in a change request
         from flags.admin.change_requests import opened_message  # the module imports this one
 
@@ -127,6 +142,30 @@ def rollback_response(model_admin: FlagAdmin, request: HttpRequest, flag: Flag) 
         return HttpResponseRedirect(history_url)
     messages.success(
         request,
-        f"Rolled {flag.key} back to the content of version {raw}; it is now version {rolled.version}.",
+        f"Rolled {flag.key} back to the content of version {version}; it is now version {rolled.version}.",
     )
     return HttpResponseRedirect(history_url)
+
+
+def _rollback_confirmation(
+    model_admin: FlagAdmin, request: HttpRequest, flag: Flag, version: int, history_url: str
+) -> HttpResponse:
+    stored = flag_version_get(tenant=flag.tenant_id, flag=flag, version=version)
+    if stored is None:
+        messages.error(request, f"{flag.key} has no stored version {version}.")
+        return HttpResponseRedirect(history_url)
+    changes = flag_changes(flag.content(), stored.document, links_for(flag.tenant_id))
+    context = {
+        **model_admin.admin_site.each_context(request),
+        "title": f"Roll {flag.key} back to version {version}?",
+        "subtitle": None,
+        "opts": model_admin.opts,
+        "original": flag,
+        "version": version,
+        "version_when": format_datetime(stored.created_at),
+        "version_actor": stored.actor,
+        "changes": changes,
+        "history_url": history_url,
+        "has_view_permission": True,
+    }
+    return TemplateResponse(request, "admin/flags/flag/rollback_confirm.html", context)

@@ -5,8 +5,20 @@ to the browser builders as JSON (`vocabulary_json`) so the two can never disagre
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
 from typing import Final, Literal, TypedDict
+
+from kernel.timefmt import ADMIN_DATETIME_FORMAT, format_datetime
+
+__all__ = [
+    "DATETIME_FORMAT",
+    "GROUP_WORDS",
+    "OPERATORS",
+    "OPERATOR_WORDS",
+    "Operator",
+    "ValueKind",
+    "format_datetime",
+    "vocabulary_json",
+]
 
 ValueKind = Literal["scalar", "list", "string", "number", "range", "version", "datetime", "none"]
 
@@ -46,15 +58,9 @@ OPERATOR_WORDS: Final[dict[str, str]] = {entry["op"]: entry["words"] for entry i
 
 GROUP_WORDS: Final[dict[str, str]] = {"all": "all of", "any": "any of", "not": "not"}
 
-# One date format everywhere in the admin: 2026-12-01 10:00 UTC (ISO order, 24 h, zone named).
-DATETIME_FORMAT: Final = "%Y-%m-%d %H:%M %Z"
-
-
-def format_datetime(value: datetime | None) -> str:
-    """A moment as the admin shows it everywhere, in UTC; an empty string for None."""
-    if value is None:
-        return ""
-    return value.astimezone(UTC).strftime(DATETIME_FORMAT)
+# One date format everywhere in the admin (2026-12-01 10:00 UTC): defined in the kernel, below every app
+# whose admin shows dates (audit, tenancy, webhooks, segments), and named here with the other words.
+DATETIME_FORMAT: Final = ADMIN_DATETIME_FORMAT
 
 
 def vocabulary_json() -> str:

@@ -71,10 +71,19 @@ def test_index__shows_what_the_role_allows(viewer, editor, owner):
         apps = signed_in(user).get("/admin/").context["app_list"]
         return {m["object_name"] for app in apps for m in app["models"]}
 
-    assert models(viewer) == {"Flag", "ChangeRequest", "Segment", "AuditEntry", "Tenant"}
-    assert models(editor) == {"Flag", "ChangeRequest", "Segment", "AuditEntry", "Tenant"}
+    assert models(viewer) == {"Flag", "ChangeRequest", "Playground", "Segment", "AuditEntry", "Tenant"}
+    assert models(editor) == {"Flag", "ChangeRequest", "Playground", "Segment", "AuditEntry", "Tenant"}
     assert models(owner) == {
-        *{"Flag", "ChangeRequest", "Segment", "AuditEntry", "Tenant", "Membership", "ApiClient"},
+        *{
+            "Flag",
+            "ChangeRequest",
+            "Playground",
+            "Segment",
+            "AuditEntry",
+            "Tenant",
+            "Membership",
+            "ApiClient",
+        },
         *{"Webhook", "WebhookDelivery"},
         "KillSwitch",  # the kill switch page: owners only
     }

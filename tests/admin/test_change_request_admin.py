@@ -140,7 +140,7 @@ def test_another_editor_approves_and_applies(
     cr = _open_as(editor, guarded)
     client = signed_in(bob)
     page = client.get(f"/admin/flags/changerequest/{cr.pk}/change/").content.decode()
-    assert 'value="approve"' in page and "<code>state</code>" in page
+    assert 'value="approve"' in page and '<strong class="flagsvc-change-subject">State</strong>' in page
     client.post(f"/admin/flags/changerequest/{cr.pk}/decide/", {"decision": "approve"})
     cr.refresh_from_db()
     assert cr.status == "approved" and cr.approvals[0]["actor"] == "user:bob"

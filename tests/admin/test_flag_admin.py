@@ -274,7 +274,9 @@ def test_history__timeline_with_actor_and_readable_diff(editor, acme_flag):
         (2, "update", "user:bob"),
         (1, "create", "system:test"),
     ]
-    assert [(r.path, r.before, r.after) for r in items[0].changes] == [("state", '"off"', '"on"')]
+    assert [(c.kind, c.subject, c.before, c.after) for c in items[0].changes] == [
+        ("changed", "State", "off", "on")
+    ]
     assert [i.can_roll_back for i in items] == [False, True]
     assert "Roll back to v1" in response.content.decode()
 
@@ -292,9 +294,11 @@ def test_rollback__new_version_with_the_old_content__audited(editor, acme_flag):
     assert (entry.action, entry.actor, entry.version) == ("rollback", "user:alice", 3)
 
 
-def test_rollback__get_is_not_allowed__unknown_version_is_a_message(editor, acme_flag):
+def test_rollback__get_without_a_version_is_a_message__unknown_version_is_a_message(editor, acme_flag):
     client = signed_in(editor)
-    assert client.get(f"/admin/flags/flag/{acme_flag.pk}/rollback/").status_code == 405
+    response = client.get(f"/admin/flags/flag/{acme_flag.pk}/rollback/", follow=True)
+    assert "Choose a version to roll back to." in response.content.decode()
+    assert client.put(f"/admin/flags/flag/{acme_flag.pk}/rollback/").status_code == 405
     response = client.post(f"/admin/flags/flag/{acme_flag.pk}/rollback/", {"version": "42"}, follow=True)
     assert "has no version 42" in response.content.decode()
     assert Flag.objects.for_tenant(acme_flag.tenant).get(pk=acme_flag.pk).version == 1
@@ -309,16 +313,29 @@ def test_rollback__csrf_protected(editor, acme_flag):
 
 
 def _preview(
-    client, url: str, data: dict[str, str], user_id: str = "u-42", attributes: str = "{}"
+    client,
+    url: str,
+    data: dict[str, str],
+    user_id: str = "u-42",
+    attributes: tuple[tuple[str, str, str], ...] = (),
 ) -> tuple[int, Any]:
-    response = client.post(url, {**data, "_preview_user_id": user_id, "_preview_attributes": attributes})
+    """Post the form with the preview user's attributes as the panel's rows: (name, type, value)."""
+    rows = {
+        "_preview_attr_key": [name for name, _, _ in attributes],
+        "_preview_attr_type": [kind for _, kind, _ in attributes],
+        "_preview_attr_value": [value for _, _, value in attributes],
+    }
+    response = client.post(url, {**data, "_preview_user_id": user_id, **rows})
     return response.status_code, json.loads(response.content)
 
 
 def test_preview__unsaved_draft__variant_reason_trace_and_sample(editor, acme_flag):
     draft = form_data(acme_flag, state="on", rules=[RULE_NL])
     status, body = _preview(
-        signed_in(editor), f"/admin/flags/flag/{acme_flag.pk}/preview/", draft, attributes='{"country": "NL"}'
+        signed_in(editor),
+        f"/admin/flags/flag/{acme_flag.pk}/preview/",
+        draft,
+        attributes=(("country", "text", "NL"),),
     )
     assert status == 200, body
     assert (body["draft"], body["result"]["variant"], body["result"]["reason"], body["result"]["rule_id"]) == (
@@ -326,8 +343,11 @@ def test_preview__unsaved_draft__variant_reason_trace_and_sample(editor, acme_fl
     )  # fmt: skip
     assert [step["step"] for step in body["result"]["trace"]][-1] == "rule"
     assert body["sample"]["size"] == 1000
-    assert body["sample"]["variants"] == {"on": 1000}
-    assert body["sample"]["changed"] == 1000, "the stored flag is off: every sample user gets off today"
+    on = body["sample"]["variants"]["on"]
+    assert 200 < on < 1000, "the sample varies country: NL users get on, the others 20 %"
+    assert body["sample"]["changed"] == on, "the stored flag is off: every sample user gets off today"
+    assert body["sample"]["moves"] == [{"from": "off", "to": "on", "count": on}]
+    assert body["sample"]["varied"] == ["country"]
     assert Flag.objects.for_tenant(acme_flag.tenant).get(pk=acme_flag.pk).version == 1, (
         "a preview saves nothing"
     )
@@ -335,12 +355,12 @@ def test_preview__unsaved_draft__variant_reason_trace_and_sample(editor, acme_fl
 
 def test_preview__new_flag__split_of_the_sample(editor, tenant):
     status, body = _preview(
-        signed_in(editor), "/admin/flags/flag/preview/", {"tenant": str(tenant.pk), **form_data()}
+        signed_in(editor), "/admin/flags/flag/preview/", {"tenant": str(tenant.pk), **form_data(rules=[])}
     )
     assert status == 200, body
     assert body["result"]["reason"] == "PERCENTAGE_ROLLOUT"
     assert body["sample"]["changed"] is None
-    assert 150 < body["sample"]["variants"]["on"] < 250, "about 20 % of 1,000"
+    assert 150 < body["sample"]["variants"]["on"] < 250, "about 20 % of 1,000 different ids"
 
 
 def test_preview__invalid_draft__422_with_the_field_errors(editor, acme_flag):
@@ -351,14 +371,15 @@ def test_preview__invalid_draft__422_with_the_field_errors(editor, acme_flag):
     assert body["fields"][0]["messages"][0].startswith("rules[0].serve.variant:")
 
 
-def test_preview__bad_attributes__422(editor, acme_flag):
+def test_preview__bad_attribute_row__422_that_names_the_row(editor, acme_flag):
     status, body = _preview(
         signed_in(editor),
         f"/admin/flags/flag/{acme_flag.pk}/preview/",
         form_data(acme_flag),
-        attributes="[1]",
+        attributes=(("age", "number", "thirty"),),
     )
-    assert status == 422 and "JSON object" in body["error"]
+    assert status == 422
+    assert body["error"] == "Attributes: age: 'thirty' is not a number (e.g. 42 or 2.5)."
 
 
 def test_preview__unknown_flag_id__404_not_a_preview_of_a_new_flag(editor, tenant):

@@ -48,7 +48,7 @@ def test_protected_flag_change_is_reviewed_approved_and_applied_by_another_perso
     page.goto("/admin/flags/changerequest/")
     _shot(page, "cr-3-list", tmp_path)
     page.click("text=#1")
-    expect(page.locator("table.flagsvc-diff")).to_contain_text("state")
+    expect(page.locator("ul.flagsvc-changes")).to_contain_text("State")
     _shot(page, "cr-4-review-as-reviewer", tmp_path)
     page.click("button[value=approve]")
     expect(page.locator("#flagsvc-cr-status")).to_have_text("approved")

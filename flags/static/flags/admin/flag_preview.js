@@ -104,16 +104,47 @@
     out.appendChild(node("h3", null, "Trace"));
     out.appendChild(traceList(r.trace));
     if (body.sample) {
-      var s = body.sample;
-      var counts = Object.keys(s.variants || {}).sort().map(function (k) { return k + " " + s.variants[k]; });
-      var text = "Sample of " + s.size.toLocaleString("en") + " users: " + counts.join(", ") + ".";
-      if (s.changed !== null && s.changed !== undefined) {
-        text += " " + s.changed + " of them would get a different variant if you save this.";
-      }
-      var p = node("p", "flagsvc-sample", text);
-      p.id = "flagsvc-preview-sample";
-      out.appendChild(p);
+      out.appendChild(sampleSummary(body.sample));
     }
+  }
+
+  function plural(n, one, many) {
+    return n.toLocaleString("en") + " " + (n === 1 ? one : many);
+  }
+
+  /* "Of 1,000 sample users: 612 off, 388 on. 188 would change if you save this: off → on 150, on → off 38." */
+  function sampleSummary(s) {
+    var box = node("div", "flagsvc-sample");
+    box.id = "flagsvc-preview-sample";
+    var counts = Object.keys(s.variants || {}).sort().map(function (k) {
+      return s.variants[k].toLocaleString("en") + " " + k;
+    });
+    box.appendChild(node("p", null, "Sample of " + s.size.toLocaleString("en") + " users: " + counts.join(", ") + "."));
+    if (s.changed !== null && s.changed !== undefined) {
+      var moves = s.moves || [];
+      var p = node("p", "flagsvc-sample-changed", s.changed === 0
+        ? "None of them would get a different variant if you save this."
+        : plural(s.changed, "of them would", "of them would") + " get a different variant if you save this:");
+      p.id = "flagsvc-preview-changed";
+      box.appendChild(p);
+      if (moves.length) {
+        var ul = node("ul", "flagsvc-directions");
+        ul.id = "flagsvc-preview-directions";
+        moves.forEach(function (m) {
+          var li = node("li", null, m.from + " → " + m.to + ": " + plural(m.count, "user", "users"));
+          li.dataset.from = m.from;
+          li.dataset.to = m.to;
+          li.dataset.count = m.count;
+          ul.appendChild(li);
+        });
+        box.appendChild(ul);
+      }
+    }
+    var varied = s.varied || [];
+    box.appendChild(node("p", "help", varied.length
+      ? "The sample users have their own ids and varied " + varied.join(", ") + " (values your rules mention, others, or none)."
+      : "The sample users have their own ids; your rules test no attribute, so they share the attributes above."));
+    return box;
   }
 
   document.addEventListener("DOMContentLoaded", function () {
@@ -144,10 +175,9 @@
     }
 
     button.addEventListener("click", run);
-    panel.querySelectorAll("input").forEach(function (input) {
-      input.addEventListener("keydown", function (event) {
-        if (event.key === "Enter") { event.preventDefault(); run(); }
-      });
+    // Enter in any input of the panel (rows added later included) previews; it never saves the flag.
+    panel.addEventListener("keydown", function (event) {
+      if (event.key === "Enter" && event.target.tagName === "INPUT") { event.preventDefault(); run(); }
     });
   });
 })();
