@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 from django.core.cache import cache
+from hypothesis import settings as hypothesis_settings
 from rest_framework.test import APIClient
 
 from evaluation.cache import RULESETS
@@ -15,6 +16,10 @@ from tenancy.models import SCOPES, Tenant
 from tenancy.services import api_client_create, token_issue
 from tests.factories import TenantFactory
 from usage.buffer import USAGE
+
+# Property tests judge answers, never speed: no per-example deadline on a loaded machine.
+hypothesis_settings.register_profile("flagsvc", deadline=None)
+hypothesis_settings.load_profile("flagsvc")
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -84,7 +84,7 @@ def change_page_summary(flag: Flag) -> SafeString:
     ]
     if not plans:
         return format_html('No scheduled rollout. <a href="{}">Plan a rollout</a>', url)
-    lines = format_html("")
+    lines = SafeString("")
     hold = selectors.breaker_hold(tenant_id=flag.tenant_id)
     if hold is not None:
         lines = format_html(
