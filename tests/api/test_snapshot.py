@@ -250,7 +250,9 @@ def test_snapshot_keys__rotation__both_published_and_the_current_one_signs(api, 
 
 
 @pytest.mark.django_db
-def test_snapshot__key_changes__signed_again_by_the_new_key(api, ruleset, settings):
+@pytest.mark.parametrize("kid", ["", "same-kid"])
+def test_snapshot__key_changes__signed_again_by_the_new_key(api, ruleset, settings, kid):
+    settings.SNAPSHOT_SIGNING_KEY_ID = kid
     first = api.get("/v1/snapshot")
     settings.SNAPSHOT_SIGNING_KEY = b64url(Ed25519PrivateKey.generate().private_bytes_raw())
 
@@ -327,3 +329,17 @@ def test_publish_snapshot__writes_the_routes_exact_bytes_signature_and_keys(api,
     assert (tmp_path / "snapshot.json.sig").read_text().strip() == served["X-Snapshot-Signature"]
     assert json.loads((tmp_path / "keys.json").read_text()) == api.get("/v1/snapshot/keys").json()
     assert (tmp_path / "snapshot.json.etag").read_text().strip() == served["ETag"]
+
+
+@pytest.mark.django_db
+def test_snapshot__served_from_memory__built_once_per_version(
+    api, ruleset, caplog, django_assert_max_num_queries
+):
+    caplog.set_level(logging.INFO, logger="flagsvc.snapshot")
+    api.get("/v1/snapshot")
+
+    with django_assert_max_num_queries(0, info="a warm snapshot is bytes in memory, as a warm evaluation is"):
+        api.get("/v1/snapshot")
+        api.get("/v1/snapshot", HTTP_ACCEPT_ENCODING="gzip")
+
+    assert [r.getMessage() for r in caplog.records if r.name == "flagsvc.snapshot"] == ["snapshot built"]
