@@ -27,6 +27,7 @@ from typing import Any
 from django.conf import settings
 from django.db import DatabaseError
 
+from evaluation import metrics
 from evaluation.cache import (
     RULESETS,
     RulesetUnavailable,
@@ -176,13 +177,16 @@ def build_snapshot(tenant: Tenant, keyring: Keyring) -> tuple[SignedSnapshot, bo
         signed_by=keyring.published[0].public_raw,
         flag_count=len(flags),
     )
+    elapsed = time.perf_counter() - started
+    metrics.SNAPSHOT_BUILD_SECONDS.observe(elapsed)
+    metrics.SNAPSHOT_BYTES.labels(tenant=tenant.slug).set(len(body))
     facts = {
         "tenant": tenant.slug,
         "ruleset_version": version,
         "bytes": len(body),
         "flags": len(flags),
         "segments": len(segments),
-        "build_ms": round((time.perf_counter() - started) * 1000, 1),
+        "build_ms": round(elapsed * 1000, 1),
     }
     if len(body) > settings.SNAPSHOT_WARN_BYTES:
         logger.warning(

@@ -343,3 +343,6 @@ def test_snapshot__served_from_memory__built_once_per_version(
         api.get("/v1/snapshot", HTTP_ACCEPT_ENCODING="gzip")
 
     assert [r.getMessage() for r in caplog.records if r.name == "flagsvc.snapshot"] == ["snapshot built"]
+    exposed = api.get("/metrics").content.decode()
+    assert 'flagsvc_snapshot_bytes{tenant="acme"}' in exposed
+    assert "flagsvc_snapshot_build_seconds_count" in exposed
