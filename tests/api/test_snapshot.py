@@ -8,8 +8,10 @@ import logging
 
 import pytest
 from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from django.core.management import call_command
+from django.core.management.base import CommandError
 from flagsvc_sdk.engine import compile_ruleset, evaluate, validate_user
 
 from evaluation.cache import RULESETS, ruleset_documents
@@ -265,8 +267,6 @@ def test_snapshot__key_changes__signed_again_by_the_new_key(api, ruleset, settin
 
 @pytest.mark.django_db
 def test_snapshot_keys__pem_private_key_accepted(api, settings):
-    from cryptography.hazmat.primitives import serialization
-
     key = Ed25519PrivateKey.generate()
     pem = key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
@@ -346,3 +346,13 @@ def test_snapshot__served_from_memory__built_once_per_version(
     exposed = api.get("/metrics").content.decode()
     assert 'flagsvc_snapshot_bytes{tenant="acme"}' in exposed
     assert "flagsvc_snapshot_build_seconds_count" in exposed
+
+
+@pytest.mark.django_db
+def test_publish_snapshot__unknown_tenant_or_no_key__a_clear_error_and_no_files(tenant, settings, tmp_path):
+    with pytest.raises(CommandError, match="No active tenant"):
+        call_command("publish_snapshot", "--tenant", "nobody", "--to", str(tmp_path / "a"))
+    settings.SNAPSHOT_SIGNING_KEY = ""
+    with pytest.raises(CommandError, match="SNAPSHOT_SIGNING_KEY"):
+        call_command("publish_snapshot", "--tenant", "acme", "--to", str(tmp_path / "b"))
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
