@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 from django.db.models import Q, QuerySet
 
 from segments.models import Segment
@@ -33,3 +35,8 @@ def segment_keys(*, tenant: Tenant | int) -> set[str]:
 
 def segments_for_evaluation(*, tenant: Tenant | int) -> list[Segment]:
     return list(segment_queryset(tenant=tenant))
+
+
+def segments_with_keys(*, tenant: Tenant | int, keys: Collection[str]) -> list[Segment]:
+    """The segments among `keys` (one query on the tenant's key index); deleted ones are absent."""
+    return list(segment_queryset(tenant=tenant).filter(key__in=list(keys))) if keys else []

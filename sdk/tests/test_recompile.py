@@ -3,7 +3,7 @@
 The property: after any sequence of writes (flags created, updated, archived and restored, with
 prerequisites and segment references; segments created, updated and deleted), applied in batches as
 a process catching up on several changes at once does, evaluating every flag for every user gives
-same answers from the ruleset built step by step as from one compiled from scratch.
+the same answers from the ruleset built step by step as from one compiled from scratch.
 """
 
 from __future__ import annotations
