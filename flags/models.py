@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.db import models
+from django.db.models import Q
 
 from kernel.timefmt import iso
 from tenancy.entities import VersionedQuerySet, VersionedTenantEntity
@@ -68,7 +69,23 @@ class Flag(VersionedTenantEntity):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["tenant", "key"], name="flag_tenant_key_unique")]
-        indexes = [models.Index(fields=["tenant", "state"], name="flag_tenant_state_idx")]
+        # The lists (API and admin) read live flags of one tenant in key order, filtered by state or type:
+        # partial indexes over live flags only, in that order. Search indexes: migration 0002 (PostgreSQL).
+        indexes = [
+            models.Index(
+                fields=["tenant", "key"], condition=Q(archived_at__isnull=True), name="flag_live_key_idx"
+            ),
+            models.Index(
+                fields=["tenant", "state", "key"],
+                condition=Q(archived_at__isnull=True),
+                name="flag_live_state_idx",
+            ),
+            models.Index(
+                fields=["tenant", "type", "key"],
+                condition=Q(archived_at__isnull=True),
+                name="flag_live_type_idx",
+            ),
+        ]
         ordering = ["key"]
 
     def __str__(self) -> str:

@@ -9,6 +9,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from flags.models import Flag
+from flags.selectors import with_tag
 
 
 def _percent(share: float) -> str:
@@ -92,4 +93,4 @@ class TagFilter(admin.SimpleListFilter):
 
     def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
         tag = self.value()
-        return queryset.filter(tags_index__contains=f"\n{tag}\n") if tag else queryset
+        return with_tag(queryset, tag) if tag else queryset
