@@ -31,6 +31,27 @@ FLAG_CONTENT_FIELDS: tuple[str, ...] = (
 FLAG_READ_ONLY_FIELDS: tuple[str, ...] = ("version", "created_at", "updated_at", "archived_at")
 
 
+def segment_keys_in(value: Any) -> set[str]:
+    """The segment keys that a flag's rules (or any part of them) refer to."""
+    found: set[str] = set()
+    stack = [value]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            segment = node.get("segment")
+            if isinstance(segment, str):
+                found.add(segment)
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+    return found
+
+
+def variant_keys_of(variants: Any) -> list[Any]:
+    """The keys of a flag's variants, in order."""
+    return [v.get("key") for v in variants if isinstance(v, dict)] if isinstance(variants, list) else []
+
+
 class FlagType(models.TextChoices):
     BOOLEAN = "boolean"
     STRING = "string"
@@ -59,6 +80,11 @@ class Flag(VersionedTenantEntity):
     bucket_by = models.CharField(max_length=128, default="id")
     tags = models.JSONField(default=list)
     tags_index = models.TextField(default="", editable=False, help_text="newline-framed tags for filtering")
+    # What the ruleset check needs of every live flag, kept small beside the document (flags.integrity):
+    variant_keys = models.JSONField(default=list, editable=False, help_text="the keys of `variants`")
+    segment_refs = models.JSONField(
+        default=list, editable=False, help_text="the segment keys `rules` refer to"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
     archived_at = models.DateTimeField(null=True, blank=True)
@@ -103,6 +129,8 @@ class Flag(VersionedTenantEntity):
             if field in content:
                 setattr(self, field, content[field])
         self.tags_index = "".join(f"\n{tag}" for tag in self.tags) + "\n" if self.tags else ""
+        self.variant_keys = variant_keys_of(self.variants)
+        self.segment_refs = sorted(segment_keys_in(self.rules))
 
     def to_document(self) -> dict[str, Any]:
         return {

@@ -8,7 +8,7 @@ from typing import Any
 from django.db import connection
 from django.db.models import Q, QuerySet
 
-from flags.models import Flag, FlagVersion
+from flags.models import Flag, FlagVersion, segment_keys_in
 from tenancy.models import Tenant
 
 
@@ -58,9 +58,30 @@ def with_tag(qs: QuerySet[Flag], tag: str) -> QuerySet[Flag]:
     return qs.filter(tags_index__contains=f"\n{tag}\n")
 
 
-def live_flag_contents(*, tenant: Tenant | int) -> dict[str, dict[str, Any]]:
-    """Key → content of every live flag: what validation needs to check prerequisites and cycles."""
-    return {flag.key: flag.content() for flag in flag_queryset(tenant=tenant)}
+def live_flag_contents(
+    *, tenant: Tenant | int, keys: Collection[str] | None = None
+) -> dict[str, dict[str, Any]]:
+    """Key → content of every live flag (or of those among `keys`)."""
+    qs = flag_queryset(tenant=tenant)
+    if keys is not None:
+        qs = qs.filter(key__in=list(keys))
+    return {flag.key: flag.content() for flag in qs}
+
+
+def live_flag_graph(*, tenant: Tenant | int) -> dict[str, dict[str, Any]]:
+    """Key → what validating a flag's references needs of every live flag, from the stored dependency
+    columns instead of the documents: `variants` (keys only), `prerequisites`, and `segments` (the keys
+    its rules refer to). `validate_flag(..., live_flags=)` reads only the first two."""
+    rows = flag_queryset(tenant=tenant).values_list("key", "variant_keys", "prerequisites", "segment_refs")
+    return {
+        key: {
+            "key": key,
+            "variants": [{"key": variant} for variant in variant_keys],
+            "prerequisites": prerequisites,
+            "segments": segment_refs,
+        }
+        for key, variant_keys, prerequisites, segment_refs in rows
+    }
 
 
 def live_flags_for_evaluation(*, tenant: Tenant | int) -> list[Flag]:
@@ -92,19 +113,3 @@ def flag_versions(*, tenant: Tenant | int, flag: Flag) -> QuerySet[FlagVersion]:
 
 def flag_version_get(*, tenant: Tenant | int, flag: Flag, version: int) -> FlagVersion | None:
     return flag_versions(tenant=tenant, flag=flag).filter(version=version).first()
-
-
-def segment_keys_in(value: Any) -> set[str]:
-    """The segment keys that a flag's rules (or any part of them) refer to."""
-    found: set[str] = set()
-    stack = [value]
-    while stack:
-        node = stack.pop()
-        if isinstance(node, dict):
-            segment = node.get("segment")
-            if isinstance(segment, str):
-                found.add(segment)
-            stack.extend(node.values())
-        elif isinstance(node, list):
-            stack.extend(node)
-    return found
