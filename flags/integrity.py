@@ -56,22 +56,27 @@ class BrokenFlag:
 def ruleset_check(change: RulesetChange) -> None:
     """Refuse the change unless every live flag it wrote or affected is valid against the stored ruleset.
 
-    Reads what the check needs, not every flag document: the segment keys, the prerequisite graph from
-    the stored dependency columns (`live_flag_graph`: variant keys, prerequisites, segments used), and
-    the documents of the flags concerned only (written, or referring to what was written).
+    Reads what the check needs, not every flag document: the segment keys; from the stored dependency
+    columns (`live_flag_graph`), the flags that have prerequisites (the graph's edges, for cycles and
+    depth), those using a segment when segments were written, and the variant keys of the flags the
+    concerned ones require; and the documents of the flags concerned only (written, or referring to
+    what was written). A flag without prerequisites adds no edge, so it is left out of the graph.
     """
     segments = segment_keys(tenant=change.tenant)
     if not change.flags and change.segments <= segments:
         return  # segments only created or edited: flags name a segment by its key alone
-    graph = live_flag_graph(tenant=change.tenant)
-    concerned = {
-        key
-        for key, node in graph.items()
-        if key in change.flags
-        or change.flags.intersection(_prerequisite_keys(node))
-        or change.segments.intersection(node["segments"])
+    # The edges of the prerequisite graph: only flags with prerequisites have any.
+    edges = live_flag_graph(tenant=change.tenant, with_prerequisites=True)
+    concerned = set(change.flags) | {
+        key for key, node in edges.items() if change.flags.intersection(_prerequisite_keys(node))
     }
+    if change.segments:
+        users = live_flag_graph(tenant=change.tenant, with_segments=True)
+        concerned |= {key for key, node in users.items() if change.segments.intersection(node["segments"])}
     flags = live_flag_contents(tenant=change.tenant, keys=concerned)
+    # Every flag the concerned ones name as prerequisite: its variants are checked.
+    targets = {target for doc in flags.values() for target in _prerequisite_keys(doc)} - edges.keys()
+    graph = {**edges, **live_flag_graph(tenant=change.tenant, keys=targets), **_graph_nodes(flags)}
     broken = broken_flags(
         flags=flags,
         segment_keys=segments,
@@ -125,6 +130,14 @@ def broken_flags(
             if written:  # taking things away closes no cycle: one through an unwritten flag was there before
                 broken.append(BrokenFlag(key, True, exc))
     return broken
+
+
+def _graph_nodes(flags: Mapping[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The concerned flags themselves as graph nodes (their documents hold what a node holds)."""
+    return {
+        key: {"key": key, "variants": doc["variants"], "prerequisites": doc["prerequisites"]}
+        for key, doc in flags.items()
+    }
 
 
 def _prerequisite_keys(doc: Mapping[str, Any]) -> list[str]:
