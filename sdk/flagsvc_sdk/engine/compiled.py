@@ -393,10 +393,10 @@ def recompile(
         if _is_archived(raw):
             gone_flags.add(str(raw.get("key")))
             continue
-        key = raw.get("key") if isinstance(raw, Mapping) else None
-        if isinstance(key, str) and key in written:
-            raise InvalidDefinition("flag", key, {"key": ["the ruleset holds this key twice"]})
-        written[str(key)] = raw
+        given = raw.get("key") if isinstance(raw, Mapping) else None
+        if isinstance(given, str) and given in written:
+            raise InvalidDefinition("flag", given, {"key": ["the ruleset holds this key twice"]})
+        written[str(given)] = raw
     all_flags = dict(compiled.flags)
     for key in gone_flags:
         all_flags.pop(key, None)
