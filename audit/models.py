@@ -123,6 +123,7 @@ class ChangeEvent(models.Model):
     class Meta:
         indexes = [
             models.Index(fields=["tenant", "id"], name="event_tenant_id_idx"),
+            models.Index(fields=["tenant", "ruleset_version"], name="event_tenant_ruleset_idx"),
             models.Index(fields=["ts"], name="event_ts_idx"),
         ]
 

@@ -2,6 +2,8 @@
 
 - `events_after(tenant_id, after, limit)`: the tenant's events with a cursor after `after`, in cursor
   order (which is commit order within a tenant).
+- `changes_after_version(tenant_id, version, limit)`: what changed after a ruleset version (incremental
+  compile, ADR 0014).
 - `resume_point(tenant_id, after)`: where a subscriber resumes, or that it must first get `reset`.
 - `announce_after_commit(tenant_id)`: once the change commits, tell the stream processes through Redis
   pub/sub (when `REDIS_URL` is set) that the tenant has new events. Without Redis they read the outbox
@@ -41,6 +43,19 @@ def events_after(tenant_id: int, after: int, limit: int) -> list[ChangeEvent]:
         .defer("audit_entry__before", "audit_entry__after", "audit_entry__diff")
         .order_by("pk")[:limit]
     )
+
+
+def changes_after_version(tenant_id: int, version: int, limit: int) -> list[tuple[int, str, str]]:
+    """`(ruleset_version, entity, key)` of up to `limit` of the tenant's changes after ruleset `version`,
+    in version order: what a process holding `version` must apply to catch up (evaluation.cache).
+    Each event names the one version that includes it, so a complete catch-up has one per version."""
+    rows = (
+        ChangeEvent.objects.for_tenant(tenant_id)
+        .filter(ruleset_version__gt=version)
+        .order_by("ruleset_version")
+        .values_list("ruleset_version", "entity", "entity_key")[:limit]
+    )
+    return [(int(ruleset_version), entity, key) for ruleset_version, entity, key in rows]
 
 
 def latest_cursor(tenant_id: int) -> int:

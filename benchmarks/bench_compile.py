@@ -5,10 +5,19 @@ baseline measured in the same run: ``json.loads`` of the same documents (just re
 Also: ``validate_flag`` alone, compile with the garbage collector off, and what a full collection
 costs while the compiled ruleset is in memory (a pause every request in that process waits for).
 
+Engine, also: the memory a compiled ruleset holds per 1,000 flags (``tracemalloc``, after a full
+collection), ``recompile`` of one changed flag and of one changed segment (ADR 0014), and
+``evaluate_many`` of every flag for one user.
+
 Server (unless ``--no-server``): a throwaway SQLite database seeded with the same 10k flags, then
 ``evaluation.cache.build_ruleset(tenant, version)`` (ORM load + mappers + compile) against a raw
 ``sqlite3`` fetch of the same rows with their JSON columns decoded. Seeding uses ``bulk_create``
 (benchmark-only: no audit rows or versions, which ``build_ruleset`` does not read).
+
+Server, incremental (ADR 0014): a write through the services (``flag_update``: the ruleset check under
+the lock included), then the CPU (``time.process_time``) another process spends to apply it: a
+second ``RulesetCache`` that compiled the tenant before the write, as another worker holds it, catching
+up from the outbox. Baseline in the same run: the old way, a full ``build_ruleset`` of the tenant.
 """
 
 from __future__ import annotations
@@ -57,7 +66,10 @@ def rounds_of(contenders: dict[str, tuple[Callable[[], Any], bool]], rounds: int
 
 
 def engine_part(count: int, rounds: int) -> dict[str, Any]:
-    from flagsvc_sdk.engine import compile_ruleset, validate_flag
+    import time
+    import tracemalloc
+
+    from flagsvc_sdk.engine import compile_ruleset, evaluate_many, recompile, validate_flag, validate_user
 
     segments = mixed_segments()
     segment_keys = [segment["key"] for segment in segments]
@@ -95,7 +107,41 @@ def engine_part(count: int, rounds: int) -> dict[str, Any]:
         pauses_without.append(CLOCK() - started)
     samples["gc.collect() with the ruleset in memory"] = pauses_with
     samples["gc.collect() without it"] = pauses_without
-    return {"flags": count, "segments": len(segments), "samples_s": samples}
+
+    # Incremental: one flag, one segment (with every flag that uses it), against the full compile.
+    compiled = compile_()
+    changed_flag = {**flags[count // 2], "version": 2}
+    changed_segment = {**segments[0], "version": 2}
+    users_of_segment = sum(1 for flag in compiled.flags.values() if segments[0]["key"] in flag.segment_keys)
+    samples["recompile: one flag written"] = [
+        sample(lambda: recompile(compiled, version="2", flags=[changed_flag]), gc_on=False)
+        for _ in range(rounds)
+    ]
+    samples[f"recompile: one segment written ({users_of_segment} flags use it)"] = [
+        sample(lambda: recompile(compiled, version="2", segments=[changed_segment]), gc_on=False)
+        for _ in range(rounds)
+    ]
+    who = validate_user({"id": "user-42", "attributes": {"country": "NL", "plan": "pro", "age": 31}})
+    samples["evaluate_many: every flag for one user"] = [
+        sample(lambda: evaluate_many(compiled, who), gc_on=True) for _ in range(rounds)
+    ]
+
+    # Memory held by a compiled ruleset: traced allocations that survive a full collection.
+    gc.collect()
+    tracemalloc.start()
+    started = time.perf_counter()
+    held = compile_()
+    gc.collect()
+    current, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    del held, started
+    memory = {
+        "bytes": current,
+        "peak_bytes": peak,
+        "mb_per_1000_flags": current / count * 1000 / 2**20,
+        "peak_mb_per_1000_flags": peak / count * 1000 / 2**20,
+    }
+    return {"flags": count, "segments": len(segments), "samples_s": samples, "memory": memory}
 
 
 def server_part(count: int, rounds: int, directory: Path) -> dict[str, Any]:
@@ -167,7 +213,79 @@ def server_part(count: int, rounds: int, directory: Path) -> dict[str, Any]:
         "ORM load + flag_to_engine": (orm_load, True),
         "build_ruleset (load + compile)": (lambda: build_ruleset(tenant, 1), True),
     }
-    return {"samples_s": rounds_of(contenders, rounds)}
+    samples = rounds_of(contenders, rounds)
+    return {"samples_s": samples, "incremental": incremental_part(tenant, rounds)}
+
+
+def incremental_part(tenant: Any, rounds: int) -> dict[str, list[float]]:
+    """CPU seconds: a write through the services, what another process spends applying it, and the
+    old way (a full compile) in the same run. Each process here is a `RulesetCache` of its own."""
+    import time
+
+    from django.conf import settings
+
+    from evaluation.cache import RULESETS, RulesetCache, build_ruleset
+    from evaluation.services import evaluate_bulk
+    from flags.selectors import flag_queryset
+    from flags.services import flag_update
+    from segments.selectors import segment_queryset
+    from segments.services import segment_update
+
+    settings.RULESET_CHECK_INTERVAL = 0
+    keys = list(flag_queryset(tenant=tenant).values_list("key", flat=True))
+    segment_key = segment_queryset(tenant=tenant).values_list("key", flat=True).first()
+    other = RulesetCache()
+    other.get(tenant)
+    RULESETS.get(tenant)
+
+    def cpu(fn: Callable[[], Any]) -> float:
+        started = time.process_time()
+        fn()
+        return time.process_time() - started
+
+    out: dict[str, list[float]] = {
+        "baseline: the old way, a full build_ruleset in each other process": [],
+        "write: flag_update (ruleset check under the lock, audit, event)": [],
+        "writer's process: catch up, and keep the last known ruleset": [],
+        "another process: apply one flag write": [],
+        "write: segment_update": [],
+        "another process: apply one segment write": [],
+        "evaluate_bulk: every flag for one user (server)": [],
+    }
+    for round_ in range(rounds):
+        key = keys[(round_ * 997) % len(keys)]
+        current = flag_queryset(tenant=tenant).values_list("state", flat=True).get(key=key)
+        state = "off" if current == "on" else "on"  # a real change every round, never a no-op
+        out["write: flag_update (ruleset check under the lock, audit, event)"].append(
+            cpu(
+                lambda key=key, state=state: flag_update(
+                    tenant=tenant, key=key, data={"state": state}, partial=True
+                )
+            )
+        )
+        out["writer's process: catch up, and keep the last known ruleset"].append(
+            cpu(lambda: RULESETS.get(tenant))
+        )
+        out["another process: apply one flag write"].append(cpu(lambda: other.get(tenant)))
+        included = [f"user-{round_}"]
+        out["write: segment_update"].append(
+            cpu(
+                lambda included=included: segment_update(
+                    tenant=tenant, key=segment_key, data={"included": included}, partial=True
+                )
+            )
+        )
+        RULESETS.get(tenant)
+        out["another process: apply one segment write"].append(cpu(lambda: other.get(tenant)))
+        version = tenant.__class__.objects.get(pk=tenant.pk).ruleset_version
+        out["baseline: the old way, a full build_ruleset in each other process"].append(
+            cpu(lambda version=version: build_ruleset(tenant, version))
+        )
+        user = {"id": f"user-{round_}", "attributes": {"country": "NL", "plan": "pro"}}
+        out["evaluate_bulk: every flag for one user (server)"].append(
+            cpu(lambda user=user: evaluate_bulk(tenant=tenant, user=user))
+        )
+    return out
 
 
 def main() -> None:
@@ -212,6 +330,24 @@ def main() -> None:
         print(f"{part}:")
         print()
         print(table(["step", "ms (median)", "spread", "µs per flag", "x baseline"], rows))
+    memory = out["engine"]["memory"]
+    print()
+    print(
+        f"memory: a compiled ruleset holds {memory['mb_per_1000_flags']:.1f} MB per 1,000 flags "
+        f"(peak while compiling {memory['peak_mb_per_1000_flags']:.1f} MB per 1,000; tracemalloc)"
+    )
+    if "server" in out:
+        incremental = out["server"]["incremental"]
+        base = median(incremental["baseline: the old way, a full build_ruleset in each other process"])
+        rows = [
+            [name, f"{median(values) * 1000:,.1f}", spread(values), f"{median(values) / base:.3f}x"]
+            for name, values in incremental.items()
+        ]
+        out["incremental_cpu_ms"] = {name: median(values) * 1000 for name, values in incremental.items()}
+        print()
+        print("server, incremental (CPU ms, time.process_time):")
+        print()
+        print(table(["step", "CPU ms (median)", "spread", "x full compile"], rows))
     write_json(args.json, out)
 
 

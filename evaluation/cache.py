@@ -8,6 +8,16 @@ change within that bound (0.5 s by default) and a warm evaluation makes no query
 process drops the local entry at once (read your writes). One compile at a time per tenant. If the
 store is unreachable, the last compiled ruleset keeps serving.
 
+A process that holds an older version catches up incrementally (ADR 0014): it reads the changes after
+its version from the outbox (`audit.outbox.changes_after_version`: one event per version, naming the
+flag or segment written), loads only those definitions and asks the engine's `recompile` to apply
+them. It compiles the whole tenant instead whenever it cannot be sure: a version with no event (a gap,
+pruned events), an entity it does not know, too many changes, a definition that does not compile, or a
+ruleset that was built by leaving invalid stored definitions out.
+
+At most `RULESET_CACHE_MAX_FLAGS` compiled flags are kept per process: past it, the tenants used least
+recently are dropped, and compiled again on their next evaluation.
+
 Every compile from the database also keeps the engine's input documents in `tenancy.last_known`
 (Redis, or a local file), so that a process that starts while the database is down, or that has an
 older version in memory, serves the newest ruleset any process compiled (ADR 0007). Such an entry
@@ -20,6 +30,7 @@ import gc
 import logging
 import threading
 import time
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,15 +41,17 @@ from flagsvc_sdk.engine import (
     CompiledRuleset,
     DefinitionError,
     compile_ruleset,
+    recompile,
     validate_flag,
     validate_segment,
 )
 
+from audit.outbox import changes_after_version
 from evaluation import metrics
 from flags.mappers import flag_to_engine
-from flags.selectors import live_flags_for_evaluation
+from flags.selectors import live_flags_for_evaluation, live_flags_with_keys
 from segments.mappers import segment_to_engine
-from segments.selectors import segments_for_evaluation
+from segments.selectors import segments_for_evaluation, segments_with_keys
 from tenancy import last_known
 from tenancy.models import Tenant
 
@@ -56,6 +69,9 @@ class _Entry:
     checked_at: float
     # False for a ruleset restored from the last known documents: the database has not confirmed it.
     confirmed: bool = True
+    # False when the compile left invalid stored definitions out: a later change may make one valid
+    # again, which only a full compile sees, so this entry is never caught up incrementally.
+    whole: bool = True
 
 
 # The Redis mirror of a tenant's version expires: a bump whose publish was lost (Redis unreachable at
@@ -114,8 +130,77 @@ def ruleset_version_committed(tenant_id: int) -> None:
     RULESETS.forget(tenant_id)
 
 
+MAX_CATCH_UP_CHANGES = 500
+"""More changes than this since the version a process holds: compile the whole tenant instead."""
+
+
 def build_ruleset(tenant: Tenant, version: int) -> CompiledRuleset:
     return compile_documents(tenant, version, *ruleset_documents(tenant))
+
+
+@dataclass(frozen=True, slots=True)
+class CatchUp:
+    """The changes between a held ruleset version and `version`: the keys written or removed."""
+
+    version: int
+    flags: frozenset[str]
+    segments: frozenset[str]
+
+
+# Events that change no definition: a change request's life and the rollout breaker. They may name a
+# version another event names too (a change request's event carries the current one), which is not a
+# gap. A kill switch's one event stands for every flag it turned off (they have no events of their
+# own), so it is not among them: it is an unknown entity here, and the tenant is compiled whole.
+EVENTS_WITHOUT_DEFINITIONS = frozenset({"change_request", "automation"})
+
+
+def changes_since(tenant: Tenant, held: int, target: int) -> CatchUp | None:
+    """What changed after ruleset version `held`, up to at least `target`; `None` when that cannot be
+    known for sure (a version without its event, an unknown entity, too many changes)."""
+    rows = changes_after_version(tenant.pk, held, MAX_CATCH_UP_CHANGES + 1)
+    if not rows or len(rows) > MAX_CATCH_UP_CHANGES:
+        return None
+    flags: set[str] = set()
+    segments: set[str] = set()
+    versions: set[int] = set()
+    for version, entity, key in rows:
+        versions.add(version)
+        if entity == "flag":
+            flags.add(key)
+        elif entity == "segment":
+            segments.add(key)
+        elif entity not in EVENTS_WITHOUT_DEFINITIONS:
+            return None
+    newest = max(versions)
+    if versions != set(range(held + 1, newest + 1)) or newest < target:
+        return None  # a version with no event: a gap
+    return CatchUp(version=newest, flags=frozenset(flags), segments=frozenset(segments))
+
+
+def catch_up(tenant: Tenant, ruleset: CompiledRuleset, changes: CatchUp) -> CompiledRuleset:
+    """`ruleset` with the current definitions of the changed keys: those keys' rows only, then the
+    engine's `recompile` (which also recompiles the flags using a changed segment)."""
+    started = time.perf_counter()
+    flags = [flag_to_engine(flag) for flag in live_flags_with_keys(tenant=tenant, keys=changes.flags)]
+    segments = [segment_to_engine(s) for s in segments_with_keys(tenant=tenant, keys=changes.segments)]
+    gc_was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        caught_up = recompile(
+            ruleset,
+            version=str(changes.version),
+            flags=flags,
+            segments=segments,
+            removed_flags=changes.flags - {flag["key"] for flag in flags},
+            removed_segments=changes.segments - {segment["key"] for segment in segments},
+        )
+    finally:
+        if gc_was_enabled:
+            gc.enable()
+    metrics.COMPILE_SECONDS.observe(time.perf_counter() - started)
+    metrics.COMPILES_INCREMENTAL.inc()
+    metrics.LIVE_FLAGS.labels(tenant=tenant.slug).set(len(caught_up.flags))
+    return caught_up
 
 
 def ruleset_documents(tenant: Tenant) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
@@ -128,21 +213,31 @@ def ruleset_documents(tenant: Tenant) -> tuple[list[dict[str, Any]], list[dict[s
 def compile_documents(
     tenant: Tenant, version: int, flags: list[dict[str, Any]], segments: list[dict[str, Any]]
 ) -> CompiledRuleset:
+    return _compile_whole(tenant, version, flags, segments)[0]
+
+
+def _compile_whole(
+    tenant: Tenant, version: int, flags: list[dict[str, Any]], segments: list[dict[str, Any]]
+) -> tuple[CompiledRuleset, bool]:
+    """The full compile, and whether every definition made it in (`False`: some were left out)."""
     started = time.perf_counter()
     # Compiling creates many small objects and no cycles; collecting during it doubles its time.
     gc_was_enabled = gc.isenabled()
     gc.disable()
+    whole = True
     try:
         ruleset = compile_ruleset(tenant=tenant.slug, version=str(version), flags=flags, segments=segments)
     except DefinitionError:
         flags, segments = usable_documents(flags, segments)
         ruleset = compile_ruleset(tenant=tenant.slug, version=str(version), flags=flags, segments=segments)
+        whole = False
     finally:
         if gc_was_enabled:
             gc.enable()
     metrics.COMPILE_SECONDS.observe(time.perf_counter() - started)
+    metrics.COMPILES_FULL.inc()
     metrics.LIVE_FLAGS.labels(tenant=tenant.slug).set(len(flags))
-    return ruleset
+    return ruleset, whole
 
 
 def keep_last_known(
@@ -167,6 +262,17 @@ def keep_last_known(
             extra={"tenant": tenant.slug, "kept": held, "database": current},
         )
         last_known.save(tenant.slug, last_known.RULESET, data, version=version, replace=True)
+
+
+def keep_last_known_compiled(tenant: Tenant, version: int, ruleset: CompiledRuleset) -> None:
+    """After an incremental catch-up: keep `version` only if no process kept it (or a newer one)
+    already, so that of all the processes applying a change, about one pays for writing the documents."""
+    held = last_known.stored_version(tenant.slug, last_known.RULESET)
+    if held is not None and held >= version:
+        return
+    flags = [{**flag.doc, "version": flag.version} for flag in ruleset.flags.values()]
+    segments = [{**segment.doc, "version": segment.version} for segment in ruleset.segments.values()]
+    keep_last_known(tenant, version, flags, segments)
 
 
 def usable_documents(
@@ -200,9 +306,16 @@ def usable_documents(
     return valid, valid_segments
 
 
+def _weight(entry: _Entry) -> int:
+    """What an entry counts against `RULESET_CACHE_MAX_FLAGS`: its compiled flags (at least 1)."""
+    return max(1, len(entry.ruleset.flags))
+
+
 class RulesetCache:
     def __init__(self) -> None:
-        self._entries: dict[int, _Entry] = {}
+        # Least recently used first. Reads (`get`) need no lock; changes of the order take `_guard`.
+        self._entries: OrderedDict[int, _Entry] = OrderedDict()
+        self._flags = 0  # the sum of `_weight` over the entries
         self._refused: dict[int, int | None] = {}  # per tenant, a kept version that could not be restored
         self._locks: dict[int, threading.Lock] = {}
         self._guard = threading.Lock()
@@ -214,6 +327,9 @@ class RulesetCache:
         if entry is not None and now - entry.checked_at < settings.RULESET_CHECK_INTERVAL:
             metrics.CACHE_HITS.inc()
             return entry.ruleset
+        # Recency is recorded here, once per check interval, not on every hit: the hot path stays a
+        # dict read, and a tenant used in the last interval is at most one interval behind in the order.
+        self._touch(tenant.pk)
         try:
             shared = read_shared_version(tenant.pk)
             if entry is not None and entry.confirmed and entry.version == shared:
@@ -239,11 +355,56 @@ class RulesetCache:
             if entry is not None and entry.confirmed and entry.version >= version:
                 return entry.ruleset
             metrics.CACHE_MISSES.inc()
+            if entry is not None and entry.confirmed and entry.whole:
+                caught_up = self._catch_up(tenant, entry, version)
+                if caught_up is not None:
+                    self._store(tenant.pk, caught_up)
+                    keep_last_known_compiled(tenant, caught_up.version, caught_up.ruleset)
+                    return caught_up.ruleset
             flags, segments = ruleset_documents(tenant)
-            ruleset = compile_documents(tenant, version, flags, segments)
-            self._entries[tenant.pk] = _Entry(ruleset=ruleset, version=version, checked_at=time.monotonic())
+            ruleset, whole = _compile_whole(tenant, version, flags, segments)
+            self._store(
+                tenant.pk, _Entry(ruleset=ruleset, version=version, checked_at=time.monotonic(), whole=whole)
+            )
         keep_last_known(tenant, version, flags, segments)
         return ruleset
+
+    @staticmethod
+    def _catch_up(tenant: Tenant, entry: _Entry, version: int) -> _Entry | None:
+        """The entry brought up to `version` (or later) by applying only what changed; `None` when
+        only a full compile can be trusted."""
+        changes = changes_since(tenant, entry.version, version)
+        if changes is None:
+            return None
+        try:
+            ruleset = catch_up(tenant, entry.ruleset, changes)
+        except DefinitionError:
+            return None  # a stored definition that does not compile: the full compile leaves it out
+        return _Entry(ruleset=ruleset, version=changes.version, checked_at=time.monotonic())
+
+    def _store(self, tenant_id: int, entry: _Entry) -> None:
+        """Keep `entry` as the most recently used; drop the least recently used tenants past the cap."""
+        with self._guard:
+            old = self._entries.pop(tenant_id, None)
+            if old is not None:
+                self._flags -= _weight(old)
+            self._entries[tenant_id] = entry
+            self._flags += _weight(entry)
+            cap = settings.RULESET_CACHE_MAX_FLAGS
+            while cap and self._flags > cap and len(self._entries) > 1:
+                _, dropped = self._entries.popitem(last=False)
+                self._flags -= _weight(dropped)
+                metrics.CACHE_EVICTIONS.inc()
+
+    def _touch(self, tenant_id: int) -> None:
+        with self._guard:
+            if tenant_id in self._entries:
+                self._entries.move_to_end(tenant_id)
+
+    @property
+    def compiled_flags(self) -> int:
+        """The compiled flags this process holds, as counted against `RULESET_CACHE_MAX_FLAGS`."""
+        return self._flags
 
     def _without_database(self, tenant: Tenant) -> CompiledRuleset | None:
         """The database cannot be read: the newest of this process's ruleset and the last known one.
@@ -289,7 +450,7 @@ class RulesetCache:
         restored = _Entry(
             ruleset=ruleset, version=record.version, checked_at=time.monotonic(), confirmed=False
         )
-        self._entries[tenant.pk] = restored
+        self._store(tenant.pk, restored)
         logger.warning(
             "database unreachable: serving the last known ruleset",
             extra={"tenant": tenant.slug, "version": record.version, "saved_at": record.saved_at},
@@ -306,7 +467,9 @@ class RulesetCache:
             entry.checked_at = float("-inf")
 
     def clear(self) -> None:
-        self._entries.clear()
+        with self._guard:
+            self._entries.clear()
+            self._flags = 0
         self._refused.clear()
 
     def is_warm(self, tenant_id: int) -> bool:
@@ -320,7 +483,10 @@ class RulesetCache:
         The database being down does make it fail.
         """
         compiled = 0
+        cap = settings.RULESET_CACHE_MAX_FLAGS
         for tenant in Tenant.objects.filter(is_active=True):
+            if cap and self._flags >= cap:
+                break  # the others would only push out the ones just compiled; they compile on demand
             try:
                 self.get(tenant)
             except DatabaseError:

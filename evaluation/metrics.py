@@ -33,6 +33,17 @@ COMPILE_SECONDS = Histogram(
     "Time to load and compile one tenant's ruleset",
     buckets=(0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
+COMPILES = Counter(
+    "flagsvc_ruleset_compiles_total",
+    "Ruleset compiles by kind: full (the whole tenant) or incremental (only what changed, ADR 0014)",
+    ["kind"],
+)
+COMPILES_FULL = COMPILES.labels(kind="full")
+COMPILES_INCREMENTAL = COMPILES.labels(kind="incremental")
+CACHE_EVICTIONS = Counter(
+    "flagsvc_ruleset_cache_evictions_total",
+    "Compiled rulesets dropped as least recently used to stay within RULESET_CACHE_MAX_FLAGS",
+)
 # Under gunicorn with several workers (prometheus_client multiprocess mode, see gunicorn.conf.py) the
 # gauge reports the value of the live worker that compiled the tenant's ruleset most recently.
 LIVE_FLAGS = Gauge(

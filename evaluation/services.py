@@ -21,7 +21,7 @@ from flagsvc_sdk.engine.trace_budget import trace_entries_bound
 
 from evaluation import metrics
 from evaluation.cache import RULESETS
-from flags.selectors import flag_get, flag_keys_in, live_flag_contents
+from flags.selectors import flag_get, flag_keys_in, live_flag_graph
 from kernel.errors import FlagNotFound, Invalid, TooLarge, Unavailable
 from segments.selectors import segment_keys
 from tenancy.models import Tenant
@@ -192,7 +192,7 @@ def preview(*, tenant: Tenant, body: dict[str, Any], moves: bool = False) -> dic
         draft.setdefault("key", request.flag_key)
         if draft["key"] != request.flag_key:
             raise Invalid({"flag.key": ["Must equal flag_key."]})
-        live = {k: v for k, v in live_flag_contents(tenant=tenant).items() if k != request.flag_key}
+        live = {k: v for k, v in live_flag_graph(tenant=tenant).items() if k != request.flag_key}
         valid = validate_flag(draft, segment_keys=segment_keys(tenant=tenant), live_flags=live)
         ruleset = stored_ruleset.with_flag({**valid, "version": (stored.version + 1) if stored else 1})
     elif stored is None:

@@ -1,9 +1,9 @@
 """The ruleset check: the one place that decides whether a tenant's stored ruleset is whole.
 
 `ruleset_check` runs inside every ruleset transaction (`tenancy.ruleset.ruleset_change`), after the
-change is applied and before it commits, under the tenant's lock, on the stored state. It reads the live
-flags and the segment keys once (one query each) and asks the engine's `validate_flag`, the one definition
-of a valid flag, about:
+change is applied and before it commits, under the tenant's lock, on the stored state. It reads the segment
+keys, the prerequisite graph (stored dependency columns, not documents) and the documents of the flags
+concerned, and asks the engine's `validate_flag`, the one definition of a valid flag, about:
 
 - each live flag the change wrote (created, updated, restored, rolled back): its segments exist, its
   prerequisites are live flags with the variants it names, no cycle (409 `prerequisite_cycle`, a flag
@@ -30,7 +30,7 @@ from typing import Any
 
 from flagsvc_sdk.engine import PrerequisiteCycle, ValidationFailed, validate_flag
 
-from flags.selectors import live_flag_contents, segment_keys_in
+from flags.selectors import live_flag_contents, live_flag_graph, segment_keys_in
 from kernel.errors import Conflict
 from segments.selectors import segment_keys
 from tenancy.ruleset import RulesetChange
@@ -54,13 +54,35 @@ class BrokenFlag:
 
 
 def ruleset_check(change: RulesetChange) -> None:
-    """Refuse the change unless every live flag it wrote or affected is valid against the stored ruleset."""
+    """Refuse the change unless every live flag it wrote or affected is valid against the stored ruleset.
+
+    Reads what the check needs, not every flag document: the segment keys; from the stored dependency
+    columns (`live_flag_graph`), the flags that have prerequisites (the graph's edges, for cycles and
+    depth), those using a segment when segments were written, and the variant keys of the flags the
+    concerned ones require; and the documents of the flags concerned only (written, or referring to
+    what was written). A flag without prerequisites adds no edge, so it is left out of the graph.
+    """
     segments = segment_keys(tenant=change.tenant)
     if not change.flags and change.segments <= segments:
         return  # segments only created or edited: flags name a segment by its key alone
-    flags = live_flag_contents(tenant=change.tenant)
+    # The edges of the prerequisite graph: only flags with prerequisites have any.
+    edges = live_flag_graph(tenant=change.tenant, with_prerequisites=True)
+    concerned = set(change.flags) | {
+        key for key, node in edges.items() if change.flags.intersection(_prerequisite_keys(node))
+    }
+    if change.segments:
+        users = live_flag_graph(tenant=change.tenant, with_segments=True)
+        concerned |= {key for key, node in users.items() if change.segments.intersection(node["segments"])}
+    flags = live_flag_contents(tenant=change.tenant, keys=concerned)
+    # Every flag the concerned ones name as prerequisite: its variants are checked.
+    targets = {target for doc in flags.values() for target in _prerequisite_keys(doc)} - edges.keys()
+    graph = {**edges, **live_flag_graph(tenant=change.tenant, keys=targets), **_graph_nodes(flags)}
     broken = broken_flags(
-        flags=flags, segment_keys=segments, flags_written=change.flags, segments_written=change.segments
+        flags=flags,
+        segment_keys=segments,
+        flags_written=change.flags,
+        segments_written=change.segments,
+        graph=graph,
     )
     for flag in broken:
         if flag.written:
@@ -75,12 +97,16 @@ def broken_flags(
     segment_keys: Collection[str],
     flags_written: Collection[str],
     segments_written: Collection[str],
+    graph: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> list[BrokenFlag]:
     """The live flags (`flags`, key → document) that a change writing these keys leaves invalid.
 
-    Pure: `ruleset_check` runs it on the stored state under the lock, the importer's plan on the state
-    a document would lead to, so both judge a ruleset by the same rule.
+    `flags` holds at least every live flag written or referring to what was written; `graph` holds
+    every live flag as reference validation needs it (`variants`, `prerequisites`), and defaults to
+    `flags` when that holds them all. Pure: `ruleset_check` runs it on the stored state under the lock,
+    the importer's plan on the state a document would lead to, so both judge a ruleset by the same rule.
     """
+    live = flags if graph is None else graph
     written_flags, written_segments = set(flags_written), set(segments_written)
     broken: list[BrokenFlag] = []
     for key, doc in sorted(flags.items()):
@@ -88,7 +114,7 @@ def broken_flags(
         if not written and not _refers_to(doc, written_flags, written_segments):
             continue
         try:
-            validate_flag(doc, segment_keys=segment_keys, live_flags=_others(flags, key))
+            validate_flag(doc, segment_keys=segment_keys, live_flags=_others(live, key))
         except ValidationFailed as exc:
             if written:
                 broken.append(BrokenFlag(key, True, exc))
@@ -106,11 +132,19 @@ def broken_flags(
     return broken
 
 
+def _graph_nodes(flags: Mapping[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The concerned flags themselves as graph nodes (their documents hold what a node holds)."""
+    return {
+        key: {"key": key, "variants": doc["variants"], "prerequisites": doc["prerequisites"]}
+        for key, doc in flags.items()
+    }
+
+
 def _prerequisite_keys(doc: Mapping[str, Any]) -> list[str]:
     return [entry["flag"] for entry in doc["prerequisites"]]
 
 
-def _others(flags: Mapping[str, dict[str, Any]], key: str) -> dict[str, dict[str, Any]]:
+def _others(flags: Mapping[str, Mapping[str, Any]], key: str) -> dict[str, Mapping[str, Any]]:
     return {other: doc for other, doc in flags.items() if other != key}
 
 

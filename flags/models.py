@@ -5,8 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from django.db import models
+from django.db.models import Q
 
 from kernel.timefmt import iso
+from segments.selectors import objects_in
 from tenancy.entities import VersionedQuerySet, VersionedTenantEntity
 from tenancy.models import Tenant
 from tenancy.scoping import TenantScopedManager
@@ -32,6 +34,16 @@ FLAG_READ_ONLY_FIELDS: tuple[str, ...] = ("version", "created_at", "updated_at",
 # engine, the snapshot and the SDK never see them): set through the API and the admin like content,
 # validated by flags.attributes, stored in FlagVersion documents and audited.
 FLAG_ATTRIBUTE_FIELDS: tuple[str, ...] = ("kill_category",)
+
+
+def segment_keys_in(value: Any) -> set[str]:
+    """The segment keys that a flag's rules (or any part of them) refer to."""
+    return {node["segment"] for node in objects_in(value) if isinstance(node.get("segment"), str)}
+
+
+def variant_keys_of(variants: Any) -> list[Any]:
+    """The keys of a flag's variants, in order."""
+    return [v.get("key") for v in variants if isinstance(v, dict)] if isinstance(variants, list) else []
 
 
 class FlagType(models.TextChoices):
@@ -62,6 +74,11 @@ class Flag(VersionedTenantEntity):
     bucket_by = models.CharField(max_length=128, default="id")
     tags = models.JSONField(default=list)
     tags_index = models.TextField(default="", editable=False, help_text="newline-framed tags for filtering")
+    # What the ruleset check needs of every live flag, kept small beside the document (flags.integrity):
+    variant_keys = models.JSONField(default=list, editable=False, help_text="the keys of `variants`")
+    segment_refs = models.JSONField(
+        default=list, editable=False, help_text="the segment keys `rules` refer to"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
     archived_at = models.DateTimeField(null=True, blank=True)
@@ -77,8 +94,22 @@ class Flag(VersionedTenantEntity):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["tenant", "key"], name="flag_tenant_key_unique")]
+        # The lists (API and admin) read live flags of one tenant in key order, filtered by state or type:
+        # partial indexes over live flags only, in that order. Search indexes: migration 0005 (PostgreSQL).
         indexes = [
-            models.Index(fields=["tenant", "state"], name="flag_tenant_state_idx"),
+            models.Index(
+                fields=["tenant", "key"], condition=Q(archived_at__isnull=True), name="flag_live_key_idx"
+            ),
+            models.Index(
+                fields=["tenant", "state", "key"],
+                condition=Q(archived_at__isnull=True),
+                name="flag_live_state_idx",
+            ),
+            models.Index(
+                fields=["tenant", "type", "key"],
+                condition=Q(archived_at__isnull=True),
+                name="flag_live_type_idx",
+            ),
             models.Index(fields=["tenant", "kill_category"], name="flag_tenant_kill_category_idx"),
         ]
         ordering = ["key"]
@@ -106,6 +137,8 @@ class Flag(VersionedTenantEntity):
             if field in content:
                 setattr(self, field, content[field])
         self.tags_index = "".join(f"\n{tag}" for tag in self.tags) + "\n" if self.tags else ""
+        self.variant_keys = variant_keys_of(self.variants)
+        self.segment_refs = sorted(segment_keys_in(self.rules))
 
     def to_document(self) -> dict[str, Any]:
         return {

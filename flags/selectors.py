@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any
 
+from django.db import connection
 from django.db.models import Q, QuerySet
 
-from flags.models import Flag, FlagVersion
-from segments.selectors import attributes_in, objects_in, segment_attributes
+from flags.models import Flag, FlagVersion, segment_keys_in
+from segments.selectors import attributes_in, segment_attributes
 from tenancy.models import Tenant
 
 
@@ -38,7 +40,7 @@ def flag_list(
     if type:
         qs = qs.filter(type=type)
     if tag:
-        qs = qs.filter(tags_index__contains=f"\n{tag}\n")
+        qs = with_tag(qs, tag)
     if key_prefix:
         qs = qs.filter(key__startswith=key_prefix)
     if q:
@@ -55,13 +57,67 @@ def flag_keys_in(*, tenant: Tenant | int, keys: set[str]) -> set[str]:
     )
 
 
-def live_flag_contents(*, tenant: Tenant | int) -> dict[str, dict[str, Any]]:
-    """Key → content of every live flag: what validation needs to check prerequisites and cycles."""
-    return {flag.key: flag.content() for flag in flag_queryset(tenant=tenant)}
+def with_tag(qs: QuerySet[Flag], tag: str) -> QuerySet[Flag]:
+    """The flags of `qs` that carry `tag` (the API's `tag` and the admin's tag filter).
+
+    PostgreSQL: the tags array contains it (`@>`, on the GIN index of migration 0005); elsewhere the
+    newline-framed `tags_index` contains it (SQLite has no JSON containment). The same answer.
+    """
+    if connection.vendor == "postgresql":
+        return qs.filter(tags__contains=[tag])
+    return qs.filter(tags_index__contains=f"\n{tag}\n")
+
+
+def live_flag_contents(
+    *, tenant: Tenant | int, keys: Collection[str] | None = None
+) -> dict[str, dict[str, Any]]:
+    """Key → content of every live flag (or of those among `keys`)."""
+    qs = flag_queryset(tenant=tenant)
+    if keys is not None:
+        qs = qs.filter(key__in=list(keys))
+    return {flag.key: flag.content() for flag in qs}
+
+
+def live_flag_graph(
+    *,
+    tenant: Tenant | int,
+    keys: Collection[str] | None = None,
+    with_prerequisites: bool = False,
+    with_segments: bool = False,
+) -> dict[str, dict[str, Any]]:
+    """Key → what validating a flag's references needs of live flags, from the stored dependency
+    columns instead of the documents: `variants` (keys only), `prerequisites`, and `segments` (the keys
+    its rules refer to). `validate_flag(..., live_flags=)` reads only the first two.
+
+    All live flags by default; or only those among `keys`, or only those with prerequisites (the edges
+    of the prerequisite graph), or only those whose rules use a segment.
+    """
+    qs = flag_queryset(tenant=tenant)
+    if keys is not None:
+        qs = qs.filter(key__in=list(keys))
+    if with_prerequisites:
+        qs = qs.exclude(prerequisites=[])
+    if with_segments:
+        qs = qs.exclude(segment_refs=[])
+    rows = qs.values_list("key", "variant_keys", "prerequisites", "segment_refs")
+    return {
+        key: {
+            "key": key,
+            "variants": [{"key": variant} for variant in variant_keys],
+            "prerequisites": prerequisites,
+            "segments": segment_refs,
+        }
+        for key, variant_keys, prerequisites, segment_refs in rows
+    }
 
 
 def live_flags_for_evaluation(*, tenant: Tenant | int) -> list[Flag]:
     return list(flag_queryset(tenant=tenant))
+
+
+def live_flags_with_keys(*, tenant: Tenant | int, keys: Collection[str]) -> list[Flag]:
+    """The live flags among `keys` (one query on the tenant's key index); archived or gone ones are absent."""
+    return list(flag_queryset(tenant=tenant).filter(key__in=list(keys))) if keys else []
 
 
 def flags_using_segment(*, tenant: Tenant | int, segment_key: str) -> list[str]:
@@ -84,11 +140,6 @@ def flag_versions(*, tenant: Tenant | int, flag: Flag) -> QuerySet[FlagVersion]:
 
 def flag_version_get(*, tenant: Tenant | int, flag: Flag, version: int) -> FlagVersion | None:
     return flag_versions(tenant=tenant, flag=flag).filter(version=version).first()
-
-
-def segment_keys_in(value: Any) -> set[str]:
-    """The segment keys that a flag's rules (or any part of them) refer to."""
-    return {node["segment"] for node in objects_in(value) if isinstance(node.get("segment"), str)}
 
 
 def attributes_in_use(*, tenant: Tenant | int) -> list[str]:

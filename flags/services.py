@@ -46,7 +46,7 @@ def flag_validate(*, tenant: Tenant, data: dict[str, Any]) -> dict[str, Any]:
     split_attributes(data)  # kill_category: checked here, outside the engine (flags.attributes)
     content = _content_of(data)
     own_key = content.get("key")
-    live_flags = {k: v for k, v in selectors.live_flag_contents(tenant=tenant).items() if k != own_key}
+    live_flags = {k: v for k, v in selectors.live_flag_graph(tenant=tenant).items() if k != own_key}
     return validate_flag(content, segment_keys=segment_keys(tenant=tenant), live_flags=live_flags)
 
 

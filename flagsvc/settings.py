@@ -211,6 +211,10 @@ RULESET_CHECK_INTERVAL = env.env_float("RULESET_CHECK_INTERVAL", 0.5)
 # How long an API client's "still active" answer is trusted before it is read again (seconds).
 API_CLIENT_CHECK_INTERVAL = env.env_float("API_CLIENT_CHECK_INTERVAL", 10.0)
 RULESET_WARM_ON_START = env.env_bool("RULESET_WARM_ON_START", default=True)
+# At most this many compiled flags (summed over tenants, a tenant counting at least 1) are kept per
+# process; past it the least recently used tenants are dropped and compiled again on demand. 0: no cap.
+# Memory per 1,000 compiled flags: docs/operations.md ("Memory of compiled rulesets").
+RULESET_CACHE_MAX_FLAGS = env.env_int("RULESET_CACHE_MAX_FLAGS", 50_000)
 # Without Redis, where each tenant's last known rulesets and access state are kept for a process that
 # starts during a database outage (ADR 0007). Private to the service user.
 LAST_KNOWN_DIR = env.env_str("LAST_KNOWN_DIR", "") or str(

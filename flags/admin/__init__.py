@@ -105,7 +105,7 @@ class FlagAdmin(ServiceWriteAdmin[Flag], TenantScopedAdmin[Flag]):
     search_help_text = "Search by key, name or description."
     list_select_related = ("tenant",)
     autocomplete_fields = ("tenant",)
-    ordering = ("tenant__slug", "key")
+    ordering = ("tenant_id", "key")  # the (tenant, key) index; a sort by slug spills at 10,000 flags
     actions = ("turn_on", "turn_off", "archive", "restore")
     edit_role = Role.EDITOR
     action_form = FlagActionForm

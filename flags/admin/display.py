@@ -9,6 +9,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from flags.models import Flag
+from flags.selectors import with_tag
 
 
 def percent_text(share: float, *, space: bool = True) -> str:
@@ -108,4 +109,4 @@ class TagFilter(admin.SimpleListFilter):
 
     def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
         tag = self.value()
-        return queryset.filter(tags_index__contains=f"\n{tag}\n") if tag else queryset
+        return with_tag(queryset, tag) if tag else queryset

@@ -459,10 +459,9 @@ def test_audit__extreme_but_real_dates__answer_200(api, seeded):
         ("offset", "9" * 8000),
     ],
 )
-def test_pagination__negative_or_non_numeric__422_naming_the_parameter(api, seeded, path, param, value):
-    if value == "":
-        assert api.get(path, {param: value}).status_code == 200
-        return
+def test_pagination__negative_non_numeric_or_empty__422_naming_the_parameter(api, seeded, path, param, value):
+    # Empty too: the schema promises an integer, and the schema fuzzer counts `?offset=` served as
+    # page one as a schema-violating request accepted.
     assert_error(api.get(path, {param: value}), 422, "validation_error", param)
 
 

@@ -5,7 +5,10 @@ from __future__ import annotations
 import pytest
 
 
-@pytest.mark.parametrize("route", ["/v1/flags", "/v1/segments", "/v1/audit"])
+@pytest.mark.parametrize(
+    "route",
+    ["/v1/flags", "/v1/segments", "/v1/audit", "/v1/change-requests", "/v1/webhooks", "/v1/killswitch"],
+)
 @pytest.mark.parametrize(
     ("query", "field"),
     [
@@ -16,6 +19,8 @@ import pytest
         ("offset=1e3", "offset"),
         ("offset=" + "9" * 400, "offset"),
         ("offset=%EF%BC%91", "offset"),
+        ("offset=", "offset"),
+        ("limit=", "limit"),
     ],
 )
 def test_list__a_bad_limit_or_offset__is_422_naming_it(api, route, query, field):

@@ -7,11 +7,12 @@ No Django, no I/O, no global state. The server and the SDK import these names an
         tenant="acme", version="42", flags=[{**flag, "version": 1}], segments=[]
     )
     result = evaluate(ruleset, "checkout-redesign", validate_user({"id": "u-42"}))
+    ruleset = recompile(ruleset, version="43", flags=[changed], removed_segments=["beta"])
 """
 
 from flagsvc_sdk.engine import evaluation as _evaluation
 from flagsvc_sdk.engine.bucketing import bucket
-from flagsvc_sdk.engine.compiled import CompiledFlag, CompiledRuleset, compile_ruleset
+from flagsvc_sdk.engine.compiled import CompiledFlag, CompiledRuleset, compile_ruleset, recompile
 from flagsvc_sdk.engine.errors import (
     DefinitionError,
     InvalidDefinition,
@@ -48,6 +49,7 @@ __all__ = [
     "compile_ruleset",
     "evaluate",
     "evaluate_many",
+    "recompile",
     "validate_flag",
     "validate_json",
     "validate_segment",

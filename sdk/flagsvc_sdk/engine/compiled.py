@@ -102,6 +102,7 @@ class CompiledFlag:
         "prefix",
         "prerequisites",
         "rules",
+        "segment_keys",
         "version",
     )
 
@@ -138,6 +139,10 @@ class CompiledFlag:
         allow_variant = targets["allow_variant"] or off  # only None while "allow" is empty
         self.allow_outcome = self._outcome(allow_variant, TARGET_MATCH, extra={"target": "allow"})
         self.rules = tuple(self._rule(rule, segments) for rule in doc["rules"])
+        # The segments its rules refer to: a change to one of them recompiles it (``recompile``).
+        self.segment_keys = frozenset(
+            key for rule in doc["rules"] for key in _segment_references(rule["when"])
+        )
         default = doc["default"]
         if default is None:
             default = {
@@ -258,9 +263,26 @@ def _checked(
         raise InvalidDefinition(kind, str(raw.get("key")), fields) from error
 
 
+def _segment_references(condition: Mapping[str, Any]) -> list[str]:
+    """The segment keys a condition that ``check_condition`` normalised refers to."""
+    if "segment" in condition:
+        return [condition["segment"]]
+    if "not" in condition:
+        return _segment_references(condition["not"])
+    for kind in ("all", "any"):
+        if kind in condition:
+            return [key for child in condition[kind] for key in _segment_references(child)]
+    return []
+
+
 def _compile_flag(
     raw: Mapping[str, Any], tenant: str, segments: Mapping[str, CompiledSegment]
 ) -> CompiledFlag:
+    """One flag's compile step: validate it (its segments must be in ``segments``) and compile it.
+
+    A compiled flag depends on its own document, the tenant and the segments it refers to, and on
+    nothing else: prerequisites are looked up by key at evaluation.
+    """
     body, version = _split_stored(raw, "flag")
     if version is None:
         raise InvalidDefinition(
@@ -268,6 +290,23 @@ def _compile_flag(
         )
     doc = _checked("flag", body, lambda flag: validate_flag(flag, segment_keys=segments.keys()))
     return CompiledFlag(doc, version, tenant, segments)
+
+
+def _compile_segment(raw: Mapping[str, Any]) -> CompiledSegment:
+    """One segment's compile step: a segment depends on its own document only."""
+    body, segment_version = _split_stored(raw, "segment")
+    doc = _checked("segment", body, validate_segment)
+    return CompiledSegment(doc, segment_version)
+
+
+def _is_archived(raw: Mapping[str, Any]) -> bool:
+    return isinstance(raw, Mapping) and raw.get("archived_at") is not None
+
+
+def _in_key_order(items: dict[str, Any]) -> dict[str, Any]:
+    """Flags and segments are kept in key order (code points), whatever order they were given in,
+    so that a ruleset built in steps lists them exactly as one compiled at once."""
+    return {key: items[key] for key in sorted(items)}
 
 
 def compile_ruleset(
@@ -282,25 +321,101 @@ def compile_ruleset(
     Raises ``InvalidDefinition`` (a ``ValidationFailed``) naming the first definition that is
     invalid, including one that refers to a segment not given here or repeats a key. Flags whose
     ``archived_at`` is set are left out: archived flags are not evaluated (``rules.md`` step 1). A
-    prerequisite missing from ``flags`` is not an error here: it fails at evaluation.
+    prerequisite missing from ``flags`` is not an error here: it fails at evaluation. Flags and
+    segments are held in key order.
     """
     if not isinstance(tenant, str) or not tenant or not is_utf8(tenant):
         raise ValueError("tenant must be a non-empty string of valid Unicode text")
     compiled_segments: dict[str, CompiledSegment] = {}
     for raw in segments:
-        body, segment_version = _split_stored(raw, "segment")
-        doc = _checked("segment", body, validate_segment)
-        if doc["key"] in compiled_segments:
+        segment = _compile_segment(raw)
+        if segment.key in compiled_segments:
             raise InvalidDefinition(
-                "segment", doc["key"], {"key": ["the ruleset holds this key twice"]}
+                "segment", segment.key, {"key": ["the ruleset holds this key twice"]}
             )
-        compiled_segments[doc["key"]] = CompiledSegment(doc, segment_version)
+        compiled_segments[segment.key] = segment
     compiled_flags: dict[str, CompiledFlag] = {}
     for raw in flags:
-        if isinstance(raw, Mapping) and raw.get("archived_at") is not None:
+        if _is_archived(raw):
             continue
         flag = _compile_flag(raw, tenant, compiled_segments)
         if flag.key in compiled_flags:
             raise InvalidDefinition("flag", flag.key, {"key": ["the ruleset holds this key twice"]})
         compiled_flags[flag.key] = flag
-    return CompiledRuleset(tenant, version, compiled_flags, compiled_segments)
+    return CompiledRuleset(
+        tenant, version, _in_key_order(compiled_flags), _in_key_order(compiled_segments)
+    )
+
+
+def recompile(
+    compiled: CompiledRuleset,
+    *,
+    version: str,
+    flags: Iterable[Mapping[str, Any]] = (),
+    segments: Iterable[Mapping[str, Any]] = (),
+    removed_flags: Iterable[str] = (),
+    removed_segments: Iterable[str] = (),
+) -> CompiledRuleset:
+    """``compiled`` with some flags and segments written or removed, at ruleset ``version``.
+
+    The answer is the ruleset ``compile_ruleset`` would build from ``compiled``'s definitions with
+    these changes applied: the same per-definition compile steps run on what changed and on what
+    depends on it, and nothing else is touched. What depends on what:
+
+    - a flag (written, archived or removed) is compiled from its own document; flags that name it as
+      a prerequisite find it by key at evaluation and are not recompiled;
+    - a segment (written or removed) is compiled from its own document, and every flag whose rules
+      refer to it is compiled again from the document it was compiled from (``CompiledFlag.doc``).
+
+    ``flags`` are documents plus ``version``, as for ``compile_ruleset``; one whose ``archived_at``
+    is set is removed. A key both given and removed is removed. Raises ``InvalidDefinition`` as
+    ``compile_ruleset`` would, for instance for a flag that still refers to a removed segment or a
+    key given twice; ``compiled`` is never changed.
+    """
+    gone_segments = set(removed_segments)
+    new_segments: dict[str, CompiledSegment] = {}
+    for raw in segments:
+        segment = _compile_segment(raw)
+        if segment.key in new_segments:
+            raise InvalidDefinition(
+                "segment", segment.key, {"key": ["the ruleset holds this key twice"]}
+            )
+        new_segments[segment.key] = segment
+    all_segments = dict(compiled.segments)
+    all_segments.update(new_segments)
+    for key in gone_segments:
+        all_segments.pop(key, None)
+    changed_segments = gone_segments | new_segments.keys()
+
+    gone_flags = set(removed_flags)
+    written: dict[str, Mapping[str, Any]] = {}
+    for raw in flags:
+        if _is_archived(raw):
+            gone_flags.add(str(raw.get("key")))
+            continue
+        given = raw.get("key") if isinstance(raw, Mapping) else None
+        if isinstance(given, str) and given in written:
+            raise InvalidDefinition("flag", given, {"key": ["the ruleset holds this key twice"]})
+        written[str(given)] = raw
+    all_flags = dict(compiled.flags)
+    for key in gone_flags:
+        all_flags.pop(key, None)
+        written.pop(key, None)
+    if changed_segments:
+        for flag in compiled.flags.values():
+            if (
+                flag.key in all_flags
+                and flag.key not in written
+                and flag.segment_keys & changed_segments
+            ):
+                written[flag.key] = {**flag.doc, "version": flag.version}
+    added = False
+    for raw in written.values():
+        flag = _compile_flag(raw, compiled.tenant, all_segments)
+        added = added or flag.key not in all_flags
+        all_flags[flag.key] = flag
+    if added:
+        all_flags = _in_key_order(all_flags)
+    if new_segments.keys() - compiled.segments.keys():
+        all_segments = _in_key_order(all_segments)
+    return CompiledRuleset(compiled.tenant, version, all_flags, all_segments)

@@ -59,9 +59,10 @@ class CompiledSegment:
     Without ``when`` only ``included`` ids match (``rules.md`` "Conditions", last paragraph).
     """
 
-    __slots__ = ("excluded", "included", "key", "matches", "version", "when")
+    __slots__ = ("doc", "excluded", "included", "key", "matches", "version", "when")
 
     def __init__(self, doc: Mapping[str, Any], version: int | None) -> None:
+        self.doc = doc  # the validated document it was compiled from
         self.key: str = doc["key"]
         self.version = version
         self.included = frozenset(doc["included"])
