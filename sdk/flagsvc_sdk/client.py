@@ -35,7 +35,6 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from flagsvc_sdk import signing, snapshots
 from flagsvc_sdk.engine import (
-    CompiledRuleset,
     EvaluationResult,
     ValidationFailed,
     error_result,
@@ -43,6 +42,7 @@ from flagsvc_sdk.engine import (
     evaluate_many,
     validate_user,
 )
+from flagsvc_sdk.local import LocalFlags
 from flagsvc_sdk.snapshots import Snapshot, SnapshotRefused
 from flagsvc_sdk.sse import Event, EventParser
 
@@ -72,6 +72,13 @@ STREAM_UNAVAILABLE: Final = frozenset({404, 405, 406, 501})
 CATCH_UP_DELAYS: Final = (0.05, 0.1, 0.2, 0.4, 0.8)
 """After an event, how long to wait before asking again while the snapshot served is older than the
 event's ruleset version (another server process may not have seen the write yet)."""
+
+_KINDS: Final[dict[str, Callable[[Any], bool]]] = {
+    "boolean": lambda value: type(value) is bool,
+    "string": lambda value: type(value) is str,
+    "number": lambda value: type(value) is int or type(value) is float,
+    "json": lambda value: type(value) is dict or type(value) is list,
+}
 
 
 class ServiceError(Exception):
@@ -157,8 +164,13 @@ class FlagClient:
         self._keys: dict[str, Ed25519PublicKey] = (
             signing.pinned_keys(trusted_keys) if trusted_keys is not None else {}
         )
-        # The hot path reads this one reference; the background thread replaces it whole.
-        self._ruleset: CompiledRuleset | None = None
+        # Evaluation reads one reference, ``_local.ruleset``; the background thread replaces it.
+        self._local = LocalFlags()
+        self._local.miss = self._default
+        self.bool_value = self._local.bool_value  # type: ignore[method-assign]
+        self.string_value = self._local.string_value  # type: ignore[method-assign]
+        self.number_value = self._local.number_value  # type: ignore[method-assign]
+        self.json_value = self._local.json_value  # type: ignore[method-assign]
         self._snapshot: Snapshot | None = None
         self._token: str | None = None
         self._token_renew_at = 0.0
@@ -188,7 +200,7 @@ class FlagClient:
         and ``error_code`` one of ``FLAG_NOT_FOUND``, ``INVALID_CONTEXT``, ``PROVIDER_NOT_READY``,
         ``GENERAL``.
         """
-        ruleset = self._ruleset
+        ruleset = self._local.ruleset
         if ruleset is None:
             return self._failed(flag_key, PROVIDER_NOT_READY, default)
         try:
@@ -205,58 +217,29 @@ class FlagClient:
             return self._failed(flag_key, result.error_code or FLAG_NOT_FOUND, default)
         return result
 
+    # The typed calls. The constructor binds each to its compiled twin in ``local.LocalFlags`` (one
+    # call into native code); these definitions document them and serve if that binding is gone.
+
     def bool_value(self, flag_key: str, user: Any, default: bool) -> bool:
         """The flag's value for this user, or ``default`` when it cannot serve a boolean."""
-        ruleset = self._ruleset
-        if ruleset is not None:
-            try:
-                value = evaluate(ruleset, flag_key, validate_user(user)).value
-                if type(value) is bool:
-                    return value
-            except Exception:  # noqa: S110 - _default says why
-                pass
-        return self._default(flag_key, user, default, "boolean")  # type: ignore[no-any-return]
+        return self._local.bool_value(flag_key, user, default)  # type: ignore[no-any-return]
 
     def string_value(self, flag_key: str, user: Any, default: str) -> str:
-        ruleset = self._ruleset
-        if ruleset is not None:
-            try:
-                value = evaluate(ruleset, flag_key, validate_user(user)).value
-                if type(value) is str:
-                    return value
-            except Exception:  # noqa: S110
-                pass
-        return self._default(flag_key, user, default, "string")  # type: ignore[no-any-return]
+        """The flag's value for this user, or ``default`` when it cannot serve a string."""
+        return self._local.string_value(flag_key, user, default)  # type: ignore[no-any-return]
 
     def number_value(self, flag_key: str, user: Any, default: float) -> float:
-        """An ``int`` or ``float`` as the flag stores it (JSON numbers are both)."""
-        ruleset = self._ruleset
-        if ruleset is not None:
-            try:
-                value = evaluate(ruleset, flag_key, validate_user(user)).value
-                kind = type(value)
-                if kind is int or kind is float:
-                    return value  # type: ignore[no-any-return]
-            except Exception:  # noqa: S110
-                pass
-        return self._default(flag_key, user, default, "number")  # type: ignore[no-any-return]
+        """An ``int`` or ``float`` as the flag stores it, or ``default``."""
+        return self._local.number_value(flag_key, user, default)  # type: ignore[no-any-return]
 
     def json_value(self, flag_key: str, user: Any, default: Any) -> Any:
-        """An object or array (a fresh copy: changing it changes nothing else)."""
-        ruleset = self._ruleset
-        if ruleset is not None:
-            try:
-                value = evaluate(ruleset, flag_key, validate_user(user)).value
-                if type(value) is dict or type(value) is list:
-                    return value
-            except Exception:  # noqa: S110
-                pass
-        return self._default(flag_key, user, default, "json")
+        """An object or array (a fresh copy: changing it changes nothing else), or ``default``."""
+        return self._local.json_value(flag_key, user, default)
 
     def all_flags(self, user: Any) -> dict[str, EvaluationResult]:
         """Every live flag's answer for this user (``POST /v1/evaluate/bulk`` without keys); an
         empty dict when not ready or the user is invalid."""
-        ruleset = self._ruleset
+        ruleset = self._local.ruleset
         if ruleset is None:
             self._errors[PROVIDER_NOT_READY] += 1
             return {}
@@ -269,19 +252,26 @@ class FlagClient:
             self._log.exception("flagsvc: all_flags failed")
         return {}
 
-    def _default(self, flag_key: str, user: Any, default: Any, kind: str) -> Any:
-        """Why a typed call answers the default: count it (and log a bug once per flag)."""
+    def _default(self, flag_key: Any, user: Any, default: Any, kind: str) -> Any:
+        """The slow path of a typed call (``LocalFlags.miss``): evaluate again with the full user
+        check, which either answers (a user in an unusual but valid form) or says why not."""
         try:
-            result = self.evaluate(flag_key, user, default)
-            if result.error_code is None or result.variant is not None:
-                self._errors[TYPE_MISMATCH] += 1
-                self._once(
-                    flag_key,
-                    TYPE_MISMATCH,
-                    f"flagsvc: flag {flag_key!r} serves no {kind} value; answering the default",
-                )
+            result = self.evaluate(flag_key, user, default)  # counts its own errors
+            if result.variant is None:
+                return default
+            value = result.value
+            if _KINDS[kind](value):
+                return value
+            self._errors[TYPE_MISMATCH] += 1
+            self._once(
+                str(flag_key),
+                TYPE_MISMATCH,
+                f"flagsvc: flag {str(flag_key)[:128]!r} serves no {kind} value; "
+                "answering the default",
+            )
         except Exception:
             self._errors[GENERAL] += 1
+            self._log.exception("flagsvc: evaluating %r failed; answering the default", flag_key)
         return default
 
     def _failed(
@@ -304,11 +294,11 @@ class FlagClient:
     @property
     def ready(self) -> bool:
         """Whether a snapshot is loaded (from the service, the bootstrap file or the cache)."""
-        return self._ruleset is not None
+        return self._local.ruleset is not None
 
     @property
     def ruleset_version(self) -> str | None:
-        ruleset = self._ruleset
+        ruleset = self._local.ruleset
         return None if ruleset is None else ruleset.version
 
     def wait_until_ready(self, timeout: float | None = None) -> bool:
@@ -373,7 +363,7 @@ class FlagClient:
         parent's may be held by a thread that does not exist there."""
         self._stop = threading.Event()
         self._ready = threading.Event()
-        if self._ruleset is not None:
+        if self._local.ruleset is not None:
             self._ready.set()
         self._changed = threading.Condition()
         self._thread = None
@@ -654,7 +644,7 @@ class FlagClient:
     def _swap(self, snapshot: Snapshot, source: str) -> None:
         with self._changed:
             self._snapshot = snapshot
-            self._ruleset = snapshot.ruleset  # the one reference evaluation reads
+            self._local.ruleset = snapshot.ruleset  # the one reference evaluation reads
             self.source = source
             self._counts["snapshots_loaded"] += 1
             self._changed.notify_all()

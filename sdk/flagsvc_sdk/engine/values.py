@@ -92,18 +92,20 @@ def plain_user(user: Any) -> dict[str, Any] | None:
     empty attributes. Every SDK call checks its user here, so this is a few type tests and one walk
     over the attribute names, not the full validation with its problem list (ADR 0014).
     """
-    if type(user) is not dict:
+    # ``isinstance`` first: compiled, it makes the ``get`` calls below the dict's own (no method
+    # lookup); ``type(...) is dict`` then keeps subclasses, whose methods may do anything, out.
+    if not isinstance(user, dict) or type(user) is not dict:
         return None
     user_id = user.get("id")
-    if type(user_id) is not str or not 0 < len(user_id) <= MAX_USER_ID_CHARS:
+    if not isinstance(user_id, str) or not 0 < len(user_id) <= MAX_USER_ID_CHARS:
         return None
     if not user_id.isascii() and not is_utf8(user_id):
         return None
     size = len(user)
     attributes = user.get("attributes")
-    if type(attributes) is dict and size == 2:
+    if isinstance(attributes, dict) and type(attributes) is dict and size == 2:
         for name in attributes:
-            if type(name) is not str:
+            if not isinstance(name, str):
                 return None
         return user
     if size == 1 or (size == 2 and "attributes" in user and attributes is None):
