@@ -6,4 +6,4 @@ class EvaluationConfig(AppConfig):
     verbose_name = "Evaluation"
 
     def ready(self) -> None:
-        from evaluation import receivers  # noqa: F401
+        from evaluation import checks, receivers  # noqa: F401

@@ -135,7 +135,8 @@ def compile_documents(
     try:
         ruleset = compile_ruleset(tenant=tenant.slug, version=str(version), flags=flags, segments=segments)
     except DefinitionError:
-        ruleset = _compile_skipping_invalid(tenant, version, flags, segments)
+        flags, segments = usable_documents(flags, segments)
+        ruleset = compile_ruleset(tenant=tenant.slug, version=str(version), flags=flags, segments=segments)
     finally:
         if gc_was_enabled:
             gc.enable()
@@ -168,12 +169,13 @@ def keep_last_known(
         last_known.save(tenant.slug, last_known.RULESET, data, version=version, replace=True)
 
 
-def _compile_skipping_invalid(
-    tenant: Tenant, version: int, flags: list[dict[str, Any]], segments: list[dict[str, Any]]
-) -> CompiledRuleset:
-    """A stored flag or segment that no longer validates must not take the tenant down: skip it, loudly.
-
-    A skipped segment takes the flags that refer to it along (they fail validation below).
+def usable_documents(
+    flags: list[dict[str, Any]], segments: list[dict[str, Any]]
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The documents that compile: a stored flag or segment that no longer validates must not take the
+    tenant down, so it is left out, loudly. A skipped segment takes the flags that refer to it along
+    (they fail validation below). The compiled ruleset and the snapshot (`evaluation.snapshot`) both
+    hold exactly these, so the SDK evaluates what the server does.
     """
     valid_segments = []
     for segment in segments:
@@ -185,8 +187,7 @@ def _compile_skipping_invalid(
                 "stored segment does not compile; it is left out",
                 extra={"segment": segment.get("key"), "error": str(exc)},
             )
-    segments = valid_segments
-    segment_keys = {segment["key"] for segment in segments}
+    segment_keys = {segment["key"] for segment in valid_segments}
     valid = []
     for flag in flags:
         try:
@@ -196,7 +197,7 @@ def _compile_skipping_invalid(
             logger.error(
                 "stored flag does not compile; it is left out", extra={"flag": flag["key"], "error": str(exc)}
             )
-    return compile_ruleset(tenant=tenant.slug, version=str(version), flags=valid, segments=segments)
+    return valid, valid_segments
 
 
 class RulesetCache:

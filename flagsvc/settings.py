@@ -231,6 +231,18 @@ IDEMPOTENCY_TTL_SECONDS = 24 * 3600
 # An `Idempotency-Key` claimed by a request that never finished (its worker died) is free again after this.
 IDEMPOTENCY_IN_FLIGHT_SECONDS = 120
 
+# Signed snapshots (api.md, Snapshot; ADR 0014; evaluation.snapshot_keys reads these). The private key
+# as base64url of its raw 32 bytes or a PEM (or a file holding either), its key id (default: derived
+# from the public key), and more public keys to publish for a rotation: `<kid>:<base64url>`, comma-separated.
+SNAPSHOT_SIGNING_KEY = env.env_str("SNAPSHOT_SIGNING_KEY", "")
+SNAPSHOT_SIGNING_KEY_FILE = env.env_str("SNAPSHOT_SIGNING_KEY_FILE", "")
+SNAPSHOT_SIGNING_KEY_ID = env.env_str("SNAPSHOT_SIGNING_KEY_ID", "")
+SNAPSHOT_PUBLISHED_KEYS = env.env_list("SNAPSHOT_PUBLISHED_KEYS", [])
+# A snapshot body larger than this is served and logged as a warning, once per version and process.
+SNAPSHOT_WARN_BYTES = env.env_int("SNAPSHOT_WARN_BYTES", 5_000_000)
+# The signed bodies (and their gzip forms) each process keeps, newest per tenant, least recently used out.
+SNAPSHOT_CACHE_BYTES = env.env_int("SNAPSHOT_CACHE_BYTES", 128 * 1024 * 1024)
+
 # Proxies we run (addresses or CIDRs): only a request from one of them may name its client in
 # `X-Forwarded-For` (kernel.client_address). Default none: the peer address is the client.
 TRUSTED_PROXIES = env.env_networks("TRUSTED_PROXIES")

@@ -9,6 +9,7 @@ from drf_spectacular.views import SpectacularJSONAPIView, SpectacularRedocView, 
 from audit.api.events import EventsView
 from audit.api.views import AuditListView
 from evaluation.admin_views import flag_preview_new_view, flag_preview_view
+from evaluation.api.snapshot import SnapshotKeysView, SnapshotView
 from evaluation.api.views import EvaluatePreviewView, evaluate_bulk_view, evaluate_view
 from flags.api.views import (
     FlagCollectionView,
@@ -57,6 +58,8 @@ v1 = [
     re_path(r"^segments/?$", SegmentCollectionView.as_view(), name="segments"),
     re_path(rf"^segments/{KEY}/?$", SegmentDetailView.as_view(), name="segment-detail"),
     re_path(r"^evaluate/preview/?$", EvaluatePreviewView.as_view(), name="evaluate-preview"),
+    re_path(r"^snapshot/?$", SnapshotView.as_view(), name="snapshot"),
+    re_path(r"^snapshot/keys/?$", SnapshotKeysView.as_view(), name="snapshot-keys"),
     re_path(r"^audit/?$", AuditListView.as_view(), name="audit"),
     re_path(r"^events/?$", EventsView.as_view(), name="events"),
     re_path(r"^webhooks/?$", WebhookCollectionView.as_view(), name="webhooks"),

@@ -9,6 +9,7 @@ from typing import Any
 from django.conf import settings
 from django.core.validators import RegexValidator
 from django.db import models, transaction
+from django.utils import timezone
 
 from tenancy.scoping import TenantScopedManager
 
@@ -42,6 +43,11 @@ class Tenant(models.Model):
     )
     ruleset_version = models.BigIntegerField(
         default=0, editable=False, help_text="Bumped after every committed change that affects evaluation."
+    )
+    ruleset_changed_at = models.DateTimeField(
+        default=timezone.now,
+        editable=False,
+        help_text="When the ruleset version was last bumped: the snapshot's `generated_at`.",
     )
     created_at = models.DateTimeField(auto_now_add=True)
 

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 
 from django.db import transaction
 from django.db.models import F
+from django.utils import timezone
 
 from tenancy.models import Tenant
 
@@ -64,9 +65,13 @@ def next_ruleset_version(tenant_id: int) -> int:
 
     The caller holds the tenant's row lock (`lock_tenant`; the audit chain takes it too), so versions
     follow the commit order and the version a change event names is the one that includes the change.
-    Readers in other processes see it with the change or not at all: it commits with it.
+    Readers in other processes see it with the change or not at all: it commits with it. The moment
+    is kept with it, so that everything made from one version (a snapshot's `generated_at`) is the
+    same in every process.
     """
-    Tenant.objects.filter(pk=tenant_id).update(ruleset_version=F("ruleset_version") + 1)
+    Tenant.objects.filter(pk=tenant_id).update(
+        ruleset_version=F("ruleset_version") + 1, ruleset_changed_at=timezone.now()
+    )
     version = Tenant.objects.filter(pk=tenant_id).values_list("ruleset_version", flat=True).get()
     return int(version)
 

@@ -9,6 +9,7 @@ from django.core.cache import cache
 from rest_framework.test import APIClient
 
 from evaluation.cache import RULESETS
+from evaluation.snapshot import SNAPSHOTS
 from tenancy import selectors as tenancy_selectors
 from tenancy.authentication import forget_verified_tokens
 from tenancy.models import SCOPES, Tenant
@@ -33,12 +34,25 @@ def _fresh_process_caches() -> Iterator[None]:
     """Database rows roll back between tests; the in-process caches must forget them too."""
     RULESETS.clear()
     RULESETS.warmed = False
+    SNAPSHOTS.clear()
     tenancy_selectors.clear_caches()
     forget_verified_tokens()
     cache.clear()
     yield
     RULESETS.clear()
+    SNAPSHOTS.clear()
     tenancy_selectors.clear_caches()
+
+
+TEST_SNAPSHOT_SIGNING_KEY = "dGVzdC1vbmx5LXNuYXBzaG90LXNpZ25pbmcta2V5ISE"
+"""base64url of 32 bytes (`test-only-snapshot-signing-key!!`): the tests run with DEBUG off, so they
+sign with a key of their own, as production does (evaluation.snapshot_keys)."""
+
+
+@pytest.fixture(autouse=True)
+def _snapshot_signing_key(settings: Any) -> None:
+    if not settings.SNAPSHOT_SIGNING_KEY and not settings.SNAPSHOT_SIGNING_KEY_FILE:
+        settings.SNAPSHOT_SIGNING_KEY = TEST_SNAPSHOT_SIGNING_KEY
 
 
 @pytest.fixture(autouse=True)

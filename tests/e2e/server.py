@@ -19,6 +19,10 @@ ROOT = Path(__file__).resolve().parents[2]
 PYTHON = sys.executable
 
 
+E2E_SNAPSHOT_SIGNING_KEY = "ZTJlLW9ubHktc25hcHNob3Qtc2lnbmluZy1rZXkhISE"
+"""base64url of the 32 bytes `e2e-only-snapshot-signing-key!!!`."""
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -33,6 +37,8 @@ def service_env(database_url: str, **extra: str) -> dict[str, str]:
             "DEBUG": "0",
             "JWT_SECRET": "e2e-jwt-secret",
             "SECRET_KEY": "e2e-secret-key",
+            # A test key, as production has one of its own (evaluation.snapshot_keys).
+            "SNAPSHOT_SIGNING_KEY": E2E_SNAPSHOT_SIGNING_KEY,
             "PYTHONUNBUFFERED": "1",
         }
     )
