@@ -143,6 +143,7 @@ class FlagClient:
         trusted_keys: Mapping[str, Any] | None = None,
         timeout: float = 5.0,
         stream_read_timeout: float = 40.0,
+        max_backoff: float = 30.0,
         start_wait: float = 5.0,
         logger: logging.Logger | None = None,
         clock: Callable[[], float] = time.monotonic,
@@ -156,6 +157,7 @@ class FlagClient:
         self.poll_interval = poll_interval
         self._timeout = timeout
         self._stream_read_timeout = stream_read_timeout
+        self._max_backoff = max_backoff
         self._log = logger or logging.getLogger("flagsvc_sdk")
         self._clock = clock
         self._cache_file = None if cache_dir is None else Path(cache_dir) / f"{tenant}.json"
@@ -382,7 +384,8 @@ class FlagClient:
     # -- the background thread -------------------------------------------------------------------
 
     def _run(self) -> None:
-        stream_backoff, poll_backoff = Backoff(), Backoff(cap=self.poll_interval)
+        stream_backoff = Backoff(cap=self._max_backoff)
+        poll_backoff = Backoff(cap=min(self._max_backoff, self.poll_interval))
         stream_retry_at = 0.0
         while not self._stop.is_set():
             if self._use_stream and time.monotonic() >= stream_retry_at:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import random
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -192,13 +191,13 @@ def generated_user(rng: random.Random, i: int) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-def seeded(service_stack: ServiceStack) -> Iterator[tuple[ServiceStack, dict[str, Any], dict[str, str]]]:
+def seeded(service_stack: ServiceStack) -> tuple[ServiceStack, dict[str, Any], dict[str, str]]:
     client = service_stack.seed()
     headers = service_stack.headers(client)
     for flag in EXTRA_FLAGS:
         status, body = service_stack.call("POST", "/v1/flags", headers, flag)
         assert status == 201, body
-    yield service_stack, client, headers
+    return service_stack, client, headers
 
 
 def sdk_for(stack: ServiceStack, client: dict[str, Any]) -> FlagClient:
