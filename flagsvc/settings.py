@@ -167,6 +167,8 @@ REST_FRAMEWORK = {
     "DEFAULT_THROTTLE_RATES": {
         "write": env.env_str("RATE_LIMIT_WRITES", "600/min"),
         "token": env.env_str("RATE_LIMIT_TOKEN", "60/min"),
+        # Per API client on /ofrep/v1 (tenancy.api.throttles.OfrepRateThrottle); empty: no limit.
+        "ofrep": env.env_str("RATE_LIMIT_OFREP", ""),
     },
 }
 
@@ -187,6 +189,12 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {
+        "EvaluationReasonEnum": "evaluation.api.views.REASONS",
+        "OpenFeatureReasonEnum": "evaluation.api.ofrep.OPENFEATURE_REASONS",
+        "OfrepErrorCodeEnum": "evaluation.api.ofrep.OFREP_ERROR_CODES",
+        "OfrepFlagNotFoundCodeEnum": "evaluation.api.ofrep.FLAG_NOT_FOUND_CODE",
+    },
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "tenancy.schema.add_tenant_header",

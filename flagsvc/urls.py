@@ -9,6 +9,7 @@ from drf_spectacular.views import SpectacularJSONAPIView, SpectacularRedocView, 
 from audit.api.events import EventsView
 from audit.api.views import AuditListView
 from evaluation.admin_views import flag_preview_new_view, flag_preview_view
+from evaluation.api.ofrep import OfrepFlagsView, OfrepFlagView
 from evaluation.api.snapshot import SnapshotKeysView, SnapshotView
 from evaluation.api.views import EvaluatePreviewView, evaluate_bulk_view, evaluate_view
 from flags.api.views import (
@@ -78,12 +79,20 @@ v1 = [
     re_path(r"^.*$", api_not_found),
 ]
 
+# OpenFeature Remote Evaluation Protocol (api.md, OFREP): the same tokens and tenants as /v1.
+ofrep_v1 = [
+    re_path(r"^evaluate/flags/?$", OfrepFlagsView.as_view(), name="ofrep-flags"),
+    re_path(r"^evaluate/flags/(?P<key>[^/]+)/?$", OfrepFlagView.as_view(), name="ofrep-flag"),
+    re_path(r"^.*$", api_not_found),
+]
+
 urlpatterns = [
     # The hot routes first: every route before them costs each evaluation a regex match.
     re_path(r"^v1/evaluate/?$", evaluate_view, name="evaluate"),
     re_path(r"^v1/evaluate/bulk/?$", evaluate_bulk_view, name="evaluate-bulk"),
     path("v1/", include(v1)),
     re_path(r"^v1$", api_not_found),
+    path("ofrep/v1/", include(ofrep_v1)),
     path("", ops_views.home, name="home"),
     path("healthz", ops_views.healthz, name="healthz"),
     path("readyz", ops_views.readyz, name="readyz"),

@@ -31,9 +31,9 @@ class ApiClientJWTScheme(OpenApiAuthenticationExtension):
 
 
 def add_tenant_header(result: dict[str, Any], generator: Any, request: Any, public: bool) -> dict[str, Any]:
-    """Every protected `/v1` operation documents the `X-Tenant-ID` header it requires."""
+    """Every protected `/v1` (and `/ofrep/v1`) operation documents the `X-Tenant-ID` header it requires."""
     for path, operations in result.get("paths", {}).items():
-        if not path.startswith("/v1/") or path.startswith("/v1/auth/"):
+        if not path.startswith(("/v1/", "/ofrep/v1/")) or path.startswith("/v1/auth/"):
             continue
         for operation in operations.values():
             parameters = operation.setdefault("parameters", [])
@@ -174,6 +174,8 @@ def document_errors_and_headers(
     """
     result.setdefault("components", {}).setdefault("schemas", {})["Error"] = ERROR_SCHEMA
     for path, operations in result.get("paths", {}).items():
+        if path.startswith("/ofrep/v1/"):
+            _document_ofrep_errors(operations)
         if not path.startswith("/v1/"):
             continue
         protected = not path.startswith("/v1/auth/")
@@ -213,6 +215,28 @@ def document_errors_and_headers(
                     # `?state=` is the same as no `state`: every query parameter reads an empty value so.
                     parameter["allowEmptyValue"] = True
     return result
+
+
+_OFREP_ERRORS_IN_OUR_SHAPE = {
+    key: value for key, value in _ERRORS_EVERYWHERE.items() if key not in ("400", "422")
+} | {
+    "413": _ERRORS_WITH_BODY["413"],
+    "429": "`rate_limited` (when `RATE_LIMIT_OFREP` is set): retry after `Retry-After` seconds.",
+}
+
+
+def _document_ofrep_errors(operations: dict[str, Any]) -> None:
+    """OFREP routes answer their 400 and 404 in OFREP's shape (documented by their views); what our
+    layers answer before them (token, tenant, scope, size, rate, database) keeps the `/v1` shape."""
+    for operation in operations.values():
+        responses = operation.setdefault("responses", {})
+        for status_code, description in _OFREP_ERRORS_IN_OUR_SHAPE.items():
+            responses.setdefault(status_code, _error_response(description))
+        if "429" in responses:
+            responses["429"].setdefault(
+                "headers",
+                {"Retry-After": {"schema": {"type": "integer"}, "description": "seconds to wait"}},
+            )
 
 
 class StrictBody:

@@ -77,3 +77,26 @@ class TokenRateThrottle(CountedRateThrottle):
 
     def bucket(self, request: Request, view: Any) -> str | None:
         return client_address(request)
+
+
+class OfrepRateThrottle(CountedRateThrottle):
+    """Per API client on the OFREP routes, when `RATE_LIMIT_OFREP` names a rate.
+
+    Off by default, as `/v1/evaluate` carries none: counting costs a database statement per
+    evaluation. An operator who serves OFREP clients it does not trust sets it (e.g. `6000/min`).
+    """
+
+    scope = "ofrep"
+
+    def __init__(self) -> None:
+        rates = cast(dict[str, dict[str, str]], settings.REST_FRAMEWORK)["DEFAULT_THROTTLE_RATES"]
+        self.enabled = bool(self.rate or rates.get(self.scope))
+        if self.enabled:
+            super().__init__()
+        self._wait = None
+
+    def bucket(self, request: Request, view: Any) -> str | None:
+        principal = request.user
+        if not self.enabled or not isinstance(principal, ApiPrincipal):
+            return None
+        return f"{principal.tenant_slug}:{principal.client_id}"
