@@ -35,6 +35,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from flagsvc_sdk import signing, snapshots
 from flagsvc_sdk.engine import (
+    CompiledRuleset,
     EvaluationResult,
     ValidationFailed,
     error_result,
@@ -202,7 +203,13 @@ class FlagClient:
         and ``error_code`` one of ``FLAG_NOT_FOUND``, ``INVALID_CONTEXT``, ``PROVIDER_NOT_READY``,
         ``GENERAL``.
         """
-        ruleset = self._local.ruleset
+        return self._evaluate(self._local.ruleset, flag_key, user, default)
+
+    def _evaluate(
+        self, ruleset: CompiledRuleset | None, flag_key: Any, user: Any, default: Any
+    ) -> EvaluationResult:
+        """``evaluate`` on a ruleset the caller read (the OpenFeature provider also looks at the
+        flag it came from)."""
         if ruleset is None:
             return self._failed(flag_key, PROVIDER_NOT_READY, default)
         try:
