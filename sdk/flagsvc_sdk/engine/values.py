@@ -90,7 +90,7 @@ def plain_user(user: Any) -> dict[str, Any] | None:
     A plain ``dict`` with a valid ``id`` and an ``attributes`` dict keyed by strings is already
     normalised and is returned itself (evaluation never changes it); ``{"id": ...}`` alone gets
     empty attributes. Every SDK call checks its user here, so this is a few type tests and one walk
-    over the attribute names, not the full validation with its problem list (ADR 0014).
+    over the attribute names, not the full validation with its problem list.
     """
     # ``isinstance`` first: compiled, it makes the ``get`` calls below the dict's own (no method
     # lookup); ``type(...) is dict`` then keeps subclasses, whose methods may do anything, out.
