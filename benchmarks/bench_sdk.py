@@ -394,7 +394,7 @@ def main(argv: list[str] | None = None) -> None:
             f"\nsdk bool_value simple: {simple:.2f}x the floor (target <= {TARGET_VS_FLOOR}x: {verdict(simple <= TARGET_VS_FLOOR)})"
         )
         complex_ = calls["results"]["sdk string_value complex"]["ratio"]
-        print(f"sdk string_value complex (RE2 pattern): {complex_:.2f}x the floor\n")
+        print(f"sdk string_value complex (the real email pattern): {complex_:.2f}x the floor\n")
     if not args.no_latency:
         result = latency(args)
         report["latency"] = result

@@ -410,6 +410,8 @@ class FlagClient:
                     )
                     continue
                 except Exception as error:
+                    if self._stop.is_set():
+                        return  # close() shut the stream down: not a failure
                     retry_after = self._after_failure(error, "event stream")
                 if self._stop.is_set():
                     return
