@@ -81,7 +81,8 @@ def _describe(exc: ValidationFailed, *, prefix: str) -> str:
     """The first few problems, with the engine's `user` paths put in OFREP's words."""
     parts = []
     for field, messages in list(exc.fields.items())[:3]:
-        name = field.replace("user.attributes.", "context.").replace("user.id", f"context.{TARGETING_KEY}")
+        name = field.removeprefix("body.").replace("user.attributes.", "context.")
+        name = name.replace("user.id", f"context.{TARGETING_KEY}")
         name = name if name.startswith(("context", "body")) else f"{prefix}.{name}".rstrip(".")
         parts.append(f"{name}: {'; '.join(messages)}")
     return "; ".join(parts) or "The context is invalid."

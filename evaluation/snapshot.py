@@ -27,10 +27,10 @@ from typing import Any
 from django.conf import settings
 from django.db import DatabaseError
 
+from evaluation import metrics
 from evaluation.cache import (
     RULESETS,
     RulesetUnavailable,
-    read_shared_version,
     ruleset_documents,
     usable_documents,
 )
@@ -47,16 +47,35 @@ _CONSISTENT_READ_ATTEMPTS = 5
 class SignedSnapshot:
     """One tenant's snapshot body at one ruleset version, its signature, and its gzip form."""
 
-    __slots__ = ("_gzipped", "_lock", "body", "flag_count", "kid", "signature", "tenant", "version")
+    __slots__ = (
+        "_gzipped",
+        "_lock",
+        "body",
+        "flag_count",
+        "kid",
+        "signature",
+        "signed_by",
+        "tenant",
+        "version",
+    )
 
     def __init__(
-        self, *, tenant: str, version: int, body: bytes, signature: str, kid: str, flag_count: int
+        self,
+        *,
+        tenant: str,
+        version: int,
+        body: bytes,
+        signature: str,
+        kid: str,
+        signed_by: bytes,
+        flag_count: int,
     ) -> None:
         self.tenant = tenant
         self.version = version
         self.body = body
         self.signature = signature
         self.kid = kid
+        self.signed_by = signed_by  # the raw public key: a new key under the same kid still re-signs
         self.flag_count = flag_count
         self._gzipped: bytes | None = None
         self._lock = threading.Lock()
@@ -155,15 +174,19 @@ def build_snapshot(tenant: Tenant, keyring: Keyring) -> tuple[SignedSnapshot, bo
         body=body,
         signature=keyring.signature_header(body),
         kid=kid,
+        signed_by=keyring.published[0].public_raw,
         flag_count=len(flags),
     )
+    elapsed = time.perf_counter() - started
+    metrics.SNAPSHOT_BUILD_SECONDS.observe(elapsed)
+    metrics.SNAPSHOT_BYTES.labels(tenant=tenant.slug).set(len(body))
     facts = {
         "tenant": tenant.slug,
         "ruleset_version": version,
         "bytes": len(body),
         "flags": len(flags),
         "segments": len(segments),
-        "build_ms": round((time.perf_counter() - started) * 1000, 1),
+        "build_ms": round(elapsed * 1000, 1),
     }
     if len(body) > settings.SNAPSHOT_WARN_BYTES:
         logger.warning(
@@ -187,25 +210,33 @@ class SnapshotCache:
     def current(self, tenant: Tenant) -> SignedSnapshot:
         """The snapshot of the tenant's current ruleset version, built if this process has none.
 
-        The version comes from the same shared store the compiled-ruleset cache asks (Redis, or the
-        database). With the database down, the last snapshot built keeps serving.
+        The current version is the compiled-ruleset cache's: a write in this process is seen at once,
+        one elsewhere within `RULESET_CHECK_INTERVAL`, and a warm request makes no query. With the
+        database down, the last snapshot built keeps serving.
         """
         keyring = serving_keyring()
-        _, kid = keyring.require_signer()
+        keyring.require_signer()
+        signer = keyring.published[0].public_raw
         held = self._get(tenant.pk)
+        usable = held if held is not None and held.signed_by == signer else None
         try:
-            version = read_shared_version(tenant.pk)
+            version = int(RULESETS.get(tenant).version)
         except (DatabaseError, RulesetUnavailable):
-            if held is not None and held.kid == kid:
-                return held
+            if usable is not None:
+                return usable
             raise
-        if held is not None and held.kid == kid and held.version == version:
-            return held
+        if usable is not None and usable.version == version:
+            return usable
         with self._lock_for(tenant.pk):
             held = self._get(tenant.pk)
-            if held is not None and held.kid == kid and held.version == version:
+            if held is not None and held.signed_by == signer and held.version == version:
                 return held
-            snapshot, keep = build_snapshot(tenant, keyring)
+            try:
+                snapshot, keep = build_snapshot(tenant, keyring)
+            except DatabaseError:
+                if usable is not None:
+                    return usable
+                raise
             if keep:
                 self._put(tenant.pk, snapshot)
             return snapshot

@@ -125,4 +125,4 @@ class SnapshotKeysView(TenantAPIView):
         """The public keys that verify snapshot signatures (`X-Snapshot-Signature: ed25519 keyid=... sig=...`)."""
         keyring = serving_keyring()
         keyring.require_signer()
-        return Response(keyring.keys_document(), headers={"Cache-Control": "max-age=300"})
+        return Response(keyring.keys_document(), headers={"Cache-Control": "private, max-age=60"})

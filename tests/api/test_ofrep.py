@@ -15,8 +15,8 @@ BULK = "/ofrep/v1/evaluate/flags"
 CONTEXT = {"context": {"targetingKey": "u-42", "plan": "pro", "country": "NL"}}
 
 
-@pytest.fixture
-def flags(tenant):
+def ofrep_flags(tenant):
+    """A flag for every OpenFeature reason and every value type (also the OpenFeature SDK tests')."""
     make_segment(tenant, "pro-users", when={"attr": "plan", "op": "eq", "value": "pro"})
     make_flag(
         tenant,
@@ -60,7 +60,22 @@ def flags(tenant):
         off_variant="std",
         default={"variant": "std"},
     )
+    make_flag(
+        tenant,
+        "max-items",
+        type="number",
+        state="on",
+        variants=[{"key": "few", "value": 3, "weight": 1}, {"key": "ratio", "value": 0.25, "weight": 0}],
+        off_variant="few",
+        rules=[{"id": "pros", "when": {"segment": "pro-users"}, "serve": {"variant": "ratio"}}],
+        default={"variant": "few"},
+    )
     return tenant
+
+
+@pytest.fixture
+def flags(tenant):
+    return ofrep_flags(tenant)
 
 
 def ofrep(api, key, body=CONTEXT, **extra):
@@ -243,7 +258,17 @@ def test_ofrep_bulk__every_live_flag_by_key_with_an_etag(api, flags):
     assert response.status_code == 200
     body = response.json()
     assert [flag["key"] for flag in body["flags"]] == sorted(
-        ["checkout", "static-on", "switched-off", "split", "needs-checkout", "by-account", "banner", "limits"]
+        [
+            "checkout",
+            "static-on",
+            "switched-off",
+            "split",
+            "needs-checkout",
+            "by-account",
+            "banner",
+            "limits",
+            "max-items",
+        ]
     )
     assert body["flags"][[f["key"] for f in body["flags"]].index("checkout")] == ofrep(api, "checkout").json()
     assert response["ETag"].startswith('"') and response["ETag"].endswith('"')

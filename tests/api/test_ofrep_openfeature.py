@@ -19,51 +19,15 @@ from openfeature.evaluation_context import EvaluationContext
 from openfeature.exception import ErrorCode
 from openfeature.flag_evaluation import Reason
 
+from tests.api.test_ofrep import ofrep_flags
 from tests.conftest import token_for
-from tests.factories import make_flag, make_segment
 
 USER = EvaluationContext(targeting_key="u-42", attributes={"plan": "pro"})
 
 
 @pytest.fixture
 def flags(transactional_db: Any, tenant: Any) -> Any:
-    make_segment(tenant, "pro-users", when={"attr": "plan", "op": "eq", "value": "pro"})
-    make_flag(
-        tenant,
-        "checkout",
-        state="on",
-        rules=[{"id": "pros", "when": {"segment": "pro-users"}, "serve": {"variant": "on"}}],
-        default={"variant": "off"},
-    )
-    make_flag(
-        tenant,
-        "banner",
-        type="string",
-        state="on",
-        variants=[{"key": "a", "value": "Hello", "weight": 1}],
-        off_variant="a",
-        default={"variant": "a"},
-    )
-    make_flag(
-        tenant,
-        "max-items",
-        type="number",
-        state="on",
-        variants=[{"key": "few", "value": 3, "weight": 1}, {"key": "ratio", "value": 0.25, "weight": 0}],
-        off_variant="few",
-        rules=[{"id": "pros", "when": {"segment": "pro-users"}, "serve": {"variant": "ratio"}}],
-        default={"variant": "few"},
-    )
-    make_flag(
-        tenant,
-        "limits",
-        type="json",
-        state="on",
-        variants=[{"key": "std", "value": {"max": 3, "tags": ["x"]}, "weight": 1}],
-        off_variant="std",
-        default={"variant": "std"},
-    )
-    return tenant
+    return ofrep_flags(tenant)
 
 
 @pytest.fixture

@@ -8,8 +8,10 @@ import logging
 
 import pytest
 from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from django.core.management import call_command
+from django.core.management.base import CommandError
 from flagsvc_sdk.engine import compile_ruleset, evaluate, validate_user
 
 from evaluation.cache import RULESETS, ruleset_documents
@@ -250,7 +252,9 @@ def test_snapshot_keys__rotation__both_published_and_the_current_one_signs(api, 
 
 
 @pytest.mark.django_db
-def test_snapshot__key_changes__signed_again_by_the_new_key(api, ruleset, settings):
+@pytest.mark.parametrize("kid", ["", "same-kid"])
+def test_snapshot__key_changes__signed_again_by_the_new_key(api, ruleset, settings, kid):
+    settings.SNAPSHOT_SIGNING_KEY_ID = kid
     first = api.get("/v1/snapshot")
     settings.SNAPSHOT_SIGNING_KEY = b64url(Ed25519PrivateKey.generate().private_bytes_raw())
 
@@ -263,8 +267,6 @@ def test_snapshot__key_changes__signed_again_by_the_new_key(api, ruleset, settin
 
 @pytest.mark.django_db
 def test_snapshot_keys__pem_private_key_accepted(api, settings):
-    from cryptography.hazmat.primitives import serialization
-
     key = Ed25519PrivateKey.generate()
     pem = key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
@@ -327,3 +329,30 @@ def test_publish_snapshot__writes_the_routes_exact_bytes_signature_and_keys(api,
     assert (tmp_path / "snapshot.json.sig").read_text().strip() == served["X-Snapshot-Signature"]
     assert json.loads((tmp_path / "keys.json").read_text()) == api.get("/v1/snapshot/keys").json()
     assert (tmp_path / "snapshot.json.etag").read_text().strip() == served["ETag"]
+
+
+@pytest.mark.django_db
+def test_snapshot__served_from_memory__built_once_per_version(
+    api, ruleset, caplog, django_assert_max_num_queries
+):
+    caplog.set_level(logging.INFO, logger="flagsvc.snapshot")
+    api.get("/v1/snapshot")
+
+    with django_assert_max_num_queries(0, info="a warm snapshot is bytes in memory, as a warm evaluation is"):
+        api.get("/v1/snapshot")
+        api.get("/v1/snapshot", HTTP_ACCEPT_ENCODING="gzip")
+
+    assert [r.getMessage() for r in caplog.records if r.name == "flagsvc.snapshot"] == ["snapshot built"]
+    exposed = api.get("/metrics").content.decode()
+    assert 'flagsvc_snapshot_bytes{tenant="acme"}' in exposed
+    assert "flagsvc_snapshot_build_seconds_count" in exposed
+
+
+@pytest.mark.django_db
+def test_publish_snapshot__unknown_tenant_or_no_key__a_clear_error_and_no_files(tenant, settings, tmp_path):
+    with pytest.raises(CommandError, match="No active tenant"):
+        call_command("publish_snapshot", "--tenant", "nobody", "--to", str(tmp_path / "a"))
+    settings.SNAPSHOT_SIGNING_KEY = ""
+    with pytest.raises(CommandError, match="SNAPSHOT_SIGNING_KEY"):
+        call_command("publish_snapshot", "--tenant", "acme", "--to", str(tmp_path / "b"))
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
