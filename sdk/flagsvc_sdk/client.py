@@ -70,7 +70,7 @@ GENERAL: Final = "GENERAL"
 USER_AGENT: Final = "flagsvc-sdk-python/0.1.0"
 STREAM_UNAVAILABLE: Final = frozenset({404, 405, 406, 501})
 """The stream is not served at this URL (gunicorn answers 406 and names the stream process)."""
-CATCH_UP_DELAYS: Final = (0.05, 0.1, 0.2, 0.4, 0.8)
+CATCH_UP_DELAYS: Final = (0.02, 0.05, 0.08, 0.1, 0.1, 0.1, 0.15, 0.2, 0.4, 0.8)
 """After an event, how long to wait before asking again while the snapshot served is older than the
 event's ruleset version (another server process may not have seen the write yet)."""
 
