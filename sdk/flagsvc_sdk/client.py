@@ -212,6 +212,8 @@ class FlagClient:
         flag it came from)."""
         if ruleset is None:
             return self._failed(flag_key, PROVIDER_NOT_READY, default)
+        if not isinstance(flag_key, str):  # no flag has such a key (compiled: a TypeError)
+            return self._failed(flag_key, FLAG_NOT_FOUND, default)
         try:
             checked = validate_user(user)
         except ValidationFailed:
