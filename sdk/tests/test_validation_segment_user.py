@@ -73,11 +73,18 @@ def test_validate_user__errors(candidate: Any, path: str) -> None:
     assert list(raised.value.fields) == [path]
 
 
-def test_validate_user__defaults_attributes_and_copies() -> None:
+def test_validate_user__defaults_attributes_and_copies_all_but_a_plain_user() -> None:
     attributes = {"country": "NL"}
-    normalised = validate_user({"id": "u-1", "attributes": attributes})
-    assert normalised == {"id": "u-1", "attributes": {"country": "NL"}}
-    assert normalised["attributes"] is not attributes
+    plain = {"id": "u-1", "attributes": attributes}
+    # Already normalised: returned itself (every SDK call checks its user; a copy is most of the
+    # cost and evaluation never changes the user).
+    assert validate_user(plain) is plain
+    from collections import OrderedDict
+
+    other = validate_user(OrderedDict(plain))
+    assert other == {"id": "u-1", "attributes": {"country": "NL"}}
+    assert type(other) is dict
+    assert other["attributes"] is not attributes
     assert validate_user({"id": "u-1"}) == {"id": "u-1", "attributes": {}}
     assert validate_user({"id": "u-1", "attributes": None}) == {"id": "u-1", "attributes": {}}
 

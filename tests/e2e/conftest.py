@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from typing import Any
 
 import psycopg
 import pytest
@@ -32,3 +33,16 @@ def database() -> Iterator[str]:
         with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
             conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", [name])
             conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
+
+
+@pytest.fixture(scope="module")
+def service_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """gunicorn and the stream process on a database of the module's own, with a snapshot signing
+    key (tests/e2e/stack.py); the tests may stop, restart and move it to a restored database."""
+    from tests.e2e.stack import ServiceStack
+
+    stack = ServiceStack(tmp_path_factory.mktemp("stack"))
+    try:
+        yield stack.start()
+    finally:
+        stack.close()

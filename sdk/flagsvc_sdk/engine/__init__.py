@@ -22,7 +22,7 @@ from flagsvc_sdk.engine.errors import (
 )
 from flagsvc_sdk.engine.evaluation import evaluate, evaluate_many
 from flagsvc_sdk.engine.limits import MAX_JSON_DEPTH, MAX_SAFE_INTEGER
-from flagsvc_sdk.engine.results import EvaluationResult
+from flagsvc_sdk.engine.results import EvaluationResult, error_result
 from flagsvc_sdk.engine.validation import (
     validate_flag,
     validate_json,
@@ -47,6 +47,7 @@ __all__ = [
     "ValidationFailed",
     "bucket",
     "compile_ruleset",
+    "error_result",
     "evaluate",
     "evaluate_many",
     "recompile",

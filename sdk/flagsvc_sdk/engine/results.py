@@ -186,12 +186,19 @@ class TracedEvaluationResult(EvaluationResult):
 
 def not_found(flag_key: str) -> EvaluationResult:
     """Unknown or archived flag: no variant, reason ``ERROR``, ``error_code`` ``FLAG_NOT_FOUND``."""
+    return error_result(flag_key, FLAG_NOT_FOUND)
+
+
+def error_result(flag_key: str, error_code: str, value: Any = None) -> EvaluationResult:
+    """No variant served: reason ``ERROR``, this ``error_code``, and ``value`` (an SDK passes the
+    caller's default; the server ``None``).
+    """
     outcome = Outcome(
         flag_key=flag_key,
         variant=None,
-        value=None,
+        value=value,
         reason=ERROR,
         flag_version=None,
-        error_code=FLAG_NOT_FOUND,
+        error_code=error_code,
     )
     return EvaluationResult(outcome, None)

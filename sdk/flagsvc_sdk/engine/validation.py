@@ -45,7 +45,7 @@ from flagsvc_sdk.engine.problems import (
     text_problem,
     unknown_fields,
 )
-from flagsvc_sdk.engine.values import is_portable_json, is_utf8, json_size
+from flagsvc_sdk.engine.values import is_portable_json, is_utf8, json_size, plain_user
 
 FLAG_TYPES: Final = ("boolean", "string", "number", "json")
 FLAG_STATES: Final = ("on", "off")
@@ -234,8 +234,13 @@ def _ids(doc: Mapping[str, Any], name: str, problems: Problems) -> list[str]:
 def validate_user(user: Any) -> dict[str, Any]:
     """Check and normalise an evaluation user: ``{"id": non-empty string, "attributes": object}``.
 
-    The id must be valid Unicode text: it is hashed for bucketing.
+    The id must be valid Unicode text: it is hashed for bucketing. A user that already is in that
+    form (a plain ``dict``) is returned itself, after a quick check (``values.plain_user``); any
+    other is checked in full and copied.
     """
+    normal = plain_user(user)
+    if normal is not None:
+        return normal
     if not isinstance(user, Mapping):
         raise ValidationFailed(
             {"user": ['must be an object: {"id": "<user id>", "attributes": {...}}']},

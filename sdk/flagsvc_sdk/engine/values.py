@@ -12,7 +12,7 @@ import re
 from datetime import UTC, datetime
 from typing import Any, Final
 
-from flagsvc_sdk.engine.limits import MAX_SAFE_INTEGER
+from flagsvc_sdk.engine.limits import MAX_SAFE_INTEGER, MAX_USER_ID_CHARS
 
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 _NUMERIC_STRING: Final = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
@@ -81,6 +81,36 @@ def is_portable_json(value: Any, levels: int) -> bool:
     if kind is float:
         return math.isfinite(value)
     return value is None or kind is bool
+
+
+def plain_user(user: Any) -> dict[str, Any] | None:
+    """The quick yes of ``validation.validate_user``: the normalised user, or ``None`` to say "ask
+    ``validate_user``", which then says what is wrong (or normalises an unusual but valid user).
+
+    A plain ``dict`` with a valid ``id`` and an ``attributes`` dict keyed by strings is already
+    normalised and is returned itself (evaluation never changes it); ``{"id": ...}`` alone gets
+    empty attributes. Every SDK call checks its user here, so this is a few type tests and one walk
+    over the attribute names, not the full validation with its problem list.
+    """
+    # ``isinstance`` first: compiled, it makes the ``get`` calls below the dict's own (no method
+    # lookup); ``type(...) is dict`` then keeps subclasses, whose methods may do anything, out.
+    if not isinstance(user, dict) or type(user) is not dict:
+        return None
+    user_id = user.get("id")
+    if not isinstance(user_id, str) or not 0 < len(user_id) <= MAX_USER_ID_CHARS:
+        return None
+    if not user_id.isascii() and not is_utf8(user_id):
+        return None
+    size = len(user)
+    attributes = user.get("attributes")
+    if isinstance(attributes, dict) and type(attributes) is dict and size == 2:
+        for name in attributes:
+            if not isinstance(name, str):
+                return None
+        return user
+    if size == 1 or (size == 2 and "attributes" in user and attributes is None):
+        return {"id": user_id, "attributes": {}}
+    return None
 
 
 def _is_storable_text(text: str) -> bool:

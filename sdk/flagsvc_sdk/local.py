@@ -1,0 +1,80 @@
+"""The typed calls of ``FlagClient`` (``bool_value`` and the others): the SDK's hot path.
+
+Compiled with the engine (``setup.py``, ADR 0006), so that a call is one call into native code: the
+user's quick check (``values.plain_user``, the quick yes of ``validate_user``), the flag lookup, the
+engine's ``decide`` and a type test, with no Python frame in between. Anything unusual (no snapshot
+yet, a user that needs the full check, an unknown flag, a value of another type, an exception)
+goes to ``miss``, which the client sets: it finds the reason, counts it and answers the default.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from flagsvc_sdk.engine.compiled import CompiledRuleset
+from flagsvc_sdk.engine.evaluation import decide
+from flagsvc_sdk.engine.values import plain_user
+
+Miss = Callable[[Any, Any, Any, str], Any]
+"""``miss(flag_key, user, default, kind)``: the default, after finding out and counting why."""
+
+
+def _no_miss(flag_key: Any, user: Any, default: Any, kind: str) -> Any:
+    return default
+
+
+class LocalFlags:
+    """The ruleset serving now (``None`` before the first snapshot) and the typed calls on it.
+
+    ``ruleset`` is replaced whole by the client's background thread; a call reads it once.
+    """
+
+    def __init__(self) -> None:
+        self.ruleset: CompiledRuleset | None = None
+        self.miss: Miss = _no_miss
+
+    def _value(self, flag_key: Any, user: Any) -> Any:
+        """The served value, or ``self`` (a marker no flag can serve) when anything is unusual."""
+        ruleset = self.ruleset
+        if ruleset is None:
+            return self
+        checked = plain_user(user)
+        if checked is None:
+            return self
+        flags = ruleset.flags
+        try:
+            flag = flags[flag_key]
+        except (KeyError, TypeError):
+            return self
+        try:
+            return decide(flags, flag, checked, None, 0, None).value
+        except Exception:
+            return self
+
+    # Every argument and answer is ``Any``: compiled, a declared type is checked at the call, and a
+    # caller's default of another type must come back as it went in, never as a TypeError.
+
+    def bool_value(self, flag_key: Any, user: Any, default: Any) -> Any:
+        value = self._value(flag_key, user)
+        if isinstance(value, bool):
+            return value
+        return self.miss(flag_key, user, default, "boolean")
+
+    def string_value(self, flag_key: Any, user: Any, default: Any) -> Any:
+        value = self._value(flag_key, user)
+        if isinstance(value, str):
+            return value
+        return self.miss(flag_key, user, default, "string")
+
+    def number_value(self, flag_key: Any, user: Any, default: Any) -> Any:
+        value = self._value(flag_key, user)
+        if isinstance(value, float) or (isinstance(value, int) and not isinstance(value, bool)):
+            return value
+        return self.miss(flag_key, user, default, "number")
+
+    def json_value(self, flag_key: Any, user: Any, default: Any) -> Any:
+        value = self._value(flag_key, user)
+        if isinstance(value, dict | list):
+            return value
+        return self.miss(flag_key, user, default, "json")
