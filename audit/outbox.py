@@ -3,7 +3,7 @@
 - `events_after(tenant_id, after, limit)`: the tenant's events with a cursor after `after`, in cursor
   order (which is commit order within a tenant).
 - `changes_after_version(tenant_id, version, limit)`: what changed after a ruleset version (incremental
-  compile, ADR 0014).
+  compile, ADR 0018).
 - `resume_point(tenant_id, after)`: where a subscriber resumes, or that it must first get `reset`.
 - `announce_after_commit(tenant_id)`: once the change commits, tell the stream processes through Redis
   pub/sub (when `REDIS_URL` is set) that the tenant has new events. Without Redis they read the outbox

@@ -6,7 +6,7 @@ Also: ``validate_flag`` alone, compile with the garbage collector off, and what 
 costs while the compiled ruleset is in memory (a pause every request in that process waits for).
 
 Engine, also: the memory a compiled ruleset holds per 1,000 flags (``tracemalloc``, after a full
-collection), ``recompile`` of one changed flag and of one changed segment (ADR 0014), and
+collection), ``recompile`` of one changed flag and of one changed segment (ADR 0018), and
 ``evaluate_many`` of every flag for one user.
 
 Server (unless ``--no-server``): a throwaway SQLite database seeded with the same 10k flags, then
@@ -14,7 +14,7 @@ Server (unless ``--no-server``): a throwaway SQLite database seeded with the sam
 ``sqlite3`` fetch of the same rows with their JSON columns decoded. Seeding uses ``bulk_create``
 (benchmark-only: no audit rows or versions, which ``build_ruleset`` does not read).
 
-Server, incremental (ADR 0014): a write through the services (``flag_update``: the ruleset check under
+Server, incremental (ADR 0018): a write through the services (``flag_update``: the ruleset check under
 the lock included), then the CPU (``time.process_time``) another process spends to apply it: a
 second ``RulesetCache`` that compiled the tenant before the write, as another worker holds it, catching
 up from the outbox. Baseline in the same run: the old way, a full ``build_ruleset`` of the tenant.

@@ -8,7 +8,7 @@ change within that bound (0.5 s by default) and a warm evaluation makes no query
 process drops the local entry at once (read your writes). One compile at a time per tenant. If the
 store is unreachable, the last compiled ruleset keeps serving.
 
-A process that holds an older version catches up incrementally (ADR 0014): it reads the changes after
+A process that holds an older version catches up incrementally (ADR 0018): it reads the changes after
 its version from the outbox (`audit.outbox.changes_after_version`: one event per version, naming the
 flag or segment written), loads only those definitions and asks the engine's `recompile` to apply
 them. It compiles the whole tenant instead whenever it cannot be sure: a version with no event (a gap,

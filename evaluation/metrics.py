@@ -35,7 +35,7 @@ COMPILE_SECONDS = Histogram(
 )
 COMPILES = Counter(
     "flagsvc_ruleset_compiles_total",
-    "Ruleset compiles by kind: full (the whole tenant) or incremental (only what changed, ADR 0014)",
+    "Ruleset compiles by kind: full (the whole tenant) or incremental (only what changed, ADR 0018)",
     ["kind"],
 )
 COMPILES_FULL = COMPILES.labels(kind="full")

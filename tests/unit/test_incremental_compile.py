@@ -1,4 +1,4 @@
-"""Incremental compile in the server (ADR 0014) and the cap on compiled rulesets per process.
+"""Incremental compile in the server (ADR 0018) and the cap on compiled rulesets per process.
 
 A process holding an older version applies only the changes the outbox names after it, and gives the
 same answers as a full compile from the database; it compiles the whole tenant when it cannot be sure.
