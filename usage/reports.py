@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
+from flagsvc_sdk.engine.results import REASONS as ENGINE_REASONS
 
 from kernel.errors import Invalid
 from usage.services import Count, hour_of
@@ -18,9 +19,7 @@ from usage.services import Count, hour_of
 MAX_COUNTS = 10_000
 MAX_N = 1_000_000_000
 MAX_KEY = 128
-REASONS = frozenset(
-    {"OFF", "PREREQUISITE_FAILED", "TARGET_MATCH", "RULE_MATCH", "DEFAULT", "PERCENTAGE_ROLLOUT", "ERROR"}
-)
+REASONS = frozenset(ENGINE_REASONS)
 
 
 def _text(value: Any, *, allow_empty: bool = False) -> str | None:

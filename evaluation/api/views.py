@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from drf_spectacular.utils import extend_schema
+from flagsvc_sdk.engine.results import REASONS as ENGINE_REASONS
 from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -16,15 +17,7 @@ from tenancy.api.helpers import json_object
 from tenancy.models import Tenant
 from tenancy.schema import StrictBody
 
-REASONS = [
-    "OFF",
-    "PREREQUISITE_FAILED",
-    "TARGET_MATCH",
-    "RULE_MATCH",
-    "DEFAULT",
-    "PERCENTAGE_ROLLOUT",
-    "ERROR",
-]
+REASONS = list(ENGINE_REASONS)
 
 
 class UserSerializer(StrictBody, serializers.Serializer[Any]):

@@ -20,6 +20,17 @@ RULE_MATCH: Final = "RULE_MATCH"
 DEFAULT: Final = "DEFAULT"
 PERCENTAGE_ROLLOUT: Final = "PERCENTAGE_ROLLOUT"
 ERROR: Final = "ERROR"
+# Every reason an evaluation answers (rules.md), in the order of evaluation: the one list the server's
+# schema, metrics and usage reports are checked against.
+REASONS: Final = (
+    OFF,
+    PREREQUISITE_FAILED,
+    TARGET_MATCH,
+    RULE_MATCH,
+    DEFAULT,
+    PERCENTAGE_ROLLOUT,
+    ERROR,
+)
 
 FLAG_NOT_FOUND: Final = "FLAG_NOT_FOUND"
 NOT_BUCKETABLE: Final = "NOT_BUCKETABLE"
