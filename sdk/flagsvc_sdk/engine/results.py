@@ -20,8 +20,8 @@ RULE_MATCH: Final = "RULE_MATCH"
 DEFAULT: Final = "DEFAULT"
 PERCENTAGE_ROLLOUT: Final = "PERCENTAGE_ROLLOUT"
 ERROR: Final = "ERROR"
-# Every reason an evaluation answers (rules.md), in the order of evaluation: the one list the server's
-# schema, metrics and usage reports are checked against.
+# Every reason an evaluation answers (rules.md), in the order of evaluation: the one list the
+# server's schema, metrics and usage reports are checked against.
 REASONS: Final = (
     OFF,
     PREREQUISITE_FAILED,
