@@ -1,7 +1,13 @@
-"""Our own Prometheus series. No label may grow without bound: no user ids, flag keys or raw paths."""
+"""Our own Prometheus series. No label may grow without bound: no user ids or raw paths; flag keys and
+rule ids only in the two bounded per-flag series at the end."""
 
 from __future__ import annotations
 
+from collections import Counter as CounterOf
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from django.conf import settings
 from flagsvc_sdk.engine.results import (
     DEFAULT,
     ERROR,
@@ -76,3 +82,85 @@ BULK_LATENCY = EVALUATION_LATENCY.labels(route="bulk")
 def count_evaluations(reason: str, count: int = 1) -> None:
     child = EVALUATIONS_BY_REASON.get(reason) or EVALUATIONS.labels(reason=reason)
     child.inc(count)
+
+
+# Evaluations by flag and by rule (issue 15, item 5). Flag keys and rule ids are labels here, and only
+# here, under two bounds (docs/operations.md, Metrics): a key is counted only once the engine found it
+# live in the tenant's ruleset (a key a caller makes up is a 404 or a FLAG_NOT_FOUND, never a label),
+# and a process binds at most `METRICS_FLAG_LABELS_MAX` label sets over both series; past it new ones
+# count under `tenant="_other", flag="_other"` (and `rule="_other"`). Not recorded for the admin's
+# playground. The tenant is a label (its slug): keys are unique only within a tenant.
+OTHER = "_other"
+FLAG_EVALUATIONS = Counter(
+    "flagsvc_flag_evaluations_total", "Evaluations of each live flag", ["tenant", "flag"]
+)
+RULE_EVALUATIONS = Counter(
+    "flagsvc_rule_evaluations_total",
+    "Evaluations answered by each rule of a flag (rule_id of the result); the share of a rule is this "
+    "over flagsvc_flag_evaluations_total",
+    ["tenant", "flag", "rule"],
+)
+_FLAG_CHILDREN: dict[tuple[int, str], Any] = {}
+_RULE_CHILDREN: dict[tuple[int, str, str], Any] = {}
+
+
+def _bound(children: dict[Any, Any], key: Any, bind: Callable[[], Any], other: Callable[[], Any]) -> Any:
+    """The child for `key`, bound once; the fold-over child once the process holds the cap."""
+    if len(_FLAG_CHILDREN) + len(_RULE_CHILDREN) >= settings.METRICS_FLAG_LABELS_MAX:
+        return other()
+    child = children[key] = bind()
+    return child
+
+
+def _flag_child(tenant_id: int, tenant_slug: str, flag_key: str) -> Any:
+    child = _FLAG_CHILDREN.get((tenant_id, flag_key))
+    if child is None:
+        child = _bound(
+            _FLAG_CHILDREN,
+            (tenant_id, flag_key),
+            lambda: FLAG_EVALUATIONS.labels(tenant=tenant_slug, flag=flag_key),
+            lambda: FLAG_EVALUATIONS.labels(tenant=OTHER, flag=OTHER),
+        )
+    return child
+
+
+def _rule_child(tenant_id: int, tenant_slug: str, flag_key: str, rule_id: str) -> Any:
+    child = _RULE_CHILDREN.get((tenant_id, flag_key, rule_id))
+    if child is None:
+        child = _bound(
+            _RULE_CHILDREN,
+            (tenant_id, flag_key, rule_id),
+            lambda: RULE_EVALUATIONS.labels(tenant=tenant_slug, flag=flag_key, rule=rule_id),
+            lambda: RULE_EVALUATIONS.labels(tenant=OTHER, flag=OTHER, rule=OTHER),
+        )
+    return child
+
+
+def count_flag_evaluation(tenant_id: int, tenant_slug: str, flag_key: str, rule_id: str | None) -> None:
+    """One evaluation of a flag the engine found live (never call it for FLAG_NOT_FOUND)."""
+    (_FLAG_CHILDREN.get((tenant_id, flag_key)) or _flag_child(tenant_id, tenant_slug, flag_key)).inc()
+    if rule_id is not None:
+        child = _RULE_CHILDREN.get((tenant_id, flag_key, rule_id))
+        (child or _rule_child(tenant_id, tenant_slug, flag_key, rule_id)).inc()
+
+
+def count_flag_evaluations(
+    tenant_id: int, tenant_slug: str, evaluated: Iterable[tuple[str, str | None]]
+) -> None:
+    """`count_flag_evaluation` for each (flag key, rule id) of a bulk evaluation, counted per child."""
+    flags: CounterOf[str] = CounterOf()
+    rules: CounterOf[tuple[str, str]] = CounterOf()
+    for flag_key, rule_id in evaluated:
+        flags[flag_key] += 1
+        if rule_id is not None:
+            rules[(flag_key, rule_id)] += 1
+    for flag_key, count in flags.items():
+        _flag_child(tenant_id, tenant_slug, flag_key).inc(count)
+    for (flag_key, rule_id), count in rules.items():
+        _rule_child(tenant_id, tenant_slug, flag_key, rule_id).inc(count)
+
+
+def forget_flag_children() -> None:
+    """Tests: start from no bound children (the registry keeps the series already exposed)."""
+    _FLAG_CHILDREN.clear()
+    _RULE_CHILDREN.clear()
