@@ -472,6 +472,11 @@ class RulesetCache:
             self._flags = 0
         self._refused.clear()
 
+    def held(self, tenant_id: int) -> CompiledRuleset | None:
+        """The compiled ruleset this process holds for the tenant, as it is (no check, no compile)."""
+        entry = self._entries.get(tenant_id)
+        return entry.ruleset if entry is not None else None
+
     def is_warm(self, tenant_id: int) -> bool:
         return tenant_id in self._entries
 

@@ -1,7 +1,12 @@
-"""Our own Prometheus series. No label may grow without bound: no user ids, flag keys or raw paths."""
+"""Our own Prometheus series. No label may grow without bound: no user ids or raw paths; flag keys and
+rule ids only in the one bounded per-flag series at the end."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from typing import Any
+
+from django.conf import settings
 from flagsvc_sdk.engine.results import REASONS
 from prometheus_client import Counter, Gauge, Histogram
 
@@ -67,3 +72,51 @@ BULK_LATENCY = EVALUATION_LATENCY.labels(route="bulk")
 def count_evaluations(reason: str, count: int = 1) -> None:
     child = EVALUATIONS_BY_REASON.get(reason) or EVALUATIONS.labels(reason=reason)
     child.inc(count)
+
+
+# Evaluations by flag and by rule (issue 15, item 5): one series, one increment per evaluation (~0.9 µs
+# with the child bound). Flag keys and rule ids are labels here, and only here, under two bounds
+# (docs/operations.md, Metrics): a key is counted only once the engine found it live in the tenant's
+# ruleset (a key a caller makes up is a 404 or a FLAG_NOT_FOUND, never a label), and a process binds at
+# most `METRICS_FLAG_LABELS_MAX` label sets; past it new ones count under `_other` in all three labels.
+# Not recorded for the admin's playground. The tenant is a label (its slug): keys are unique only
+# within a tenant. Per flag: `sum by (tenant, flag)`; a rule's share: its series over that sum.
+OTHER = "_other"
+NO_RULE = "_none"
+"""The `rule` of an answer no rule gave: off, a target, a prerequisite, the default."""
+FLAG_EVALUATIONS = Counter(
+    "flagsvc_flag_evaluations",
+    "Evaluations of each live flag, by the rule that answered (rule_id of the result; _none: no rule)",
+    ["tenant", "flag", "rule"],
+)
+_FLAG_CHILDREN: dict[tuple[int, str, str | None], Any] = {}
+
+
+def _flag_child(tenant_id: int, tenant_slug: str, flag_key: str, rule_id: str | None) -> Any:
+    """The child of (tenant, flag, rule), bound once; the `_other` child once the process holds the cap."""
+    if len(_FLAG_CHILDREN) >= settings.METRICS_FLAG_LABELS_MAX:
+        return FLAG_EVALUATIONS.labels(tenant=OTHER, flag=OTHER, rule=OTHER)
+    child = FLAG_EVALUATIONS.labels(tenant=tenant_slug, flag=flag_key, rule=rule_id or NO_RULE)
+    _FLAG_CHILDREN[(tenant_id, flag_key, rule_id)] = child
+    return child
+
+
+def count_flag_evaluation(tenant_id: int, tenant_slug: str, flag_key: str, rule_id: str | None) -> None:
+    """One evaluation of a flag the engine found live (never call it for FLAG_NOT_FOUND)."""
+    child = _FLAG_CHILDREN.get((tenant_id, flag_key, rule_id))
+    (child or _flag_child(tenant_id, tenant_slug, flag_key, rule_id)).inc()
+
+
+def count_flag_evaluations(
+    tenant_id: int, tenant_slug: str, evaluated: Iterable[tuple[str, str | None]]
+) -> None:
+    """`count_flag_evaluation` for each (flag key, rule id) of a bulk evaluation."""
+    children = _FLAG_CHILDREN
+    for flag_key, rule_id in evaluated:
+        child = children.get((tenant_id, flag_key, rule_id))
+        (child or _flag_child(tenant_id, tenant_slug, flag_key, rule_id)).inc()
+
+
+def forget_flag_children() -> None:
+    """Tests: start from no bound children (the registry keeps the series already exposed)."""
+    _FLAG_CHILDREN.clear()

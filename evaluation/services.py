@@ -21,6 +21,7 @@ from flagsvc_sdk.engine.trace_budget import trace_entries_bound
 
 from evaluation import metrics
 from evaluation.cache import RULESETS
+from evaluation.tracing import evaluate_span
 from flags.selectors import flag_get, flag_keys_in, live_flag_graph
 from kernel.errors import FlagNotFound, Invalid, TooLarge, Unavailable
 from segments.selectors import segment_keys
@@ -45,6 +46,7 @@ def _user(raw: Any, path: str = "user") -> dict[str, Any]:
         raise Invalid({path + key.removeprefix("user"): msgs for key, msgs in exc.fields.items()}) from None
 
 
+@evaluate_span  # `flag.evaluate` when tracing is on (docs/operations.md, Traces)
 def evaluate_one(*, tenant: Tenant, flag_key: Any, user: Any) -> dict[str, Any]:
     if not isinstance(flag_key, str) or not flag_key:
         raise Invalid({"flag_key": ["Name the flag to evaluate."]})
@@ -56,6 +58,7 @@ def evaluate_one(*, tenant: Tenant, flag_key: Any, user: Any) -> dict[str, Any]:
     if result.error_code == "FLAG_NOT_FOUND":
         raise FlagNotFound(f"No live flag {flag_key!r} in this tenant.", details={"flag_key": flag_key})
     metrics.count_evaluations(result.reason)
+    metrics.count_flag_evaluation(tenant.pk, tenant.slug, flag_key, result.rule_id)
     USAGE.add(tenant.pk, flag_key, result.variant, result.reason)
     return result.to_dict()
 
@@ -86,6 +89,11 @@ def evaluate_bulk(
     if record_metrics:  # the admin's playground is not traffic: neither metrics nor usage
         for reason, count in reasons.items():
             metrics.count_evaluations(reason, count)
+        metrics.count_flag_evaluations(
+            tenant.pk,
+            tenant.slug,
+            ((key, r.rule_id) for key, r in results.items() if r.error_code != "FLAG_NOT_FOUND"),
+        )
         USAGE.add_many(
             tenant.pk,
             (

@@ -27,6 +27,7 @@ from flags import approvals, selectors
 from flags.attributes import split_attributes
 from flags.models import FLAG_ATTRIBUTE_FIELDS, FLAG_CONTENT_FIELDS, FLAG_READ_ONLY_FIELDS, Flag
 from flags.rollouts.services import check_rollout_conflict
+from flags.tracing import flag_write_span
 from kernel.context import acting_as
 from kernel.documents import same_document
 from kernel.errors import Conflict, FlagNotFound, Invalid, NotFound
@@ -75,6 +76,7 @@ def _locked(tenant: Tenant, key: str, *, include_archived: bool = False) -> Flag
     return flag
 
 
+@flag_write_span("create")  # `flag.update` when tracing is on (flags/tracing.py)
 def flag_create(*, tenant: Tenant, actor: str | None = None, data: dict[str, Any]) -> tuple[Flag, bool]:
     """Create a flag; the same key with the same body again returns the existing one (created=False).
 
@@ -116,6 +118,7 @@ def flag_create(*, tenant: Tenant, actor: str | None = None, data: dict[str, Any
     return existing, False
 
 
+@flag_write_span("update")  # `flag.update` when tracing is on (flags/tracing.py)
 def flag_update(
     *,
     tenant: Tenant,
@@ -180,6 +183,7 @@ def flag_update(
     raise approvals.ApprovalRequired(opened)  # after the block: the change request is kept
 
 
+@flag_write_span("archive")  # `flag.update` when tracing is on (flags/tracing.py)
 def flag_archive(
     *, tenant: Tenant, key: str, actor: str | None = None, expected_version: int | None = None
 ) -> Flag:
@@ -202,6 +206,7 @@ def flag_archive(
     raise approvals.ApprovalRequired(opened)  # after the block: the change request is kept
 
 
+@flag_write_span("restore")  # `flag.update` when tracing is on (flags/tracing.py)
 def flag_restore(*, tenant: Tenant, key: str, actor: str | None = None) -> Flag:
     """Un-archive. A live flag is returned unchanged (restoring twice is harmless).
 
@@ -227,6 +232,7 @@ def flag_restore(*, tenant: Tenant, key: str, actor: str | None = None) -> Flag:
     raise approvals.ApprovalRequired(opened)  # after the block: the change request is kept
 
 
+@flag_write_span("rollback")  # `flag.update` when tracing is on (flags/tracing.py)
 def flag_rollback(*, tenant: Tenant, key: str, version: int, actor: str | None = None) -> Flag:
     """Make version N's content current, as a new version (checked like any update)."""
     with acting_as(actor), ruleset_change(tenant) as change:

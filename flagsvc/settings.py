@@ -215,6 +215,19 @@ RULESET_WARM_ON_START = env.env_bool("RULESET_WARM_ON_START", default=True)
 # process; past it the least recently used tenants are dropped and compiled again on demand. 0: no cap.
 # Memory per 1,000 compiled flags: docs/operations.md ("Memory of compiled rulesets").
 RULESET_CACHE_MAX_FLAGS = env.env_int("RULESET_CACHE_MAX_FLAGS", 50_000)
+# Label sets a process binds for the per-flag and per-rule evaluation series together (issue 15,
+# item 5); past it new ones are counted under `_other` (docs/operations.md, Metrics).
+METRICS_FLAG_LABELS_MAX = env.env_int("METRICS_FLAG_LABELS_MAX", 5_000)
+# Traces (docs/operations.md, Traces): off unless asked for; the OTLP exporter reads the standard
+# OTEL_EXPORTER_OTLP_* variables itself.
+# OTEL_ENABLED decides when set (0 turns it off even with an endpoint); otherwise an endpoint turns it on.
+OTEL_ENABLED = env.env_bool(
+    "OTEL_ENABLED",
+    default=bool(
+        env.env_str("OTEL_EXPORTER_OTLP_ENDPOINT") or env.env_str("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+    ),
+)
+OTEL_SERVICE_NAME = env.env_str("OTEL_SERVICE_NAME", "flagsvc")
 # Without Redis, where each tenant's last known rulesets and access state are kept for a process that
 # starts during a database outage (ADR 0007). Private to the service user.
 LAST_KNOWN_DIR = env.env_str("LAST_KNOWN_DIR", "") or str(

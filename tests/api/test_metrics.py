@@ -8,6 +8,8 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from rest_framework.test import APIClient
 
+from evaluation import metrics
+from evaluation.services import evaluate_bulk
 from tests.factories import make_flag
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -123,7 +125,7 @@ def test_metrics__evaluation_requests_count_in_the_request_series_too(api, tenan
     assert delta(before, after, latency, view="evaluate", method="POST") == 3
 
 
-def test_metrics__no_label_carries_a_user_id_a_flag_key_or_a_raw_path(api, tenant):
+def test_metrics__no_label_carries_a_user_id_an_unknown_flag_key_or_a_raw_path(api, tenant):
     make_flag(tenant, FLAG_KEY, **ROLLOUT)
     evaluate(api, FLAG_KEY, country="NL")
     assert evaluate(api, "typed-by-caller-unknown").status_code == 404
@@ -139,8 +141,12 @@ def test_metrics__no_label_carries_a_user_id_a_flag_key_or_a_raw_path(api, tenan
 
     text, samples = scrape()
 
-    for leaked in (USER_ID, FLAG_KEY, "typed-by-caller", "bulk-unknown"):
+    for leaked in (USER_ID, "typed-by-caller", "bulk-unknown"):
         assert leaked not in text, f"{leaked!r} appears in /metrics"
+    per_flag = ("flagsvc_flag_evaluations_",)
+    with_key = {name for (name, labels) in samples if FLAG_KEY in dict(labels).values()}
+    assert with_key, "the live flag has its own series"
+    assert all(name.startswith(per_flag) for name in with_key), "a key labels the per-flag series only"
     label_values = {value for _, labels in samples for _, value in labels}
     raw_paths = [value for value in label_values if value.startswith("/") or "v1/" in value]
     assert raw_paths == [], "a raw path is a label value"
@@ -150,3 +156,56 @@ def test_metrics__needs_no_token(db):
     response = APIClient().get("/metrics")
     assert response.status_code == 200
     assert "flagsvc_evaluations_total" in response.content.decode()
+
+
+@pytest.fixture
+def fresh_flag_children():
+    metrics.forget_flag_children()
+    yield
+    metrics.forget_flag_children()
+
+
+def test_metrics__evaluations_by_flag_and_rule__count_live_flags_only(api, tenant, fresh_flag_children):
+    make_flag(tenant, FLAG_KEY, **ROLLOUT)
+    make_flag(tenant, "dark", state="off")
+    _, before = scrape()
+
+    assert evaluate(api, FLAG_KEY, country="NL").json()["rule_id"] == "nl"
+    assert evaluate(api, FLAG_KEY, country="DE").status_code == 200
+    assert evaluate(api, "made-up-key").status_code == 404
+    bulk = api.post(
+        "/v1/evaluate/bulk",
+        {"user": {"id": USER_ID, "attributes": {"country": "NL"}}, "flag_keys": [FLAG_KEY, "dark", "bulk-x"]},
+        format="json",
+    )
+    assert bulk.status_code == 200
+    text, after = scrape()
+
+    flags = "flagsvc_flag_evaluations_total"
+    assert delta(before, after, flags, tenant="acme", flag=FLAG_KEY, rule="nl") == 2
+    assert delta(before, after, flags, tenant="acme", flag=FLAG_KEY, rule="_none") == 1
+    assert delta(before, after, flags, tenant="acme", flag="dark", rule="_none") == 1
+    assert "made-up-key" not in text and "bulk-x" not in text, "a key that is not a live flag is a label"
+
+
+def test_metrics__past_the_label_cap__new_flags_fold_into_other(api, tenant, settings, fresh_flag_children):
+    settings.METRICS_FLAG_LABELS_MAX = 2
+    for key in ("first", "second", "third"):
+        make_flag(tenant, key)
+    _, before = scrape()
+    for key in ("first", "second", "third", "third"):
+        assert evaluate(api, key).status_code == 200
+    text, after = scrape()
+
+    flags = "flagsvc_flag_evaluations_total"
+    assert delta(before, after, flags, tenant="acme", flag="first", rule="_none") == 1
+    assert delta(before, after, flags, tenant="acme", flag="second", rule="_none") == 1
+    assert delta(before, after, flags, tenant="_other", flag="_other", rule="_other") == 2
+    assert 'flag="third"' not in text
+
+
+def test_metrics__the_admin_playground_is_not_counted_by_flag(tenant, fresh_flag_children):
+    make_flag(tenant, "played")
+    evaluate_bulk(tenant=tenant, user={"id": USER_ID}, record_metrics=False)
+    text, _ = scrape()
+    assert 'flag="played"' not in text
