@@ -142,3 +142,24 @@ def stale_flags(
         if stale is not None:
             result.append((key, stale, latest.get(key)))
     return result
+
+
+def clean_up(key: str, stale: Staleness) -> str:
+    """What to do about a stale flag, in words (the report, the admin)."""
+    day = stale.since.date().isoformat()
+    if stale.reason == "past_remove_after":
+        return f"its removal date passed on {day}: remove `{key}` from the code and archive it, or move the date."
+    if stale.reason == "single_variant":
+        return (
+            f"serves `{stale.variant}` to everyone since {day}: remove the flag and keep the "
+            f"`{stale.variant}` code path (or mark it permanent if it is a switch to keep)."
+        )
+    if stale.reason == "never_evaluated":
+        return (
+            f"never evaluated since it was created on {day}: if no code reads `{key}`, archive it; "
+            "if the code is not released yet, set a remove_after date."
+        )
+    return (
+        f"not evaluated since {day}: the code that read `{key}` is probably gone; archive the flag "
+        "(or mark it permanent if it guards a rare path, such as a kill switch)."
+    )
