@@ -187,11 +187,11 @@ def _chart(days: list[datetime], by_day: list[dict[str, int]]) -> SafeString:
             y -= h
             parts.append(
                 format_html(
-                    '<rect x="{}" y="{:.1f}" width="{}" height="{:.1f}" fill="{}"><title>{}: {} served {}</title></rect>',
+                    '<rect x="{}" y="{}" width="{}" height="{}" fill="{}"><title>{}: {} served {}</title></rect>',
                     i * (bar + gap),
-                    y,
+                    f"{y:.1f}",
                     bar,
-                    h,
+                    f"{h:.1f}",
                     colour[variant],
                     day.date().isoformat(),
                     n,
