@@ -98,14 +98,14 @@ class FlagAdmin(ServiceWriteAdmin[Flag], TenantScopedAdmin[Flag]):
         "key",
         "tenant",
         "state_badge",
+        "lifecycle_badge",
+        "last_evaluated",
         "version",
         "last_change",
         "rule_count",
         "rollout",
         "plan",
         "protected",
-        "last_evaluated",
-        "lifecycle_badge",
     )
     list_filter = (
         TenantListFilter,
