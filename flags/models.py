@@ -147,7 +147,7 @@ class Flag(VersionedTenantEntity):
         """The flag's attributes outside the engine document, as the API shows them."""
         return {
             "kill_category": self.kill_category or None,
-            "lifecycle": self.lifecycle,
+            "lifecycle": str(self.lifecycle),
             "remove_after": _iso_date(self.remove_after),
         }
 
