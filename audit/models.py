@@ -39,6 +39,9 @@ class AuditAction(models.TextChoices):
     ROLLOUT_PAUSE = "rollout_pause"
     ROLLOUT_RESUME = "rollout_resume"
     ROLLOUT_ABORT = "rollout_abort"
+    # A flag created with the key of an archived flag (`"reuse_key": true`, api.md): the archived flag
+    # is renamed to a tombstone key and this entry, under the reused key, records it.
+    REUSE_KEY = "reuse_key"
 
 
 class AuditEntryQuerySet(models.QuerySet[Any]):

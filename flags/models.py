@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Any
 
 from django.db import models
@@ -33,7 +34,7 @@ FLAG_READ_ONLY_FIELDS: tuple[str, ...] = ("version", "created_at", "updated_at",
 # Attributes of a flag outside the engine's document (they change nothing evaluation serves, so the
 # engine, the snapshot and the SDK never see them): set through the API and the admin like content,
 # validated by flags.attributes, stored in FlagVersion documents and audited.
-FLAG_ATTRIBUTE_FIELDS: tuple[str, ...] = ("kill_category",)
+FLAG_ATTRIBUTE_FIELDS: tuple[str, ...] = ("kill_category", "lifecycle", "remove_after")
 
 
 def segment_keys_in(value: Any) -> set[str]:
@@ -46,6 +47,13 @@ def variant_keys_of(variants: Any) -> list[Any]:
     return [v.get("key") for v in variants if isinstance(v, dict)] if isinstance(variants, list) else []
 
 
+def _iso_date(value: Any) -> str | None:
+    """A stored date as the API shows it (`YYYY-MM-DD`); a string (a document not yet saved) as is."""
+    if value is None:
+        return None
+    return value if isinstance(value, str) else value.isoformat()
+
+
 class FlagType(models.TextChoices):
     BOOLEAN = "boolean"
     STRING = "string"
@@ -56,6 +64,11 @@ class FlagType(models.TextChoices):
 class FlagState(models.TextChoices):
     ON = "on"
     OFF = "off"
+
+
+class FlagLifecycle(models.TextChoices):
+    TEMPORARY = "temporary"
+    PERMANENT = "permanent"
 
 
 class Flag(VersionedTenantEntity):
@@ -85,6 +98,12 @@ class Flag(VersionedTenantEntity):
     updated_by = models.CharField(max_length=200, blank=True, editable=False)
     # The kill switch that turns this flag off in an incident (flags.killswitch); "" = none.
     kill_category = models.CharField(max_length=64, blank=True, default="")
+    # Lifecycle (api.md, Usage and lifecycle; usage.staleness): a temporary flag is expected to go,
+    # by `remove_after` if given; a permanent one (a kill switch, an entitlement) is meant to stay.
+    lifecycle = models.CharField(
+        max_length=16, choices=FlagLifecycle.choices, default=FlagLifecycle.TEMPORARY
+    )
+    remove_after = models.DateField(null=True, blank=True)
     # Four eyes (flags/approvals.py): a protected flag changes only through an approved change request.
     # Not part of the engine's definition (like `tags`, it never changes what is served).
     protected = models.BooleanField(default=False)
@@ -126,11 +145,20 @@ class Flag(VersionedTenantEntity):
 
     def attributes(self) -> dict[str, Any]:
         """The flag's attributes outside the engine document, as the API shows them."""
-        return {"kill_category": self.kill_category or None}
+        return {
+            "kill_category": self.kill_category or None,
+            "lifecycle": str(self.lifecycle),
+            "remove_after": _iso_date(self.remove_after),
+        }
 
     def apply_attributes(self, attributes: dict[str, Any]) -> None:
         if "kill_category" in attributes:
             self.kill_category = attributes["kill_category"] or ""
+        if "lifecycle" in attributes:
+            self.lifecycle = attributes["lifecycle"] or FlagLifecycle.TEMPORARY
+        if "remove_after" in attributes:
+            value = attributes["remove_after"]
+            self.remove_after = date.fromisoformat(value) if isinstance(value, str) else value
 
     def apply_content(self, content: dict[str, Any]) -> None:
         for field in FLAG_CONTENT_FIELDS:

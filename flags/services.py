@@ -23,6 +23,7 @@ from flagsvc_sdk.engine import validate_flag
 
 from audit.models import AuditAction
 from audit.receivers import set_audit_action
+from audit.records import audit_record
 from flags import approvals, selectors
 from flags.attributes import split_attributes
 from flags.models import FLAG_ATTRIBUTE_FIELDS, FLAG_CONTENT_FIELDS, FLAG_READ_ONLY_FIELDS, Flag
@@ -54,7 +55,7 @@ def flag_validate(*, tenant: Tenant, data: dict[str, Any]) -> dict[str, Any]:
 def _content_of(data: dict[str, Any]) -> dict[str, Any]:
     """The engine's part of the caller's document: without the read-only fields the API documents but
     ignores, the attributes outside the engine (`split_attributes` reads those) and `protected`."""
-    outside = (*FLAG_READ_ONLY_FIELDS, *FLAG_ATTRIBUTE_FIELDS, "protected")
+    outside = (*FLAG_READ_ONLY_FIELDS, *FLAG_ATTRIBUTE_FIELDS, "protected", "reuse_key")
     return {k: v for k, v in data.items() if k not in outside}
 
 
@@ -76,20 +77,59 @@ def _locked(tenant: Tenant, key: str, *, include_archived: bool = False) -> Flag
     return flag
 
 
+def _reuse_key_of(data: dict[str, Any]) -> bool:
+    """`reuse_key` of a create: true to take the key of an archived flag (api.md); absent = false."""
+    value = data.get("reuse_key", False)
+    if not isinstance(value, bool):
+        raise Invalid({"reuse_key": ["Use true or false."]})
+    return value
+
+
+def tombstone_key(flag: Flag) -> str:
+    """The key an archived flag keeps when its key is reused: `~<id>~<key>`, unique and outside the
+    keys a caller may choose (they start with a letter or digit)."""
+    return f"~{flag.pk}~{flag.key}"[:128]
+
+
+def _release_key(tenant: Tenant, archived: Flag) -> None:
+    """Free an archived flag's key for a new flag (`"reuse_key": true`): the archived flag is renamed to
+    its tombstone key (its versions and audit entries stay, under the old key), and an audit entry
+    `reuse_key` under the reused key records it. A rename only: no version, no change event (an
+    archived flag serves nothing), hence the bare row update rather than the versioned save."""
+    before = archived.to_document()
+    tombstone = tombstone_key(archived)
+    Flag._base_manager.filter(pk=archived.pk).update(key=tombstone)
+    audit_record(
+        tenant_id=tenant.pk,
+        entity="flag",
+        key=archived.key,
+        action=AuditAction.REUSE_KEY,
+        before=before,
+        after={**before, "key": tombstone},
+    )
+
+
 @flag_write_span("create")  # `flag.update` when tracing is on (flags/tracing.py)
 def flag_create(*, tenant: Tenant, actor: str | None = None, data: dict[str, Any]) -> tuple[Flag, bool]:
     """Create a flag; the same key with the same body again returns the existing one (created=False).
 
     The document alone is validated here; its references (segments, prerequisites) by the ruleset
-    check, under the tenant's lock.
+    check, under the tenant's lock. The key of an archived flag is 409 `conflict` unless the body says
+    `"reuse_key": true`: then the archived flag moves to its tombstone key (`_release_key`, audited).
     """
     _, attributes = split_attributes(data)
     content = validate_flag(_content_of(data))
     protected = _protected_of(data)
-    with acting_as(actor), ruleset_change(tenant) as change:
+    reuse_key = _reuse_key_of(data)
+
+    def new_flag() -> Flag:
         flag = Flag(tenant=tenant, protected=bool(protected))
         flag.apply_content(content)
         flag.apply_attributes(attributes)
+        return flag
+
+    with acting_as(actor), ruleset_change(tenant) as change:
+        flag = new_flag()
         try:
             with transaction.atomic():
                 flag.save()
@@ -97,12 +137,19 @@ def flag_create(*, tenant: Tenant, actor: str | None = None, data: dict[str, Any
             existing = selectors.flag_get(tenant=tenant, key=content["key"], include_archived=True)
             if existing is None:
                 raise
+            if existing.is_archived and reuse_key:
+                _release_key(tenant, existing)
+                flag = new_flag()
+                flag.save()
+                change.flags.add(flag.key)
+                return flag, True
         else:
             change.flags.add(flag.key)
             return flag, True
     if existing.is_archived:
         raise Conflict(
-            f"The key {content['key']!r} belongs to an archived flag; restore it or choose another key.",
+            f"The key {content['key']!r} belongs to an archived flag; restore it, choose another key, "
+            'or send "reuse_key": true to give the key to a new flag.',
             details={"key": content["key"], "archived": True},
         )
     wanted_attributes = {**Flag(tenant=tenant).attributes(), **attributes}

@@ -323,6 +323,9 @@ USAGE_MAX_PENDING_COUNTS = env.env_int("USAGE_MAX_PENDING_COUNTS", 100_000)
 # How long a batch id is remembered (a repeat within it is not counted twice), and counts are kept.
 USAGE_BATCH_RETENTION_HOURS = env.env_float("USAGE_BATCH_RETENTION_HOURS", 48.0)
 USAGE_RETENTION_DAYS = env.env_float("USAGE_RETENTION_DAYS", 90.0)
+# Staleness (flags.staleness): the N days of "never evaluated N days after creation", "not evaluated
+# for N days" and "one variant served to 100 % for N days".
+STALE_AFTER_DAYS = env.env_int("STALE_AFTER_DAYS", 30)
 
 # Scheduled rollouts (ADR 0016): a step applied more than this after its time is marked `late`.
 ROLLOUT_LATE_SECONDS = env.env_float("ROLLOUT_LATE_SECONDS", 60.0)

@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any, TypedDict
 
-from django.db.models import Max, Sum
+from django.db.models import Max, Min, Sum
 
 from usage.models import UsageCount
 from usage.services import hour_of
@@ -53,3 +53,63 @@ def usage_of_flags(*, tenant: Any, flag_keys: Iterable[str], now: datetime) -> d
     for row in latest:
         result[row["flag_key"]]["last_evaluated_at"] = row["latest"]
     return result
+
+
+class VariantSpan(TypedDict):
+    first_hour: datetime
+    last_hour: datetime
+
+
+def served_spans(*, tenant: Any, flag_keys: Iterable[str] | None = None) -> dict[str, dict[str, VariantSpan]]:
+    """For each flag, each variant it served (within the counts kept, USAGE_RETENTION_DAYS): the first
+    and the last hour it was served. One query; `flag_keys=None` reads every flag of the tenant (the
+    stale list: one row per flag and variant, bounded by the variants of the tenant's flags)."""
+    qs = UsageCount.objects.for_tenant(tenant).exclude(variant="")
+    if flag_keys is not None:
+        keys = list(flag_keys)
+        if not keys:
+            return {}
+        qs = qs.filter(flag_key__in=keys)
+    rows = qs.values("flag_key", "variant").annotate(first_hour=Min("hour"), last_hour=Max("hour"))
+    spans: dict[str, dict[str, VariantSpan]] = {}
+    for row in rows:
+        spans.setdefault(row["flag_key"], {})[row["variant"]] = {
+            "first_hour": row["first_hour"],
+            "last_hour": row["last_hour"],
+        }
+    return spans
+
+
+def last_evaluated(*, tenant: Any) -> dict[str, datetime]:
+    """When each flag of the tenant was last evaluated (any answer, errors too): one query."""
+    rows = UsageCount.objects.for_tenant(tenant).values("flag_key").annotate(latest=Max("last_at"))
+    return {row["flag_key"]: row["latest"] for row in rows}
+
+
+class DailyUsage(TypedDict):
+    days: list[datetime]  # the start of each UTC day, oldest first
+    by_day: list[dict[str, int]]  # per day: variant -> evaluations
+    by_reason: dict[str, int]  # the whole period: reason -> evaluations
+
+
+def daily_usage(*, tenant: Any, flag_key: str, now: datetime, days: int = 30) -> DailyUsage:
+    """One flag's served variants per UTC day over the last `days` days (today included) and the share
+    of each reason over the period, from the hourly buckets: one query (the admin's chart)."""
+    today = hour_of(now).replace(hour=0)
+    first = today - timedelta(days=days - 1)
+    day_list = [first + timedelta(days=i) for i in range(days)]
+    by_day: list[dict[str, int]] = [{} for _ in day_list]
+    by_reason: dict[str, int] = {}
+    rows = (
+        UsageCount.objects.for_tenant(tenant)
+        .filter(flag_key=flag_key, hour__gte=first)
+        .values("variant", "reason", "hour")
+        .annotate(total=Sum("n"))
+    )
+    for row in rows:
+        index = (row["hour"] - first).days
+        n = int(row["total"])
+        by_reason[row["reason"]] = by_reason.get(row["reason"], 0) + n
+        if 0 <= index < days and row["variant"]:
+            by_day[index][row["variant"]] = by_day[index].get(row["variant"], 0) + n
+    return {"days": day_list, "by_day": by_day, "by_reason": by_reason}

@@ -15,7 +15,7 @@ from django.urls import URLPattern, path
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
-from flags.admin import builder, rollouts, views
+from flags.admin import builder, rollouts, usage, views
 from flags.admin import killswitches as killswitches  # registers the "Kill switches" page
 from flags.admin.change_requests import (  # also registers the change requests' admin
     opened_message,
@@ -26,6 +26,7 @@ from flags.admin.display import ArchivedFilter, TagFilter, rollout_summary
 from flags.admin.forms import NEW_FLAG_INITIAL, FlagForm
 from flags.admin.in_words import flag_in_words
 from flags.admin.links import links_for
+from flags.admin.usage import StaleFilter
 from flags.admin.vocabulary import format_datetime
 from flags.approvals import ApprovalRequired
 from flags.killswitch import killed_by
@@ -45,6 +46,7 @@ EDIT_FIELDSETS: list[tuple[str | None, dict[str, Any]]] = [
         None,
         {"fields": ("tenant", "key", "name", "description", "type", "state", "kill_category", "protected")},
     ),
+    ("Lifecycle", {"fields": ("lifecycle", "remove_after")}),
     ("Variants", {"fields": ("variants", "off_variant")}),
     ("Targets", {"fields": ("targets_allow", "targets_allow_variant", "targets_deny")}),
     ("Rules and default", {"fields": ("rules", "default")}),
@@ -64,9 +66,12 @@ VIEW_FIELDSETS: list[tuple[str | None, dict[str, Any]]] = [
                 "tag_list",
                 "kill_category",
                 "protected",
+                "lifecycle",
+                "remove_after",
             )
         },
     ),
+    ("Usage", {"fields": ("served",)}),
     ("Who gets what", {"fields": ("in_words",), "classes": ("flagsvc-words-box",)}),
     ("Status", {"fields": STATUS_FIELDS}),
     ("As JSON, for developers", {"fields": ("document_json",), "classes": ("collapse",)}),
@@ -89,9 +94,19 @@ class FlagActionForm(ActionForm):
 @admin.register(Flag)
 class FlagAdmin(ServiceWriteAdmin[Flag], TenantScopedAdmin[Flag]):
     form = FlagForm
-    # Version and rule count live on the flag's page: at 1,280 px the list fits without scrolling.
-    list_display = ("key", "tenant", "state_badge", "last_change", "rollout", "plan", "protected")
-    list_filter = (TenantListFilter, "state", "type", TagFilter, ArchivedFilter, "protected")
+    # Version and rule count live on the flag's page; the lifecycle badge shares the Last evaluated
+    # column and the protected mark the State column: at 1,280 px the list fits without scrolling.
+    list_display = ("key", "tenant", "state_badge", "last_change", "last_evaluated", "rollout", "plan")
+    list_filter = (
+        TenantListFilter,
+        "state",
+        "type",
+        TagFilter,
+        ArchivedFilter,
+        StaleFilter,
+        "lifecycle",
+        "protected",
+    )
     search_fields = ("key", "name", "description")
     search_help_text = "Search by key, name or description."
     list_select_related = ("tenant",)
@@ -132,12 +147,13 @@ class FlagAdmin(ServiceWriteAdmin[Flag], TenantScopedAdmin[Flag]):
             return VIEW_FIELDSETS
         fieldsets = list(EDIT_FIELDSETS)
         if obj is not None:
+            fieldsets.append(("Usage", {"fields": ("served",)}))
             fieldsets.append(("Status", {"fields": (*STATUS_FIELDS, "expected_version")}))
         fieldsets.append((None, {"fields": ("reason",), "classes": ("flagsvc-reason-row",)}))
         return fieldsets
 
     def get_readonly_fields(self, request: HttpRequest, obj: Flag | None = None) -> tuple[str, ...]:
-        return ("tenant", "key", "type", *STATUS_FIELDS) if obj is not None else ()
+        return ("tenant", "key", "type", *STATUS_FIELDS, "served") if obj is not None else ()
 
     def get_changeform_initial_data(self, request: HttpRequest) -> dict[str, Any]:
         return {**NEW_FLAG_INITIAL, **super().get_changeform_initial_data(request)}
@@ -185,12 +201,37 @@ class FlagAdmin(ServiceWriteAdmin[Flag], TenantScopedAdmin[Flag]):
     @admin.display(description="State", ordering="state")
     def state_badge(self, obj: Flag) -> SafeString:
         state = "archived" if obj.archived_at is not None else obj.state
-        return format_html('<span class="flagsvc-state flagsvc-state-{}">{}</span>', state, state)
+        badge = format_html('<span class="flagsvc-state flagsvc-state-{}">{}</span>', state, state)
+        if not obj.protected:
+            return badge
+        return format_html(
+            '{} <span class="flagsvc-protected" title="Protected: changes need another person\'s approval">'
+            "protected</span>",
+            badge,
+        )
 
     @admin.display(description="Last change", ordering="updated_at")
     def last_change(self, obj: Flag) -> str:
         when = format_datetime(obj.updated_at)
         return f"{when} by {obj.updated_by}" if obj.updated_by else when
+
+    # Usage and lifecycle (flags/admin/usage.py): the page's usage in three queries per tenant.
+    def get_changelist_instance(self, request: HttpRequest) -> Any:
+        changelist = super().get_changelist_instance(request)
+        usage.attach_usage(list(changelist.result_list))
+        return changelist
+
+    @admin.display(description="Last evaluated")
+    def last_evaluated(self, obj: Flag) -> SafeString:
+        return format_html("{}<br>{}", usage.last_evaluated_column(obj), usage.lifecycle_badge(obj))
+
+    @admin.display(description="Lifecycle", ordering="lifecycle")
+    def lifecycle_badge(self, obj: Flag) -> SafeString:
+        return usage.lifecycle_badge(obj)
+
+    @admin.display(description="Served")
+    def served(self, obj: Flag) -> SafeString:
+        return usage.usage_panel(obj)
 
     @admin.display(description="Rollout")
     def rollout(self, obj: Flag) -> str:

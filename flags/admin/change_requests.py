@@ -40,7 +40,13 @@ KIND_WORDS = {
 }
 
 
-GOVERNANCE_WORDS = {"protected": "Protected", "kill_category": "Kill switch category", "archived": "Archived"}
+GOVERNANCE_WORDS = {
+    "protected": "Protected",
+    "kill_category": "Kill switch category",
+    "lifecycle": "Lifecycle",
+    "remove_after": "Remove after",
+    "archived": "Archived",
+}
 
 
 def proposal_changes(cr: ChangeRequest) -> list[Change]:

@@ -95,7 +95,17 @@ class FlagForm(ServiceForm):
 
     class Meta:
         model = Flag
-        fields = ("tenant", "key", "name", "description", "type", "state", "protected")
+        fields = (
+            "tenant",
+            "key",
+            "name",
+            "description",
+            "type",
+            "state",
+            "protected",
+            "lifecycle",
+            "remove_after",
+        )
         help_texts = {
             "key": HELP["key"],
             "type": HELP["type"],
@@ -103,11 +113,16 @@ class FlagForm(ServiceForm):
             "tenant": "The tenant (X-Tenant-ID) that owns the flag. It cannot change later.",
             "name": "A short human name shown in lists.",
             "description": "What the flag changes and who to ask about it.",
+            "lifecycle": "Temporary: expected to be removed (reported stale when unused or serving one "
+            "variant for STALE_AFTER_DAYS). Permanent: meant to stay, like a kill switch.",
+            "remove_after": "Optional. After this date the flag is reported stale (YYYY-MM-DD).",
             "protected": "Four eyes: every later change of a protected flag (unprotecting it too) opens a "
             "change request that another person must approve before it is applied.",
         }
         widgets = {
             "state": forms.RadioSelect,
+            "lifecycle": forms.RadioSelect,
+            "remove_after": forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"),
             "description": forms.Textarea(attrs={"rows": 2, "class": "vLargeTextField"}),
         }
 
@@ -115,6 +130,8 @@ class FlagForm(ServiceForm):
         super().__init__(*args, **kwargs)
         flag: Flag = self.instance
         self.validated: dict[str, Any] | None = None
+        if "lifecycle" in self.fields:
+            self.fields["lifecycle"].required = False  # absent = temporary, the default
         if flag.pk is not None:
             targets = flag.targets if isinstance(flag.targets, dict) else {}
             self.initial["targets_allow"] = targets.get("allow") or []
@@ -160,6 +177,8 @@ class FlagForm(ServiceForm):
             "bucket_by": data.get("bucket_by") or None,
             "tags": data.get("tags") or [],
             "kill_category": data.get("kill_category") or None,
+            "lifecycle": data.get("lifecycle") or "temporary",
+            "remove_after": data["remove_after"].isoformat() if data.get("remove_after") else None,
             "protected": bool(data.get("protected")),
         }
 

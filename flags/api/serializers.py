@@ -20,6 +20,22 @@ class VariantSerializer(StrictBody, serializers.Serializer[Any]):
     weight = serializers.FloatField(required=False)
 
 
+class StaleSerializer(serializers.Serializer[Any]):
+    reason = serializers.ChoiceField(
+        ["never_evaluated", "not_evaluated_recently", "single_variant", "past_remove_after"]
+    )
+    since = serializers.DateTimeField()
+
+
+class UsageSerializer(serializers.Serializer[Any]):
+    last_evaluated_at = serializers.DateTimeField(allow_null=True)
+    counts = serializers.DictField(
+        child=serializers.DictField(child=serializers.IntegerField()),
+        help_text='{"24h": {"<variant>": n}, "7d": {...}, "30d": {...}}',
+    )
+    stale = StaleSerializer(allow_null=True)
+
+
 class FlagSerializer(StrictBody, serializers.Serializer[Any]):
     key = serializers.RegexField(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
     name = serializers.CharField(required=False)
@@ -43,6 +59,16 @@ class FlagSerializer(StrictBody, serializers.Serializer[Any]):
     protected = serializers.BooleanField(
         required=False, help_text="changes need another person's approval (absent: unchanged)"
     )
+    lifecycle = serializers.ChoiceField(
+        ["temporary", "permanent"], required=False, help_text="default temporary (flags.staleness)"
+    )
+    remove_after = serializers.DateField(
+        required=False, allow_null=True, help_text="the date after which the flag is stale (ISO date)"
+    )
+    reuse_key = serializers.BooleanField(
+        required=False, write_only=True, help_text="create: take the key of an archived flag (audited)"
+    )
+    usage = UsageSerializer(read_only=True)
     version = serializers.IntegerField(read_only=True)
     created_at = serializers.DateTimeField(read_only=True)
     updated_at = serializers.DateTimeField(read_only=True)

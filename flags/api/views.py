@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
 from rest_framework.request import Request
@@ -12,6 +14,7 @@ from flags.api.change_requests import ChangeRequestSerializer, accepted
 from flags.api.serializers import FlagSerializer, FlagVersionSerializer, RollbackSerializer
 from flags.approvals import ApprovalRequired
 from flags.models import Flag, FlagState, FlagType, FlagVersion
+from flags.staleness import stale_flags, usage_documents
 from kernel.errors import FlagNotFound, Invalid
 from kernel.pagination import LimitOffsetPage
 from kernel.timefmt import iso
@@ -27,11 +30,18 @@ from tenancy.api.helpers import (
     parse_version,
     text_param,
 )
+from tenancy.models import Tenant
 from tenancy.schema import paginated
 
 
-def _flag_response(flag: Flag, status_code: int = status.HTTP_200_OK) -> Response:
-    return Response(flag.to_document(), status=status_code, headers={"ETag": etag(flag.version)})
+def _documents(tenant: Tenant, flags: list[Flag]) -> list[dict[str, Any]]:
+    """Flag documents with their `usage` (api.md, Usage and lifecycle): three queries for the page."""
+    usage = usage_documents(tenant=tenant, flags=flags)
+    return [{**flag.to_document(), "usage": usage[flag.key]} for flag in flags]
+
+
+def _flag_response(tenant: Tenant, flag: Flag, status_code: int = status.HTTP_200_OK) -> Response:
+    return Response(_documents(tenant, [flag])[0], status=status_code, headers={"ETag": etag(flag.version)})
 
 
 class FlagCollectionView(TenantAPIView):
@@ -47,6 +57,7 @@ class FlagCollectionView(TenantAPIView):
             OpenApiParameter("key_prefix", str),
             OpenApiParameter("q", str, description="key, name or description contains"),
             OpenApiParameter("include_archived", bool),
+            OpenApiParameter("stale", bool, description="only live flags whose `usage.stale` is set"),
         ],
         responses={200: paginated(FlagSerializer, "PaginatedFlagList")},
     )
@@ -62,8 +73,16 @@ class FlagCollectionView(TenantAPIView):
             include_archived=bool_param(request, "include_archived"),
         )
         paginator = LimitOffsetPage()
-        page = paginator.paginate_queryset(qs, request, view=self) or []
-        return paginator.get_paginated_response([flag.to_document() for flag in page])
+        if bool_param(request, "stale"):
+            # Staleness is evidence, not a column: judged for the filtered live flags in three queries
+            # (flags.staleness), then the page of stale keys is read.
+            stale = [key for key, _, _ in stale_flags(tenant=self.tenant, flags=qs.filter(archived_at=None))]
+            keys = paginator.paginate_queryset(stale, request, view=self) or []
+            by_key = {flag.key: flag for flag in qs.filter(key__in=keys)}
+            page = [by_key[key] for key in keys if key in by_key]
+        else:
+            page = paginator.paginate_queryset(qs, request, view=self) or []
+        return paginator.get_paginated_response(_documents(self.tenant, list(page)))
 
     @extend_schema(request=FlagSerializer, responses={201: FlagSerializer, 200: FlagSerializer})
     def post(self, request: Request) -> Response:
@@ -77,7 +96,9 @@ class FlagCollectionView(TenantAPIView):
             flag, created = services.flag_create(
                 tenant=self.tenant, actor=self.actor, data=json_object(request)
             )
-            response = _flag_response(flag, status.HTTP_201_CREATED if created else status.HTTP_200_OK)
+            response = _flag_response(
+                self.tenant, flag, status.HTTP_201_CREATED if created else status.HTTP_200_OK
+            )
             response["Location"] = f"/v1/flags/{flag.key}"
             return response
 
@@ -99,7 +120,7 @@ class FlagDetailView(TenantAPIView):
             raise FlagNotFound(f"No flag {key!r} in this tenant.")
         if request.META.get("HTTP_IF_NONE_MATCH", "").strip() == etag(flag.version):
             return Response(status=status.HTTP_304_NOT_MODIFIED, headers={"ETag": etag(flag.version)})
-        return _flag_response(flag)
+        return _flag_response(self.tenant, flag)
 
     @extend_schema(request=FlagSerializer, responses={200: FlagSerializer, 202: ChangeRequestSerializer})
     def put(self, request: Request, key: str) -> Response:
@@ -130,7 +151,7 @@ class FlagDetailView(TenantAPIView):
             )
         except ApprovalRequired as exc:  # a protected flag: 202 with the change request
             return accepted(exc)
-        return _flag_response(flag)
+        return _flag_response(self.tenant, flag)
 
     @extend_schema(responses={204: None, 202: ChangeRequestSerializer})
     def delete(self, request: Request, key: str) -> Response:
@@ -155,7 +176,9 @@ class FlagRestoreView(TenantAPIView):
     def post(self, request: Request, key: str) -> Response:
         """Restore an archived flag (a protected one: 202 with the change request that waits for approval)."""
         try:
-            return _flag_response(services.flag_restore(tenant=self.tenant, key=key, actor=self.actor))
+            return _flag_response(
+                self.tenant, services.flag_restore(tenant=self.tenant, key=key, actor=self.actor)
+            )
         except ApprovalRequired as exc:  # a protected flag: 202 with the change request
             return accepted(exc)
 
@@ -203,7 +226,8 @@ class FlagRollbackView(TenantAPIView):
         version = parse_version(body["version"], "version")
         try:
             return _flag_response(
-                services.flag_rollback(tenant=self.tenant, key=key, version=version, actor=self.actor)
+                self.tenant,
+                services.flag_rollback(tenant=self.tenant, key=key, version=version, actor=self.actor),
             )
         except ApprovalRequired as exc:  # a protected flag: 202 with the change request
             return accepted(exc)

@@ -163,7 +163,7 @@ def test_flag_list__readable_at_390_px_without_sideways_scrolling(
     expect(row.locator(".field-key")).to_be_visible()
     expect(row.locator(".field-state_badge")).to_be_visible()
     expect(row.locator(".field-rollout")).to_be_visible()
-    expect(row.locator(".field-last_change")).to_be_hidden()
+    expect(row.locator(".field-last_evaluated")).to_be_hidden()
     widths = page.evaluate(
         """() => ({
             page: document.documentElement.scrollWidth,
@@ -177,8 +177,8 @@ def test_flag_list__readable_at_390_px_without_sideways_scrolling(
     assert serious_violations(page) == []
     page.set_viewport_size({"width": 1280, "height": 1000})
     page.reload()
-    expect(row.locator(".field-last_change")).to_be_visible()
-    expect(row.locator(".field-protected")).to_be_visible()
+    expect(row.locator(".field-last_evaluated")).to_be_visible()
+    expect(row.locator(".field-plan")).to_be_visible()
     desktop = page.evaluate(
         "() => [document.querySelector('.results').scrollWidth, document.querySelector('.results').clientWidth]"
     )
