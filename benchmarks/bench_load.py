@@ -8,7 +8,7 @@ What it does, everything on 127.0.0.1, stopped and dropped at the end:
 1. a throwaway PostgreSQL database (`--pg`, created and dropped here) and a random key prefix on Redis
    (`--redis`, db 14 by default), `migrate`;
 2. seeding, in its own process, through the services (`_load_seed.py`): `--tenants` tenants (one, `big`, with
-   `--big-flags` flags imported by `ruleset_import`, the path of `manage.py import_flags`), an API client
+   `--big-flags` flags, `--seed bulk` (default) or `import`: see `_load_seed.py`), an API client
    and a token each, and `--flags-per-tenant` flags `lt-0..` in every tenant; timed, reported apart;
 3. two gunicorn processes (`gunicorn -c gunicorn.conf.py flagsvc.wsgi`, separate ports, `--workers` x
    `--threads`, 2 x 2 by default as in RESULTS.md), both on the same database and Redis;
@@ -84,7 +84,7 @@ def seed(directory: Path, env: dict[str, str], args: argparse.Namespace) -> dict
         done = subprocess.run(
             [
                 *(str(MAIN_PYTHON), str(BENCH_DIR / "_load_seed.py"), str(out), str(args.tenants)),
-                *(str(args.big_flags), str(args.flags_per_tenant)),
+                *(str(args.big_flags), str(args.flags_per_tenant), args.seed),
             ],
             cwd=REPO,
             env={**env, "JWT_TTL_SECONDS": "7200"},
@@ -385,6 +385,12 @@ def main() -> None:
     parser.add_argument("--tenants", type=int, default=1000, help="tenants, the big one included (1000)")
     parser.add_argument("--big-flags", type=int, default=10_000, help="flags of the big tenant (10000)")
     parser.add_argument("--flags-per-tenant", type=int, default=3, help="lt-N flags in every tenant (3)")
+    parser.add_argument(
+        "--seed",
+        choices=["bulk", "import"],
+        default="bulk",
+        help="the big tenant's flags: bulk_create (benchmark only, no audit) or ruleset_import (slow; see _load_seed.py)",
+    )
     parser.add_argument("--write-share", type=float, default=0.05, help="share of writes (0.05)")
     parser.add_argument("--big-share", type=float, default=0.1, help="share of evaluations in the big tenant")
     parser.add_argument(
@@ -421,7 +427,7 @@ def main() -> None:
         timings = seeded["timings"]
         print(
             f"seeding ({args.tenants} tenants x {args.flags_per_tenant} flags through flag_create, "
-            f"{args.big_flags} flags in `big` through ruleset_import): "
+            f"{args.big_flags} flags in `big` by {args.seed}): "
             + ", ".join(f"{k} {v:.1f}" for k, v in timings.items())
             + f" (process {time.perf_counter() - began:.1f} s)"
         )
