@@ -116,6 +116,19 @@ def start(name: str, directory: Path, env: dict[str, str], workers: int, threads
     return Server(name, port, process, log, server_env)
 
 
+def wait_warm(server: Server, workers: int, timeout: float = 900.0) -> None:
+    """Until every worker has compiled every tenant (`post_worker_init`) and logged it: before that, a
+    worker takes no traffic, and its compiles would share the CPU with the measured load."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if server.log.read_text(errors="replace").count("rules cache warm for") >= workers:
+            return
+        if server.process.poll() is not None:
+            raise RuntimeError(f"{server.name} exited; see {server.log}")
+        time.sleep(0.5)
+    raise RuntimeError(f"{server.name}: workers not warm after {timeout:.0f} s; see {server.log}")
+
+
 # --- a minimal HTTP/1.1 keep-alive client ------------------------------------------------------------
 
 
@@ -432,8 +445,13 @@ def main() -> None:
             + f" (process {time.perf_counter() - began:.1f} s)"
         )
         servers = [start(f"server-{i}", directory, env, args.workers, args.threads) for i in range(2)]
+        began = time.perf_counter()
         for server in servers:
             wait_ready(server, timeout=180)
+            wait_warm(server, args.workers)
+        print(
+            f"servers ready, every worker warm (gunicorn.conf.py warms every tenant): {time.perf_counter() - began:.1f} s"
+        )
         load = Load(args, servers, seeded["tokens"])
 
         async def drive() -> tuple[float, float, list[float], str]:
