@@ -37,6 +37,7 @@ import asyncio
 import json
 import random
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -584,6 +585,8 @@ def main() -> None:
         )
     if args.keep:
         print(f"logs: {directory}")
+    else:
+        shutil.rmtree(directory, ignore_errors=True)
 
 
 if __name__ == "__main__":
