@@ -47,7 +47,7 @@ def test_protected_flag_change_is_reviewed_approved_and_applied_by_another_perso
     sign_in(page, "bob")
     page.goto("/admin/flags/changerequest/")
     _shot(page, "cr-3-list", tmp_path)
-    page.click("text=#1")
+    page.locator("#result_list tbody tr").first.locator("a").first.click()  # the newest request
     expect(page.locator("ul.flagsvc-changes")).to_contain_text("State")
     _shot(page, "cr-4-review-as-reviewer", tmp_path)
     page.click("button[value=approve]")
