@@ -8,8 +8,8 @@ from typing import Any
 from django.db import models
 from django.db.models import Q
 
+from kernel.documents import objects_in
 from kernel.timefmt import iso
-from segments.selectors import objects_in
 from tenancy.entities import VersionedQuerySet, VersionedTenantEntity
 from tenancy.models import Tenant
 from tenancy.scoping import TenantScopedManager

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterator
+from collections.abc import Collection
 from typing import Any
 
 from django.db.models import Q, QuerySet
 
+from kernel.documents import objects_in
 from segments.models import Segment
 from tenancy.models import Tenant
 
@@ -36,18 +37,6 @@ def segment_keys(*, tenant: Tenant | int) -> set[str]:
 
 def segments_for_evaluation(*, tenant: Tenant | int) -> list[Segment]:
     return list(segment_queryset(tenant=tenant))
-
-
-def objects_in(value: Any) -> Iterator[dict[str, Any]]:
-    """Every JSON object in a document (conditions, rules, ...), depth first, without recursion."""
-    stack = [value]
-    while stack:
-        node = stack.pop()
-        if isinstance(node, dict):
-            yield node
-            stack.extend(node.values())
-        elif isinstance(node, list):
-            stack.extend(node)
 
 
 def attributes_in(value: Any) -> set[str]:

@@ -14,7 +14,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from flags import killswitch
-from kernel.errors import NotFound
+from kernel.errors import Invalid, NotFound
 from kernel.pagination import LimitOffsetPage
 from tenancy.api.base import TenantAPIView
 from tenancy.api.helpers import WriteRateThrottle
@@ -57,6 +57,17 @@ class KillSwitchCollectionView(KillSwitchAPIView):
         return paginator.get_paginated_response(list(page or []))
 
 
+def no_body(request: Request) -> None:
+    """Engage and release take no body: the reason travels in `X-Change-Reason`. A body is still read
+    through the parsers (so a hostile one gets their 400 / 413 / 422) and refused unless empty, so a
+    caller who put the reason in the body learns where it goes instead of having it ignored."""
+    if request.data not in ({}, None):
+        raise Invalid(
+            {"body": ["takes no body: send the reason in the X-Change-Reason header"]},
+            "This route takes no body.",
+        )
+
+
 class KillSwitchDetailView(KillSwitchAPIView):
     @extend_schema(responses={200: KillSwitchSerializer})
     def get(self, request: Request, category: str) -> Response:
@@ -75,6 +86,7 @@ class KillSwitchDetailView(KillSwitchAPIView):
         apply; every flag turned off gets its audit entry (action `kill`), and the tenant one
         `killswitch.engaged` event.
         """
+        no_body(request)
         switch, killed = killswitch.killswitch_engage(tenant=self.tenant, category=category, actor=self.actor)
         response = Response(killswitch.switch_document(switch, killed), status=status.HTTP_201_CREATED)
         response["Location"] = f"/v1/killswitch/{switch.category}"
@@ -85,5 +97,6 @@ class KillSwitchDetailView(KillSwitchAPIView):
         """Release: each flag the switch turned off is put back to its state from before (action
         `unkill`), unless its state was changed by hand meanwhile (kept, and listed in `kept`).
         Not engaged → 404."""
+        no_body(request)
         released = killswitch.killswitch_release(tenant=self.tenant, category=category, actor=self.actor)
         return Response(released.to_document())
