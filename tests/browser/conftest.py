@@ -60,11 +60,17 @@ def browser() -> Iterator[Browser]:
 
 
 @pytest.fixture
-def page(browser: Browser, live_server: Any) -> Iterator[Page]:
+def page(browser: Browser, live_server: Any, request: pytest.FixtureRequest) -> Iterator[Page]:
     context = browser.new_context(base_url=live_server.url, viewport={"width": 1280, "height": 1000})
     context.set_default_timeout(10_000)
     opened = context.new_page()
     yield opened
+    # `ADMIN_SCREENSHOTS=<dir>` keeps the page each test ends on, to look at as a product manager would.
+    folder = os.environ.get("ADMIN_SCREENSHOTS")
+    if folder:
+        os.makedirs(folder, exist_ok=True)
+        name = re.sub(r"[^A-Za-z0-9_.-]+", "_", request.node.name)[:120]
+        opened.screenshot(path=os.path.join(folder, f"{name}.png"), full_page=True)
     context.close()
 
 
