@@ -332,7 +332,11 @@ class RulesetCache:
         self._touch(tenant.pk)
         try:
             shared = read_shared_version(tenant.pk)
-            if entry is not None and entry.confirmed and entry.version == shared:
+            # `>=`: a ruleset newer than the shared version is current too (a catch-up reads the
+            # outbox past the version asked for; two publishes may land in the wrong order and leave
+            # Redis behind until a write or the expiry). Asking again on every request until then
+            # cost a Redis read, and a database query whenever the key was missing, per request.
+            if entry is not None and entry.confirmed and entry.version >= shared:
                 entry.checked_at = now
                 metrics.CACHE_HITS.inc()
                 return entry.ruleset
