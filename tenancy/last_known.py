@@ -283,12 +283,33 @@ def save(
         return None
 
 
+def dumps(data: Any) -> str:
+    """A record's body as it is stored: compact JSON, ASCII only, no NaN. A caller may build a body
+    from pieces made by this function (`save_text`): the same bytes as `save` would write."""
+    return json.dumps(data, separators=(",", ":"), ensure_ascii=True, allow_nan=False)
+
+
+def save_text(tenant: str, kind: str, body: str, *, version: int, replace: bool = False) -> int | None:
+    """`save`, for a body already serialised (`dumps`, or pieces of it joined): a caller that keeps
+    the serialised pieces of a large record writes a new version without serialising it whole."""
+    try:
+        return _save_text(tenant, kind, body, version, replace)
+    except Exception:
+        logger.warning(
+            "could not keep the last known state", extra={"tenant": tenant, "kind": kind}, exc_info=True
+        )
+        return None
+
+
 def _save(tenant: str, kind: str, data: dict[str, Any], version: int | None, replace: bool) -> int | None:
     """As `save`, but raises when the record could not be written."""
+    return _save_text(tenant, kind, dumps(data), version, replace)
+
+
+def _save_text(tenant: str, kind: str, body: str, version: int | None, replace: bool) -> int | None:
     if not _valid(tenant, kind):
         raise ValueError(f"no record can be named {kind!r} of {tenant!r}")
     header = json.dumps(_header(tenant, kind, version), separators=(",", ":"))
-    body = json.dumps(data, separators=(",", ":"), ensure_ascii=True, allow_nan=False)
     if settings.REDIS_URL:
         return _redis_save(tenant, kind, header, body, version, replace)
     return _file_save(tenant, kind, header, body, version, replace)

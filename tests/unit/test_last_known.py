@@ -20,14 +20,14 @@ import pytest
 import redis
 from django.conf import settings
 from django.test import override_settings
-from flagsvc_sdk.engine import evaluate
+from flagsvc_sdk.engine import evaluate, recompile
 
-from evaluation.cache import RULESETS
+from evaluation.cache import RULESETS, RulesetCache, build_ruleset, kept_body
 from flags.services import flag_update
 from tenancy import last_known
 from tenancy.models import ApiClient, Tenant
 from tenancy.services import api_client_create, api_client_revoke, tenant_set_active
-from tests.factories import make_flag
+from tests.factories import make_flag, make_segment
 
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 USER = {"id": "u-1", "attributes": {}}
@@ -365,3 +365,66 @@ def test_last_known_file__a_link_in_place_of_the_directory__is_neither_read_nor_
 
     assert last_known.load("acme", last_known.TENANT) is None
     assert list(elsewhere.iterdir()) == []
+
+
+@pytest.mark.django_db(transaction=True)  # the write's version is published after its commit
+def test_ruleset_cache__a_catch_up_keeps_its_version__serialising_only_what_changed(store, tenant, settings):
+    """After a write, the process that catches up first keeps the new version; it reuses the texts of
+    the definitions that did not change (the same compiled objects), so a write to a large tenant no
+    longer serialises the whole tenant in the request that caught up."""
+    settings.RULESET_CHECK_INTERVAL = 0
+    for n in range(20):
+        make_flag(tenant, f"f{n}", state="on", default={"variant": "on"})
+    other = RulesetCache()  # another process, holding the tenant before the write
+    other.get(tenant)
+    texts = other._entries[tenant.pk].texts
+    unchanged, changed = texts["flag:f0"][1], texts["flag:f3"][1]
+
+    flag_update(tenant=tenant, key="f3", data={"state": "off"}, partial=True)
+    caught_up = other.get(tenant)
+
+    version = Tenant.objects.get(pk=tenant.pk).ruleset_version
+    assert caught_up.version == str(version)
+    record = last_known.load("acme", last_known.RULESET)
+    assert record is not None and record.version == version
+    expected = {
+        "tenant_id": tenant.pk,
+        "flags": [
+            {**flag.doc, "version": flag.version} for flag in build_ruleset(tenant, version).flags.values()
+        ],
+        "segments": [],
+    }
+    assert record.data == expected
+    texts = other._entries[tenant.pk].texts
+    assert texts["flag:f0"][1] is unchanged, "an unchanged flag's text is reused, not made again"
+    assert texts["flag:f3"][1] != changed and '"state":"off"' in texts["flag:f3"][1]
+
+
+@pytest.mark.django_db
+def test_kept_body__is_the_text_of_the_record_whole__and_follows_each_change(tenant):
+    make_segment(tenant, "beta", included=["u-1"])
+    for n in range(5):
+        make_flag(
+            tenant, f"f{n}", rules=[{"id": "r", "when": {"segment": "beta"}, "serve": {"variant": "on"}}]
+        )
+    version = Tenant.objects.get(pk=tenant.pk).ruleset_version
+    ruleset = build_ruleset(tenant, version)
+    texts: dict[str, tuple[object, str]] = {}
+
+    def whole(compiled: Any) -> str:
+        return last_known.dumps(
+            {
+                "tenant_id": tenant.pk,
+                "flags": [{**flag.doc, "version": flag.version} for flag in compiled.flags.values()],
+                "segments": [
+                    {**segment.doc, "version": segment.version} for segment in compiled.segments.values()
+                ],
+            }
+        )
+
+    assert kept_body(tenant.pk, ruleset, texts) == whole(ruleset)
+    assert sorted(texts) == ["flag:f0", "flag:f1", "flag:f2", "flag:f3", "flag:f4", "segment:beta"]
+    segment = {**ruleset.segments["beta"].doc, "included": ["u-2"], "version": 9}
+    changed = recompile(ruleset, version="99", segments=[segment], removed_flags=["f4"])
+    assert kept_body(tenant.pk, changed, texts) == whole(changed)
+    assert "flag:f4" not in texts, "the texts hold this ruleset's definitions only"

@@ -10,7 +10,9 @@ from collections.abc import Iterator
 import pytest
 import redis
 from django.core.cache import cache
+from django.db import connection
 from django.test import override_settings
+from django.test.utils import CaptureQueriesContext
 from flagsvc_sdk.engine import evaluate
 
 from evaluation import cache as ruleset_cache
@@ -84,3 +86,24 @@ def test_redis_mirror__a_reader_does_not_overwrite_a_newer_published_version(wit
     cache.set(key, current + 5, timeout=30)  # a bump published after this reader's database read
     ruleset_cache._publish(tenant.pk, current, only_if_absent=True)
     assert cache.get(key) == current + 5
+
+
+def test_redis_mirror__behind_the_process_s_own_ruleset__is_not_asked_again_on_every_request(
+    with_redis, tenant
+):
+    """Redis may hold an older version than a process compiled (two publishes landing in the wrong
+    order, a catch-up that read past the version asked for): the process's ruleset is current, and it
+    checks again after `RULESET_CHECK_INTERVAL`, not on every request (each then read Redis, and the
+    database whenever the key was gone)."""
+    make_flag(tenant, "a", state="on", default={"variant": "on"})
+    assert reason(tenant) == "DEFAULT"
+    current = Tenant.objects.get(pk=tenant.pk).ruleset_version
+    ruleset_cache._publish(tenant.pk, current - 1)  # Redis is behind
+    RULESETS.forget(tenant.pk)  # the next evaluation checks
+    with override_settings(RULESET_CHECK_INTERVAL=60):
+        assert reason(tenant) == "DEFAULT"  # checked: Redis says older, its own ruleset stays
+        cache.delete(f"ruleset-version:{tenant.pk}")  # a check now would have to ask the database
+        with CaptureQueriesContext(connection) as queries:
+            for _ in range(5):
+                assert reason(tenant) == "DEFAULT"
+    assert [query["sql"] for query in queries.captured_queries] == []
