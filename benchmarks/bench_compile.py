@@ -224,8 +224,10 @@ def incremental_part(tenant: Any, rounds: int) -> dict[str, list[float]]:
 
     from django.conf import settings
 
+    from evaluation import snapshot
     from evaluation.cache import RULESETS, RulesetCache, build_ruleset
     from evaluation.services import evaluate_bulk
+    from evaluation.snapshot_keys import serving_keyring
     from flags.selectors import flag_queryset
     from flags.services import flag_update
     from segments.selectors import segment_queryset
@@ -251,7 +253,22 @@ def incremental_part(tenant: Any, rounds: int) -> dict[str, list[float]]:
         "write: segment_update": [],
         "another process: apply one segment write": [],
         "evaluate_bulk: every flag for one user (server)": [],
+        "snapshot, baseline: read the documents, serialise all, sign": [],
+        "snapshot: from the compiled ruleset, no texts held, sign": [],
+        "snapshot: after one flag write, texts reused, sign": [],
     }
+    keyring = serving_keyring()
+    held = snapshot.build_snapshot(tenant, keyring)[0].texts
+
+    def snapshot_from_documents() -> Any:
+        """The build before texts (2026-12-01, session 4): the compiled path switched off."""
+        from_compiled = snapshot._from_compiled
+        snapshot._from_compiled = lambda *args: None  # type: ignore[assignment]
+        try:
+            return snapshot.build_snapshot(tenant, keyring)
+        finally:
+            snapshot._from_compiled = from_compiled  # type: ignore[assignment]
+
     for round_ in range(rounds):
         key = keys[(round_ * 997) % len(keys)]
         current = flag_queryset(tenant=tenant).values_list("state", flat=True).get(key=key)
@@ -267,6 +284,19 @@ def incremental_part(tenant: Any, rounds: int) -> dict[str, list[float]]:
             cpu(lambda: RULESETS.get(tenant))
         )
         out["another process: apply one flag write"].append(cpu(lambda: other.get(tenant)))
+        built: list[Any] = []
+        out["snapshot: after one flag write, texts reused, sign"].append(
+            cpu(
+                lambda built=built, held=held: built.append(snapshot.build_snapshot(tenant, keyring, held)[0])
+            )
+        )
+        held = built[0].texts
+        out["snapshot: from the compiled ruleset, no texts held, sign"].append(
+            cpu(lambda: snapshot.build_snapshot(tenant, keyring))
+        )
+        out["snapshot, baseline: read the documents, serialise all, sign"].append(
+            cpu(snapshot_from_documents)
+        )
         included = [f"user-{round_}"]
         out["write: segment_update"].append(
             cpu(
@@ -277,6 +307,7 @@ def incremental_part(tenant: Any, rounds: int) -> dict[str, list[float]]:
         )
         RULESETS.get(tenant)
         out["another process: apply one segment write"].append(cpu(lambda: other.get(tenant)))
+        held = snapshot.build_snapshot(tenant, keyring, held)[0].texts  # the next round starts from here
         version = tenant.__class__.objects.get(pk=tenant.pk).ruleset_version
         out["baseline: the old way, a full build_ruleset in each other process"].append(
             cpu(lambda version=version: build_ruleset(tenant, version))

@@ -12,6 +12,15 @@ signature over them stays valid for as long as the version is current.
 Each process builds the signed body once per (tenant, version) and keeps it (with its gzip form,
 made on first use) in a cache bounded by `SNAPSHOT_CACHE_BYTES`; serving a snapshot is then a
 version check and a write of bytes already made.
+
+The body is built from the compiled ruleset the server evaluates at that version (the usual case:
+the process holds it), so the snapshot holds exactly what the server serves, and from the JSON text
+of each definition: a definition whose compiled object did not change since the last build reuses
+its text. After one write to a 10,000-flag tenant a process serialises one flag and joins the rest,
+instead of reading and serialising the tenant again. Both ways of building (from the compiled
+ruleset, or from the database when the process holds no ruleset of that version) go through one
+assembler, `body_from_texts`, and one serialisation, `canonical`, so they cannot make different
+bytes for the same documents.
 """
 
 from __future__ import annotations
@@ -26,6 +35,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import DatabaseError
+from flagsvc_sdk.engine import CompiledRuleset
 
 from evaluation import metrics
 from evaluation.cache import (
@@ -56,6 +66,7 @@ class SignedSnapshot:
         "signature",
         "signed_by",
         "tenant",
+        "texts",
         "version",
     )
 
@@ -69,6 +80,7 @@ class SignedSnapshot:
         kid: str,
         signed_by: bytes,
         flag_count: int,
+        texts: Texts | None = None,
     ) -> None:
         self.tenant = tenant
         self.version = version
@@ -77,6 +89,7 @@ class SignedSnapshot:
         self.kid = kid
         self.signed_by = signed_by  # the raw public key: a new key under the same kid still re-signs
         self.flag_count = flag_count
+        self.texts: Texts = {} if texts is None else texts  # for the next version's build
         self._gzipped: bytes | None = None
         self._lock = threading.Lock()
 
@@ -94,7 +107,30 @@ class SignedSnapshot:
 
     @property
     def size(self) -> int:
-        return len(self.body) + len(self._gzipped or b"")
+        # The texts hold about the body's size again (the same JSON, in pieces).
+        return 2 * len(self.body) + len(self._gzipped or b"")
+
+
+Texts = dict[str, tuple[object, str]]
+"""Per definition (`flag:<key>`, `segment:<key>`): the compiled object a text was made from, and
+the text. A text is reused only while its compiled object is the very same one."""
+
+
+def canonical(value: Any) -> str:
+    """The snapshot's one serialisation: sorted keys, no whitespace, UTF-8 text, no NaN."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
+def body_from_texts(
+    *, tenant: str, version: int, generated_at: datetime, flags: list[str], segments: list[str]
+) -> bytes:
+    """The snapshot's bytes from each definition's `canonical` text: exactly `canonical` of the whole
+    document (its keys in sorted order: flags, generated_at, ruleset_version, segments, tenant)."""
+    return (
+        f'{{"flags":[{",".join(flags)}],"generated_at":{canonical(iso(generated_at))},'
+        f'"ruleset_version":{canonical(str(version))},"segments":[{",".join(segments)}],'
+        f'"tenant":{canonical(tenant)}}}'
+    ).encode()
 
 
 def snapshot_body(
@@ -106,16 +142,32 @@ def snapshot_body(
     segments: list[dict[str, Any]],
 ) -> bytes:
     """The snapshot's bytes: canonical JSON (sorted keys, no whitespace, UTF-8)."""
-    document = {
-        "tenant": tenant,
-        "ruleset_version": str(version),
-        "generated_at": iso(generated_at),
-        "flags": flags,
-        "segments": segments,
-    }
-    return json.dumps(
-        document, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
-    ).encode("utf-8")
+    return body_from_texts(
+        tenant=tenant,
+        version=version,
+        generated_at=generated_at,
+        flags=[canonical(flag) for flag in flags],
+        segments=[canonical(segment) for segment in segments],
+    )
+
+
+def _texts_of(ruleset: CompiledRuleset, held: Texts) -> tuple[list[str], list[str], Texts]:
+    """The texts of a compiled ruleset's flags (document plus `version`, as `flag_to_engine` makes
+    them) and segments (the document), reusing those of `held` whose compiled object is unchanged."""
+    fresh: Texts = {}
+
+    def text(name: str, compiled: Any, document: dict[str, Any]) -> str:
+        kept = held.get(name)
+        made = kept[1] if kept is not None and kept[0] is compiled else canonical(document)
+        fresh[name] = (compiled, made)
+        return made
+
+    flags = [
+        text(f"flag:{key}", flag, {**flag.doc, "version": flag.version})
+        for key, flag in ruleset.flags.items()
+    ]
+    segments = [text(f"segment:{key}", segment, segment.doc) for key, segment in ruleset.segments.items()]
+    return flags, segments, fresh
 
 
 def _version_row(tenant: Tenant) -> tuple[int, datetime]:
@@ -159,14 +211,46 @@ def _compilable(
     return usable_documents(flags, segments)
 
 
-def build_snapshot(tenant: Tenant, keyring: Keyring) -> tuple[SignedSnapshot, bool]:
-    """A freshly built signed snapshot, and whether it may be kept (its version is certain)."""
+def _from_compiled(tenant: Tenant, held: Texts) -> tuple[int, datetime, list[str], list[str], Texts] | None:
+    """The texts of the ruleset this process evaluates, when it is the database's current version
+    (else None: the caller reads the documents)."""
+    try:
+        compiled = RULESETS.get(tenant)
+    except RulesetUnavailable:
+        return None
+    version, changed_at = _version_row(tenant)
+    if compiled.version != str(version):
+        return None
+    flags, segments, texts = _texts_of(compiled, held)
+    return version, changed_at, flags, segments, texts
+
+
+def build_snapshot(
+    tenant: Tenant, keyring: Keyring, held: Texts | None = None
+) -> tuple[SignedSnapshot, bool]:
+    """A freshly built signed snapshot, and whether it may be kept (its version is certain).
+
+    `held`: the texts of the previous build (`SignedSnapshot.texts`), reused where unchanged.
+    """
     started = time.perf_counter()
-    version, changed_at, flags, segments, consistent = _documents_at_one_version(tenant)
-    flags, segments = _compilable(tenant, version, flags, segments)
-    body = snapshot_body(
-        tenant=tenant.slug, version=version, generated_at=changed_at, flags=flags, segments=segments
+    made = _from_compiled(tenant, {} if held is None else held)
+    if made is not None:
+        version, changed_at, flag_texts, segment_texts, texts = made
+        consistent = True
+    else:
+        version, changed_at, flags, segments, consistent = _documents_at_one_version(tenant)
+        flags, segments = _compilable(tenant, version, flags, segments)
+        flag_texts = [canonical(flag) for flag in flags]
+        segment_texts = [canonical(segment) for segment in segments]
+        texts = {}
+    body = body_from_texts(
+        tenant=tenant.slug,
+        version=version,
+        generated_at=changed_at,
+        flags=flag_texts,
+        segments=segment_texts,
     )
+    flags_count, segments_count = len(flag_texts), len(segment_texts)
     _, kid = keyring.require_signer()
     snapshot = SignedSnapshot(
         tenant=tenant.slug,
@@ -175,7 +259,8 @@ def build_snapshot(tenant: Tenant, keyring: Keyring) -> tuple[SignedSnapshot, bo
         signature=keyring.signature_header(body),
         kid=kid,
         signed_by=keyring.published[0].public_raw,
-        flag_count=len(flags),
+        flag_count=flags_count,
+        texts=texts,
     )
     elapsed = time.perf_counter() - started
     metrics.SNAPSHOT_BUILD_SECONDS.observe(elapsed)
@@ -184,8 +269,9 @@ def build_snapshot(tenant: Tenant, keyring: Keyring) -> tuple[SignedSnapshot, bo
         "tenant": tenant.slug,
         "ruleset_version": version,
         "bytes": len(body),
-        "flags": len(flags),
-        "segments": len(segments),
+        "flags": flags_count,
+        "segments": segments_count,
+        "from_compiled": made is not None,
         "build_ms": round(elapsed * 1000, 1),
     }
     if len(body) > settings.SNAPSHOT_WARN_BYTES:
@@ -232,7 +318,7 @@ class SnapshotCache:
             if held is not None and held.signed_by == signer and held.version == version:
                 return held
             try:
-                snapshot, keep = build_snapshot(tenant, keyring)
+                snapshot, keep = build_snapshot(tenant, keyring, None if held is None else held.texts)
             except DatabaseError:
                 if usable is not None:
                     return usable

@@ -16,7 +16,7 @@ from flagsvc_sdk.engine import compile_ruleset, evaluate, validate_user
 
 from evaluation.cache import RULESETS, ruleset_documents
 from evaluation.checks import snapshot_signing_key
-from evaluation.snapshot import SNAPSHOTS
+from evaluation.snapshot import SNAPSHOTS, snapshot_body
 from evaluation.snapshot_keys import b64url, b64url_decode, parse_signature_header, raw_public_key
 from tenancy.models import Tenant
 from tests.factories import make_flag, make_segment
@@ -362,3 +362,58 @@ def test_publish_snapshot__unknown_tenant_or_malformed_key__a_clear_error_and_no
     with pytest.raises(CommandError, match="signing key configuration is malformed"):
         call_command("publish_snapshot", "--tenant", "acme", "--to", str(tmp_path / "b"))
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+
+
+@pytest.mark.django_db
+def test_snapshot__built_from_the_compiled_ruleset__same_bytes_as_from_the_stored_documents(api, tenant):
+    """The usual build (texts of the compiled definitions) and the build from the database's documents
+    (a process holding no ruleset of that version) make the same bytes: non-ASCII text, nested JSON
+    values, numbers, targets, prerequisites and `bucket_by` included."""
+    make_segment(
+        tenant, "vip", included=["u-ß"], when={"attr": "org.plan", "op": "in", "value": ["pro", "è"]}
+    )
+    make_flag(
+        tenant,
+        "config",
+        type="json",
+        description="Grüße, 日本, \u2028",
+        variants=[
+            {"key": "big", "value": {"z": [1, 2.5, {"ü": None}], "a": "x"}, "weight": 70},
+            {"key": "small", "value": [], "weight": 30},
+        ],
+        off_variant="small",
+        bucket_by="account_id",
+        targets={"allow": ["u-1", "u-é"], "allow_variant": "big", "deny": ["u-x"]},
+        rules=[{"id": "vips", "when": {"segment": "vip"}, "serve": {"variant": "big"}}],
+    )
+    make_flag(tenant, "gate", state="on", prerequisites=[{"flag": "config", "variants": ["big"]}])
+
+    served = api.get("/v1/snapshot").content
+    flags, segments = ruleset_documents(tenant)
+    tenant.refresh_from_db()
+    from_documents = snapshot_body(
+        tenant=tenant.slug,
+        version=tenant.ruleset_version,
+        generated_at=tenant.ruleset_changed_at,
+        flags=flags,
+        segments=segments,
+    )
+
+    assert served == from_documents
+    assert "日本" in served.decode("utf-8")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_snapshot__after_one_write__only_the_written_flag_is_serialised_again(api, ruleset):
+    api.get("/v1/snapshot")
+    before = dict(SNAPSHOTS._get(ruleset.pk).texts)
+
+    api.patch("/v1/flags/banner", {"description": "now with words"}, format="json")
+    body = verify(api, api.get("/v1/snapshot"))
+    after = SNAPSHOTS._get(ruleset.pk).texts
+
+    assert next(f for f in body["flags"] if f["key"] == "banner")["description"] == "now with words"
+    assert after["flag:checkout-redesign"][1] is before["flag:checkout-redesign"][1], "reused, not made again"
+    assert after["segment:beta-testers"][1] is before["segment:beta-testers"][1]
+    assert after["flag:banner"][1] is not before["flag:banner"][1]
+    assert '"now with words"' in after["flag:banner"][1]
