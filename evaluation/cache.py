@@ -9,9 +9,9 @@ process drops the local entry at once (read your writes). One compile at a time 
 store is unreachable, the last compiled ruleset keeps serving.
 
 A process that holds an older version catches up incrementally (ADR 0018): it reads the changes after
-its version from the outbox (`audit.outbox.changes_after_version`: one event per version, naming the
-flag or segment written), loads only those definitions and asks the engine's `recompile` to apply
-them. It compiles the whole tenant instead whenever it cannot be sure: a version with no event (a gap,
+its version from the outbox (`audit.outbox.changes_after_version`: at least one event per version,
+each naming the flag or segment written; the events of one transaction share its version), loads only
+those definitions and asks the engine's `recompile` to apply them. It compiles the whole tenant instead whenever it cannot be sure: a version with no event (a gap,
 pruned events), an entity it does not know, too many changes, a definition that does not compile, or a
 ruleset that was built by leaving invalid stored definitions out.
 
