@@ -9,9 +9,9 @@ process drops the local entry at once (read your writes). One compile at a time 
 store is unreachable, the last compiled ruleset keeps serving.
 
 A process that holds an older version catches up incrementally (ADR 0018): it reads the changes after
-its version from the outbox (`audit.outbox.changes_after_version`: one event per version, naming the
-flag or segment written), loads only those definitions and asks the engine's `recompile` to apply
-them. It compiles the whole tenant instead whenever it cannot be sure: a version with no event (a gap,
+its version from the outbox (`audit.outbox.changes_after_version`: at least one event per version,
+each naming the flag or segment written; the events of one transaction share its version), loads only
+those definitions and asks the engine's `recompile` to apply them. It compiles the whole tenant instead whenever it cannot be sure: a version with no event (a gap,
 pruned events), an entity it does not know, too many changes, a definition that does not compile, or a
 ruleset that was built by leaving invalid stored definitions out.
 
@@ -304,6 +304,22 @@ def kept_body(tenant_id: int, ruleset: CompiledRuleset, texts: dict[str, tuple[o
     return f'{{"tenant_id":{last_known.dumps(tenant_id)},"flags":[{flags}],"segments":[{segments}]}}'
 
 
+def _without_replaced(
+    texts: dict[str, tuple[object, str]], ruleset: CompiledRuleset, changes: CatchUp
+) -> dict[str, tuple[object, str]]:
+    """`texts` less the definitions a catch-up replaced: a worker that does not write the next record
+    (another was first) must not keep old compiled objects alive through them."""
+    for key in changes.flags:
+        texts.pop(f"flag:{key}", None)
+    for key in changes.segments:
+        texts.pop(f"segment:{key}", None)
+    if changes.segments:  # and the flags recompiled because they use a changed segment
+        for name, (compiled, _) in list(texts.items()):
+            if name.startswith("flag:") and ruleset.flags.get(name[5:]) is not compiled:
+                texts.pop(name, None)
+    return texts
+
+
 def _keep_text(tenant: Tenant, version: int, body: str) -> None:
     """Keep `body` as `version` unless a newer version is kept, or the database says otherwise.
 
@@ -435,7 +451,10 @@ class RulesetCache:
         except DefinitionError:
             return None  # a stored definition that does not compile: the full compile leaves it out
         return _Entry(
-            ruleset=ruleset, version=changes.version, checked_at=time.monotonic(), texts=entry.texts
+            ruleset=ruleset,
+            version=changes.version,
+            checked_at=time.monotonic(),
+            texts=_without_replaced(entry.texts, ruleset, changes),
         )
 
     def _store(self, tenant_id: int, entry: _Entry) -> None:

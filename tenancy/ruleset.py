@@ -41,6 +41,8 @@ class RulesetChange:
     tenant: Tenant
     flags: set[str] = field(default_factory=set)
     segments: set[str] = field(default_factory=set)
+    version: int | None = None
+    """The ruleset version this transaction bumped the tenant to (`next_ruleset_version`), if it did."""
 
 
 RulesetCheck = Callable[[RulesetChange], None]
@@ -68,12 +70,27 @@ def next_ruleset_version(tenant_id: int) -> int:
     Readers in other processes see it with the change or not at all: it commits with it. The moment
     is kept with it, so that everything made from one version (a snapshot's `generated_at`) is the
     same in every process.
+
+    Inside a ruleset change (`ruleset_change`) the tenant is bumped once: every event of the transaction
+    (an import writes thousands) names that one version, which includes them all, as they commit
+    together. Bumping the row once per event made PostgreSQL keep one row version per bump inside the
+    transaction, and every later read of the row, and each deferred foreign-key check against it at
+    commit, walked that chain: an import of 10,000 flags took over half an hour, most of it in COMMIT.
+    The bump is reused only while the row still holds it (a savepoint rolled back may have undone it;
+    the change holds the row's lock, so nobody else moves it).
     """
+    change = (_open_changes.get() or {}).get(tenant_id)
+    if change is not None and change.version is not None:
+        current = Tenant.objects.filter(pk=tenant_id).values_list("ruleset_version", flat=True).get()
+        if current == change.version:
+            return int(current)
     Tenant.objects.filter(pk=tenant_id).update(
         ruleset_version=F("ruleset_version") + 1, ruleset_changed_at=timezone.now()
     )
-    version = Tenant.objects.filter(pk=tenant_id).values_list("ruleset_version", flat=True).get()
-    return int(version)
+    version = int(Tenant.objects.filter(pk=tenant_id).values_list("ruleset_version", flat=True).get())
+    if change is not None:
+        change.version = version
+    return version
 
 
 @contextmanager

@@ -159,7 +159,7 @@ def test_two_machines_read_their_writes_and_see_each_others_within_one_second(tw
         assert evaluate(writer, headers) == (200, expected), (
             f"round {round_}: the writer did not read its own write ({state})"
         )
-        seen[f"{state} via {'a' if writer is a else 'b'}"] = seconds_until(
+        seen[f"{round_}: {state} via {'a' if writer is a else 'b'}"] = seconds_until(
             reader, headers, expected, written_at
         )
 

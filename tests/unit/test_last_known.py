@@ -24,6 +24,7 @@ from flagsvc_sdk.engine import evaluate, recompile
 
 from evaluation.cache import RULESETS, RulesetCache, build_ruleset, kept_body
 from flags.services import flag_update
+from segments.services import segment_update
 from tenancy import last_known
 from tenancy.models import ApiClient, Tenant
 from tenancy.services import api_client_create, api_client_revoke, tenant_set_active
@@ -428,3 +429,31 @@ def test_kept_body__is_the_text_of_the_record_whole__and_follows_each_change(ten
     changed = recompile(ruleset, version="99", segments=[segment], removed_flags=["f4"])
     assert kept_body(tenant.pk, changed, texts) == whole(changed)
     assert "flag:f4" not in texts, "the texts hold this ruleset's definitions only"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_ruleset_cache__a_worker_that_does_not_write_the_record__drops_the_replaced_texts(
+    store, tenant, settings
+):
+    settings.RULESET_CHECK_INTERVAL = 0
+    make_segment(tenant, "beta", included=["u-1"])
+    make_flag(tenant, "plain", state="on", default={"variant": "on"})
+    make_flag(
+        tenant, "uses-beta", rules=[{"id": "r", "when": {"segment": "beta"}, "serve": {"variant": "on"}}]
+    )
+    first, second = RulesetCache(), RulesetCache()  # two workers
+    first.get(tenant)  # writes the record: its texts are filled
+    second.get(tenant)
+    texts = first._entries[tenant.pk].texts
+    assert sorted(texts) == ["flag:plain", "flag:uses-beta", "segment:beta"]
+
+    flag_update(tenant=tenant, key="plain", data={"state": "off"}, partial=True)
+    segment_update(tenant=tenant, key="beta", data={"included": ["u-2"]}, partial=True)
+    second.get(tenant)  # the other worker catches up first and writes the record
+    first.get(tenant)  # this one finds it kept: writes nothing
+
+    assert (
+        last_known.stored_version("acme", last_known.RULESET)
+        == Tenant.objects.get(pk=tenant.pk).ruleset_version
+    )
+    assert first._entries[tenant.pk].texts == {}, "no text of a replaced definition (all three were) stays"
