@@ -29,6 +29,7 @@ from tenancy.models import Tenant
 from usage.buffer import USAGE
 from usage.reports import parse_report
 from usage.services import usage_record
+from webhooks.exposures import exposures_forward, parse_exposures
 
 MAX_PREVIEW_USERS = 1000
 MAX_PREVIEW_TRACE_ENTRIES = 100_000
@@ -256,3 +257,15 @@ def usage_report(*, tenant: Tenant, body: dict[str, Any]) -> dict[str, Any]:
         tenant_id=tenant.pk, batch_id=batch_id, counts=[c for c in counts if c.flag_key in known]
     )
     return {"batch_id": batch_id, "duplicate": not counted, "ignored_flag_keys": ignored}
+
+
+def exposures_report(*, tenant: Tenant, body: dict[str, Any]) -> dict[str, Any]:
+    """Forward an SDK's batch of exposures to the tenant's `flag.exposure` webhooks (README, Exposure
+    events): exposures of keys that name no flag of this tenant (live or archived) are dropped and named,
+    as `POST /v1/usage` does, so a client cannot send made-up keys to the tenant's receivers."""
+    batch_id, exposures = parse_exposures(body, now=timezone.now())
+    keys = {exposure.flag_key for exposure in exposures}
+    known = flag_keys_in(tenant=tenant, keys=keys)
+    kept = [exposure for exposure in exposures if exposure.flag_key in known]
+    exposures_forward(tenant=tenant, batch_id=batch_id, exposures=kept)
+    return {"batch_id": batch_id, "accepted": len(kept), "ignored_flag_keys": sorted(keys - known)}

@@ -11,7 +11,13 @@ from audit.api.views import AuditListView
 from evaluation.admin_views import flag_preview_new_view, flag_preview_view, playground_view
 from evaluation.api.ofrep import OfrepFlagsView, OfrepFlagView
 from evaluation.api.snapshot import SnapshotKeysView, SnapshotView
-from evaluation.api.views import EvaluatePreviewView, UsageReportView, evaluate_bulk_view, evaluate_view
+from evaluation.api.views import (
+    EvaluatePreviewView,
+    ExposureReportView,
+    UsageReportView,
+    evaluate_bulk_view,
+    evaluate_view,
+)
 from flags.api.change_requests import (
     ChangeRequestApplyView,
     ChangeRequestApproveView,
@@ -101,6 +107,7 @@ v1 = [
     re_path(r"^snapshot/keys/?$", SnapshotKeysView.as_view(), name="snapshot-keys"),
     re_path(r"^audit/?$", AuditListView.as_view(), name="audit"),
     re_path(r"^usage/?$", UsageReportView.as_view(), name="usage"),
+    re_path(r"^exposures/?$", ExposureReportView.as_view(), name="exposures"),
     re_path(r"^events/?$", EventsView.as_view(), name="events"),
     re_path(r"^webhooks/?$", WebhookCollectionView.as_view(), name="webhooks"),
     re_path(rf"^webhooks/{WEBHOOK}/?$", WebhookDetailView.as_view(), name="webhook-detail"),

@@ -2,7 +2,7 @@
 
 `{"batch_id": "<unique>", "counts": [{"flag_key", "variant", "reason", "hour": "<ISO hour>", "n"}]}`:
 at most MAX_COUNTS entries; `hour` the start of a UTC hour within USAGE_RETENTION_DAYS and not past
-the current hour; `n` a whole number from 1 to MAX_N. Errors name the field's path (`counts[3].hour`).
+the current hour (or the next, when it starts within CLOCK_SKEW); `n` a whole number from 1 to MAX_N. Errors name the field's path (`counts[3].hour`).
 """
 
 from __future__ import annotations
@@ -19,6 +19,9 @@ from usage.services import Count, hour_of
 MAX_COUNTS = 10_000
 MAX_N = 1_000_000_000
 MAX_KEY = 128
+CLOCK_SKEW = timedelta(minutes=5)
+"""An SDK whose clock runs a little ahead may name the hour that starts within this much of now: an SDK
+counts in the hour its own clock reads, and one refused entry refuses its whole batch."""
 REASONS = frozenset(ENGINE_REASONS)
 
 
@@ -43,8 +46,8 @@ def parse_report(body: dict[str, Any], *, now: datetime) -> tuple[str, list[Coun
     if len(raw_counts) > MAX_COUNTS:
         errors["counts"] = [f"At most {MAX_COUNTS} entries per batch; send several batches."]
         raise Invalid(errors)
-    current = hour_of(now)
-    oldest = current - timedelta(days=settings.USAGE_RETENTION_DAYS)
+    current = hour_of(now + CLOCK_SKEW)
+    oldest = hour_of(now) - timedelta(days=settings.USAGE_RETENTION_DAYS)
     counts: list[Count] = []
     for index, entry in enumerate(raw_counts):
         count = _count(entry, f"counts[{index}]", errors, oldest=oldest, current=current, now=now)

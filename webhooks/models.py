@@ -61,11 +61,18 @@ class DeliveryStatus(models.TextChoices):
 
 class WebhookDelivery(models.Model):
     """One event for one webhook: its payload as it was when the event was fanned out, and the outcome
-    of the latest attempt. Self-contained, so that pruning old events never loses a pending delivery."""
+    of the latest attempt. Self-contained, so that pruning old events never loses a pending delivery.
+
+    A batch of exposures (`webhooks.exposures`) is a delivery too, with no change event behind it:
+    `event_id` is null, `message_id` its own `webhook-id`, and its payload (user ids) is scrubbed
+    once it settles."""
 
     tenant = models.ForeignKey(Tenant, on_delete=models.PROTECT, related_name="+")
     webhook = models.ForeignKey(Webhook, on_delete=models.CASCADE, related_name="deliveries")
-    event_id = models.BigIntegerField()
+    # The change event delivered; null for an exposure batch, which is no change event.
+    event_id = models.BigIntegerField(null=True, blank=True)
+    # The `webhook-id` of a delivery that has no change event (an exposure batch); "" otherwise.
+    message_id = models.CharField(max_length=64, blank=True, default="")
     event_type = models.CharField(max_length=64)
     payload = models.JSONField()
     status = models.CharField(max_length=16, choices=DeliveryStatus.choices, default=DeliveryStatus.PENDING)
@@ -89,7 +96,13 @@ class WebhookDelivery(models.Model):
         verbose_name_plural = "webhook deliveries"
         ordering = ["-id"]
         constraints = [
-            models.UniqueConstraint(fields=["webhook", "event_id"], name="delivery_webhook_event_unique")
+            models.UniqueConstraint(fields=["webhook", "event_id"], name="delivery_webhook_event_unique"),
+            # A resent exposure batch (same batch id, same message id) is not delivered twice.
+            models.UniqueConstraint(
+                fields=["webhook", "message_id"],
+                condition=~models.Q(message_id=""),
+                name="delivery_webhook_message_unique",
+            ),
         ]
         indexes = [
             models.Index(fields=["tenant", "webhook", "id"], name="delivery_tenant_webhook_idx"),
@@ -107,13 +120,13 @@ class WebhookDelivery(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.event_type} #{self.event_id} → webhook {self.webhook_id} ({self.status})"
+        return f"{self.event_type} #{self.event_id or self.message_id} → webhook {self.webhook_id} ({self.status})"
 
     def to_document(self) -> dict[str, Any]:
         return {
             "id": str(self.pk),
             "webhook_id": str(self.webhook_id),
-            "event_id": str(self.event_id),
+            "event_id": None if self.event_id is None else str(self.event_id),
             "event_type": self.event_type,
             "status": self.status,
             "attempts": self.attempts,

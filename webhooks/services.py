@@ -23,6 +23,7 @@ from kernel.errors import Conflict, Invalid, NotFound
 from tenancy.models import Tenant
 from webhooks import secrets
 from webhooks.destinations import DestinationRefused, check_url
+from webhooks.exposures import EXPOSURE
 from webhooks.models import DeliveryStatus, Webhook, WebhookDelivery
 from webhooks.patterns import pattern_errors
 
@@ -105,6 +106,11 @@ def delivery_redeliver(*, tenant: Tenant, webhook_id: int, delivery_id: int) -> 
         )
         if delivery is None:
             raise NotFound("No such delivery of this webhook in this tenant.")
+        if delivery.event_type == EXPOSURE:
+            raise Conflict(
+                "An exposure delivery cannot be redelivered: its exposures are not kept once it settles.",
+                details={"event_type": delivery.event_type},
+            )
         if delivery.status != DeliveryStatus.FAILED:
             raise Conflict(
                 f"Only a failed delivery can be redelivered; this one is {delivery.status}.",

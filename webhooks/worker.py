@@ -29,6 +29,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from cryptography.fernet import InvalidToken
 from django.conf import settings
@@ -42,6 +43,7 @@ from audit.outbox import prune_events
 from usage.services import usage_prune
 from webhooks import secrets
 from webhooks.delivery import Outcome, send
+from webhooks.exposures import EXPOSURE, scrubbed
 from webhooks.models import DeliveryStatus, Webhook, WebhookDelivery
 from webhooks.patterns import matches
 
@@ -72,6 +74,8 @@ class Claim:
     secret_encrypted: str
     message_id: str
     body: str
+    # What the payload becomes once the delivery settles: an exposure batch's user ids go (ADR 0019).
+    settled_payload: dict[str, Any] | None = None
 
 
 def backoff(attempts: int, rng: Callable[[], float] = random.random) -> timedelta:
@@ -202,8 +206,9 @@ class Worker:
                         give_up_after=row.give_up_after,
                         url=row.webhook.url,
                         secret_encrypted=row.webhook.secret_encrypted,
-                        message_id=str(row.event_id),
+                        message_id=row.message_id or str(row.event_id),
                         body=json.dumps(row.payload, separators=(",", ":"), ensure_ascii=False),
+                        settled_payload=scrubbed(row.payload) if row.event_type == EXPOSURE else None,
                     )
                 )
             WebhookDelivery.all_tenants.bulk_update(
@@ -240,9 +245,13 @@ class Worker:
             status, next_attempt_at = DeliveryStatus.FAILED, None
         else:
             status, next_attempt_at = DeliveryStatus.PENDING, now + backoff(claim.attempts, self.rng)
+        settled: dict[str, Any] = {}
+        if status != DeliveryStatus.PENDING and claim.settled_payload is not None:
+            settled["payload"] = claim.settled_payload
         updated = WebhookDelivery.all_tenants.filter(
             pk=claim.delivery_id, lease_token=claim.lease_token
         ).update(
+            **settled,
             status=status,
             next_attempt_at=next_attempt_at,
             last_status_code=outcome.status_code,

@@ -164,6 +164,39 @@ class UsageAcceptedSerializer(serializers.Serializer[Any]):
     )
 
 
+class ExposureSerializer(StrictBody, serializers.Serializer[Any]):
+    flag_key = serializers.CharField(max_length=128)
+    variant = serializers.CharField(max_length=128)
+    user_id = serializers.CharField(max_length=256)
+    ts = serializers.DateTimeField(help_text="when it was served; within the last 7 days")
+
+
+class ExposureReportSerializer(StrictBody, serializers.Serializer[Any]):
+    batch_id = serializers.CharField(
+        max_length=128, help_text="unique per batch: a resent batch is not forwarded twice"
+    )
+    exposures = ExposureSerializer(many=True, help_text="1 to 1,000")
+
+
+class ExposuresAcceptedSerializer(serializers.Serializer[Any]):
+    batch_id = serializers.CharField()
+    accepted = serializers.IntegerField(help_text="exposures forwarded to the `flag.exposure` webhooks")
+    ignored_flag_keys = serializers.ListField(
+        child=serializers.CharField(), help_text="keys that name no flag of this tenant: dropped"
+    )
+
+
+class ExposureReportView(TenantAPIView):
+    scope = "evaluate"
+
+    @extend_schema(request=ExposureReportSerializer, responses={202: ExposuresAcceptedSerializer})
+    def post(self, request: Request) -> Response:
+        """An SDK's exposures (batched), sent on as `flag.exposure` deliveries to the webhooks that name
+        that type; user ids are kept only until each delivery settles."""
+        answer = services.exposures_report(tenant=self.tenant, body=json_object(request))
+        return Response(answer, status=202)
+
+
 class UsageReportView(TenantAPIView):
     scope = "evaluate"
 

@@ -43,7 +43,9 @@ from flagsvc_sdk.engine import (
     evaluate_many,
     validate_user,
 )
+from flagsvc_sdk.engine.values import plain_user
 from flagsvc_sdk.local import LocalFlags
+from flagsvc_sdk.reporting import ExposureQueue, Reporter
 from flagsvc_sdk.snapshots import Snapshot, SnapshotRefused
 from flagsvc_sdk.sse import Event, EventParser
 
@@ -125,6 +127,14 @@ class FlagClient:
 
     Use one client per process and tenant, for the life of the process; ``close()`` (or ``with``)
     stops it. It survives ``os.fork()``: the child restarts its own background thread.
+
+    Usage reports (``report_usage``, on by default): the client counts what it serves per flag,
+    variant, reason and hour and sends the counts to ``POST /v1/usage`` every ``report_interval``
+    seconds and on ``close()`` (``flagsvc_sdk.reporting``). Exposures (``exposures=True``, off by
+    default): one event per user, flag and variant per ``exposure_period`` seconds, sent to
+    ``POST /v1/exposures`` with the same rhythm; at most ``exposure_queue_size`` wait to be sent
+    and ``exposure_cache_size`` are remembered for deduplication. With exposures on, the typed calls
+    take the full evaluation path (they need the variant and the user id).
     """
 
     _thread: threading.Thread | None
@@ -149,6 +159,12 @@ class FlagClient:
         logger: logging.Logger | None = None,
         clock: Callable[[], float] = time.monotonic,
         start: bool = True,
+        report_usage: bool = True,
+        report_interval: float = 10.0,
+        exposures: bool = False,
+        exposure_period: float = 3600.0,
+        exposure_cache_size: int = 100_000,
+        exposure_queue_size: int = 10_000,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.events_url = (events_url or base_url).rstrip("/")
@@ -174,6 +190,30 @@ class FlagClient:
         self.string_value = self._local.string_value  # type: ignore[method-assign]
         self.number_value = self._local.number_value  # type: ignore[method-assign]
         self.json_value = self._local.json_value  # type: ignore[method-assign]
+        self._exposures = (
+            ExposureQueue(
+                period=exposure_period,
+                cache_size=exposure_cache_size,
+                queue_size=exposure_queue_size,
+            )
+            if exposures
+            else None
+        )
+        if self._exposures is not None:
+            # An exposure needs the variant and the user id: the typed calls take the full path.
+            self.bool_value = functools.partial(self._typed, "boolean")  # type: ignore[method-assign]
+            self.string_value = functools.partial(self._typed, "string")  # type: ignore[method-assign]
+            self.number_value = functools.partial(self._typed, "number")  # type: ignore[method-assign]
+            self.json_value = functools.partial(self._typed, "json")  # type: ignore[method-assign]
+        self._reporter = Reporter(
+            post=self._post_report,
+            ruleset=lambda: self._local.ruleset,
+            interval=report_interval,
+            usage=report_usage,
+            exposures=self._exposures,
+            logger=self._log,
+            name=f"flagsvc-sdk-reporter-{tenant}",
+        )
         self._snapshot: Snapshot | None = None
         self._token: str | None = None
         self._token_renew_at = 0.0
@@ -206,10 +246,17 @@ class FlagClient:
         return self._evaluate(self._local.ruleset, flag_key, user, default)
 
     def _evaluate(
-        self, ruleset: CompiledRuleset | None, flag_key: Any, user: Any, default: Any
+        self,
+        ruleset: CompiledRuleset | None,
+        flag_key: Any,
+        user: Any,
+        default: Any,
+        *,
+        counted: bool = False,
     ) -> EvaluationResult:
         """``evaluate`` on a ruleset the caller read (the OpenFeature provider also looks at the
-        flag it came from)."""
+        flag it came from). An answer served is counted for the usage report (unless ``counted``:
+        the typed call's fast path already did) and, with exposures on, recorded as one."""
         if ruleset is None:
             return self._failed(flag_key, PROVIDER_NOT_READY, default)
         if not isinstance(flag_key, str):  # no flag has such a key (compiled: a TypeError)
@@ -226,6 +273,10 @@ class FlagClient:
             return self._failed(flag_key, GENERAL, default, exc_info=True)
         if result.variant is None:
             return self._failed(flag_key, result.error_code or FLAG_NOT_FOUND, default)
+        if not counted:
+            result.outcome.served += 1
+        if self._exposures is not None:
+            self._exposures.record(checked["id"], flag_key, result.variant)
         return result
 
     # The typed calls. The constructor binds each to its compiled twin in ``local.LocalFlags`` (one
@@ -255,7 +306,10 @@ class FlagClient:
             self._errors[PROVIDER_NOT_READY] += 1
             return {}
         try:
-            return evaluate_many(ruleset, validate_user(user))
+            results = evaluate_many(ruleset, validate_user(user))
+            for result in results.values():  # counted as the server counts its bulk answers
+                result.outcome.served += 1
+            return results
         except ValidationFailed:
             self._errors[INVALID_CONTEXT] += 1
         except Exception:
@@ -263,11 +317,25 @@ class FlagClient:
             self._log.exception("flagsvc: all_flags failed")
         return {}
 
+    def _typed(self, kind: str, flag_key: Any, user: Any, default: Any) -> Any:
+        """A typed call with exposures on: the full path, which records the exposure."""
+        return self._default(flag_key, user, default, kind)
+
     def _default(self, flag_key: Any, user: Any, default: Any, kind: str) -> Any:
         """The slow path of a typed call (``LocalFlags.miss``): evaluate again with the full user
         check, which either answers (a user in an unusual but valid form) or says why not."""
         try:
-            result = self.evaluate(flag_key, user, default)  # counts its own errors
+            ruleset = self._local.ruleset
+            # The fast path counted the answer when it got as far as the engine (a value of
+            # another type); with exposures on there is no fast path.
+            counted = (
+                self._exposures is None
+                and ruleset is not None
+                and isinstance(flag_key, str)
+                and flag_key in ruleset.flags
+                and plain_user(user) is not None
+            )
+            result = self._evaluate(ruleset, flag_key, user, default, counted=counted)
             if result.variant is None:
                 return default
             value = result.value
@@ -337,8 +405,14 @@ class FlagClient:
             "ruleset_version": self.ruleset_version,
             "source": self.source,
             **dict(self._counts),
+            **self._reporter.stats(),
             "errors": dict(self._errors),
         }
+
+    def flush(self) -> bool:
+        """Send the usage counts and exposures gathered so far now; whether all were accepted.
+        Never raises (the background thread does this every ``report_interval`` seconds)."""
+        return self._reporter.flush()
 
     # -- lifecycle -------------------------------------------------------------------------------
 
@@ -351,6 +425,7 @@ class FlagClient:
             target=self._run, name=f"flagsvc-sdk-{self.tenant}", daemon=True
         )
         self._thread.start()
+        self._reporter.start()
 
     def close(self, timeout: float = 5.0) -> None:
         """Stop the background thread and close connections; evaluation keeps answering from the
@@ -361,7 +436,9 @@ class FlagClient:
         thread = self._thread
         if thread is not None and thread is not threading.current_thread():
             thread.join(timeout)
+        self._reporter.close(timeout)  # sends what is left, once
         self._http.close()
+        self._report_http.close()
 
     def __enter__(self) -> FlagClient:
         return self
@@ -382,9 +459,15 @@ class FlagClient:
         self._http = httpx.Client(
             timeout=self._timeout, headers={"User-Agent": USER_AGENT}, follow_redirects=False
         )
+        # The reports have a connection of their own: the other one may be holding the stream.
+        self._report_http = httpx.Client(
+            timeout=self._timeout, headers={"User-Agent": USER_AGENT}, follow_redirects=False
+        )
+        self._token_lock = threading.Lock()
 
     def _after_fork(self) -> None:
         self._fresh_state()  # the parent's connections stay the parent's: not closed here
+        self._reporter.after_fork()  # what the parent counted is the parent's to report
         self._token = None
         self._counts["forks"] += 1
         if not self._closed:
@@ -529,9 +612,24 @@ class FlagClient:
     # -- HTTP ------------------------------------------------------------------------------------
 
     def _auth_headers(self) -> dict[str, str]:
-        if self._token is None or self._clock() >= self._token_renew_at:
-            self._fetch_token()
-        return {"Authorization": f"Bearer {self._token}", "X-Tenant-ID": self.tenant}
+        with self._token_lock:  # the reporter's thread asks too
+            if self._token is None or self._clock() >= self._token_renew_at:
+                self._fetch_token()
+            return {"Authorization": f"Bearer {self._token}", "X-Tenant-ID": self.tenant}
+
+    def _post_report(self, path: str, body: dict[str, Any]) -> int:
+        """The reporter's ``post``: an authorised POST on its own connection; a 401 renews the
+        token once."""
+        for attempt in (1, 2):
+            response = self._report_http.post(
+                f"{self.base_url}{path}", json=body, headers=self._auth_headers()
+            )
+            if response.status_code == 401 and attempt == 1:
+                with self._token_lock:
+                    self._token = None
+                continue
+            return response.status_code
+        raise AssertionError("unreachable")
 
     def _fetch_token(self) -> None:
         response = self._http.post(f"{self.base_url}/v1/auth/token", json=self._credentials)
@@ -657,8 +755,11 @@ class FlagClient:
 
     def _swap(self, snapshot: Snapshot, source: str) -> None:
         with self._changed:
+            old = self._local.ruleset
             self._snapshot = snapshot
             self._local.ruleset = snapshot.ruleset  # the one reference evaluation reads
+            if old is not None:
+                self._reporter.replaced(old)
             self.source = source
             self._counts["snapshots_loaded"] += 1
             self._changed.notify_all()

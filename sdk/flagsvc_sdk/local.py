@@ -48,7 +48,9 @@ class LocalFlags:
         except (KeyError, TypeError):
             return self
         try:
-            return decide(flags, flag, checked, None, 0, None).value
+            result = decide(flags, flag, checked, None, 0, None)
+            result.outcome.served += 1  # usage counting: read by flagsvc_sdk.reporting
+            return result.value
         except Exception:
             return self
 

@@ -57,6 +57,10 @@ class FakeService:
         self.expires_in = 3600
         self.valid_tokens: set[str] = set()
         self.counts: dict[str, int] = {}
+        # POST /v1/usage and /v1/exposures: what arrived (path, body), and the statuses to answer
+        # in turn (the last repeats).
+        self.reports: list[tuple[str, dict[str, Any]]] = []
+        self.report_statuses: list[int] = [202]
         self.stopping = False
         service = self
 
@@ -70,6 +74,17 @@ class FakeService:
                 service._count("POST " + self.path)
                 length = int(self.headers.get("Content-Length") or 0)
                 body = json.loads(self.rfile.read(length) or b"{}")
+                if self.path in ("/v1/usage", "/v1/exposures"):
+                    token = self.headers.get("Authorization", "").removeprefix("Bearer ")
+                    if token not in service.valid_tokens:
+                        return self._json(401, {"error": {"code": "unauthenticated"}})
+                    with service.changed:
+                        index = len(service.reports)
+                        service.reports.append((self.path, body))
+                        service.changed.notify_all()
+                    statuses = service.report_statuses
+                    status = statuses[min(index, len(statuses) - 1)]
+                    return self._json(status, {"batch_id": body.get("batch_id")})
                 if self.path != "/v1/auth/token":
                     return self._json(404, {"error": {"code": "not_found"}})
                 if body != {"client_id": CLIENT_ID, "client_secret": CLIENT_SECRET}:

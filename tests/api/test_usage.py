@@ -12,6 +12,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
+from kernel.errors import Invalid
 from tests.factories import make_flag
 from usage.buffer import USAGE, UsageBuffer
 from usage.models import UsageBatch, UsageCount
@@ -158,6 +159,21 @@ def test_usage_report__202_and_counted_once_even_when_sent_twice(api, tenant):
     assert first.json() == {"batch_id": "sdk-1", "duplicate": False, "ignored_flag_keys": []}
     assert again.json()["duplicate"] is True
     assert totals(tenant) == {("checkout", "on", "DEFAULT"): 12}
+
+
+def test_usage_report__next_hour_within_clock_skew__counted_and_not_further(api, tenant, settings):
+    from usage.reports import CLOCK_SKEW, parse_report
+
+    now = datetime(2026, 12, 1, 10, 58, tzinfo=UTC)  # an SDK two minutes ahead already reads 11:00
+    entry = {"flag_key": "checkout", "variant": "on", "reason": "DEFAULT", "n": 1}
+    _, counts = parse_report(
+        {"batch_id": "b", "counts": [{**entry, "hour": "2026-12-01T11:00:00Z"}]}, now=now
+    )
+    assert counts[0].hour == datetime(2026, 12, 1, 11, tzinfo=UTC)
+    assert counts[0].last_at == now, "never later than its receipt"
+    early = now - CLOCK_SKEW  # 10:53: 11:00 is further ahead than any clock skew allowed
+    with pytest.raises(Invalid):
+        parse_report({"batch_id": "b", "counts": [{**entry, "hour": "2026-12-01T11:00:00Z"}]}, now=early)
 
 
 def test_usage_report__keys_of_no_flag_of_this_tenant__ignored_and_named(api, tenant, other_tenant):

@@ -39,7 +39,7 @@ class WebhookWithSecretSerializer(WebhookSerializer):
 class DeliverySerializer(serializers.Serializer[Any]):
     id = serializers.CharField()
     webhook_id = serializers.CharField()
-    event_id = serializers.CharField()
+    event_id = serializers.CharField(allow_null=True, help_text="null for a `flag.exposure` batch")
     event_type = serializers.CharField()
     status = serializers.ChoiceField(choices=DeliveryStatus.values)
     attempts = serializers.IntegerField()

@@ -99,6 +99,7 @@ class CompiledFlag:
         "key",
         "not_bucketable",
         "off_outcome",
+        "outcomes",
         "prefix",
         "prerequisites",
         "rules",
@@ -115,6 +116,9 @@ class CompiledFlag:
     ) -> None:
         self.doc = doc
         self.key: str = doc["key"]
+        # Every answer this flag can give (``_outcome`` adds each): the usage reporter reads their
+        # ``served`` counters.
+        self.outcomes: list[Outcome] = []
         self.version = version
         self.prefix = hash_input(tenant, self.key, "")
         self.bucket_path: tuple[str, ...] | None = (
@@ -168,7 +172,7 @@ class CompiledFlag:
         extra: dict[str, Any] | None = None,
     ) -> Outcome:
         value = next(entry["value"] for entry in self.doc["variants"] if entry["key"] == variant)
-        return Outcome(
+        outcome = Outcome(
             flag_key=self.key,
             variant=variant,
             value=value,
@@ -178,6 +182,8 @@ class CompiledFlag:
             error_code=error_code,
             extra=extra,
         )
+        self.outcomes.append(outcome)
+        return outcome
 
     def _serve(
         self, serve: dict[str, Any], single_reason: str, split_reason: str, rule_id: str | None

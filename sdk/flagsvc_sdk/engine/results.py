@@ -53,6 +53,7 @@ class Outcome:
         "flag_version",
         "reason",
         "rule_id",
+        "served",
         "value",
         "variant",
     )
@@ -76,6 +77,9 @@ class Outcome:
         self.rule_id = rule_id
         self.error_code = error_code
         self.flag_version = flag_version
+        # How many times the SDK served this answer: a native int the hot path adds one to, which
+        # ``flagsvc_sdk.reporting`` reads and diffs (no lock, no tuple, no dict on the hot path).
+        self.served: int = 0
         self.extra = dict(extra or {})
         self.copy_value = isinstance(value, dict | list)
         self.details: dict[str, Any] = (
