@@ -7,9 +7,9 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any, TypedDict
 
-from django.db.models import Max, Min, Sum
+from django.db.models import Max, Sum
 
-from usage.models import UsageCount
+from usage.models import UsageCount, UsageSpan
 from usage.services import hour_of
 
 WINDOWS = {"24h": 24, "7d": 7 * 24, "30d": 30 * 24}
@@ -45,7 +45,7 @@ def usage_of_flags(*, tenant: Any, flag_keys: Iterable[str], now: datetime) -> d
                 counts = result[row["flag_key"]]["counts"][window]
                 counts[row["variant"]] = counts.get(row["variant"], 0) + int(row["total"])
     latest = (
-        UsageCount.objects.for_tenant(tenant)
+        UsageSpan.objects.for_tenant(tenant)
         .filter(flag_key__in=keys)
         .values("flag_key")
         .annotate(latest=Max("last_at"))
@@ -62,28 +62,43 @@ class VariantSpan(TypedDict):
 
 def served_spans(*, tenant: Any, flag_keys: Iterable[str] | None = None) -> dict[str, dict[str, VariantSpan]]:
     """For each flag, each variant it served (within the counts kept, USAGE_RETENTION_DAYS): the first
-    and the last hour it was served. One query; `flag_keys=None` reads every flag of the tenant (the
-    stale list: one row per flag and variant, bounded by the variants of the tenant's flags)."""
-    qs = UsageCount.objects.for_tenant(tenant).exclude(variant="")
+    and the last hour it was served. One query on the spans (`UsageSpan`: one row per flag and variant,
+    kept with the counts); `flag_keys=None` reads every flag of the tenant (the stale list)."""
+    qs = UsageSpan.objects.for_tenant(tenant).exclude(variant="")
     if flag_keys is not None:
         keys = list(flag_keys)
         if not keys:
             return {}
         qs = qs.filter(flag_key__in=keys)
-    rows = qs.values("flag_key", "variant").annotate(first_hour=Min("hour"), last_hour=Max("hour"))
     spans: dict[str, dict[str, VariantSpan]] = {}
-    for row in rows:
-        spans.setdefault(row["flag_key"], {})[row["variant"]] = {
-            "first_hour": row["first_hour"],
-            "last_hour": row["last_hour"],
-        }
+    for flag_key, variant, first_hour, last_hour in qs.values_list(
+        "flag_key", "variant", "first_hour", "last_hour"
+    ):
+        spans.setdefault(flag_key, {})[variant] = {"first_hour": first_hour, "last_hour": last_hour}
     return spans
 
 
 def last_evaluated(*, tenant: Any) -> dict[str, datetime]:
-    """When each flag of the tenant was last evaluated (any answer, errors too): one query."""
-    rows = UsageCount.objects.for_tenant(tenant).values("flag_key").annotate(latest=Max("last_at"))
+    """When each flag of the tenant was last evaluated (any answer, errors too): one query on the spans."""
+    rows = UsageSpan.objects.for_tenant(tenant).values("flag_key").annotate(latest=Max("last_at"))
     return {row["flag_key"]: row["latest"] for row in rows}
+
+
+def evidence(*, tenant: Any) -> tuple[dict[str, datetime], dict[str, dict[str, VariantSpan]]]:
+    """`last_evaluated` and `served_spans` of every flag of the tenant in one read of its spans (the
+    stale list): rows = the tenant's flags x the variants they served, whatever the evaluations."""
+    latest: dict[str, datetime] = {}
+    spans: dict[str, dict[str, VariantSpan]] = {}
+    rows = UsageSpan.objects.for_tenant(tenant).values_list(
+        "flag_key", "variant", "first_hour", "last_hour", "last_at"
+    )
+    for flag_key, variant, first_hour, last_hour, last_at in rows:
+        seen = latest.get(flag_key)
+        if seen is None or last_at > seen:
+            latest[flag_key] = last_at
+        if variant:
+            spans.setdefault(flag_key, {})[variant] = {"first_hour": first_hour, "last_hour": last_hour}
+    return latest, spans
 
 
 class DailyUsage(TypedDict):
