@@ -15,6 +15,11 @@ noise is smaller.
 from __future__ import annotations
 
 import argparse
+import json
+import os
+import re
+import shutil
+import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -23,7 +28,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import _inprocess
-from _common import header, machine, median, spread, table, verdict, write_json
+from _common import BENCH_DIR, MAIN_PYTHON, REPO, header, machine, median, spread, table, verdict, write_json
 from _server import (
     api_headers,
     base_env,
@@ -57,6 +62,13 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--inprocess-requests", type=int, default=3000)
     parser.add_argument("--no-http", action="store_true")
+    parser.add_argument(
+        "--callgrind",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also count instructions per request with valgrind (N and 3N requests per variant; slow)",
+    )
     parser.add_argument("--json", help="write the results to this file")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-usage-") as tmp:
@@ -113,7 +125,7 @@ def run(args: argparse.Namespace, directory: Path) -> dict[str, Any]:
         database.url,
         BENCH_PATH="/v1/evaluate",
         BENCH_BODY=EVALUATE_BODY,
-        BENCH_HEADERS=__import__("json").dumps(api_headers(access_token)),
+        BENCH_HEADERS=json.dumps(api_headers(access_token)),
     )
     out["inprocess_cpu_us"] = _inprocess.measure(
         [_inprocess.Variant(name, "flagsvc", env_) for name, env_ in VARIANTS.items()],
@@ -122,8 +134,51 @@ def run(args: argparse.Namespace, directory: Path) -> dict[str, Any]:
         requests_per_sample=args.inprocess_requests,
         rounds=args.rounds,
     )
+    if args.callgrind:
+        out["callgrind_instructions_per_request"] = {
+            name: instructions_per_request(name, {**env, **env_}, directory, args.callgrind)
+            for name, env_ in VARIANTS.items()
+        }
     report(out)
     return out
+
+
+def instructions_per_request(name: str, env: dict[str, str], directory: Path, requests: int) -> float:
+    """Instructions per evaluate request of one variant, load-independent: callgrind counts a worker
+    that serves `requests` and one that serves 3x as many; the difference over 2x `requests` leaves out
+    the start-up. The flushing thread runs on its wall-clock interval, so under valgrind's slowdown it
+    flushes once per far fewer requests than at full speed: its share here is an upper bound."""
+    if shutil.which("valgrind") is None:
+        raise SystemExit("--callgrind needs valgrind (apt-get install -y valgrind)")
+    totals = []
+    for count in (requests, 3 * requests):
+        target = directory / f"callgrind-{name.replace(' ', '_')}-{count}.out"
+        worker_env = {
+            **env,
+            "BENCH_APP": "flagsvc",
+            "BENCH_LOG": str(directory / f"callgrind-{name.replace(' ', '_')}.log"),
+            "PYTHONPATH": f"{REPO}{os.pathsep}{BENCH_DIR}",
+        }
+        subprocess.run(
+            [
+                "valgrind",
+                "--tool=callgrind",
+                f"--callgrind-out-file={target}",
+                str(MAIN_PYTHON),
+                str(BENCH_DIR / "_inprocess.py"),
+            ],
+            input=f"{count}\n",
+            text=True,
+            cwd=REPO,
+            env=worker_env,
+            capture_output=True,
+            check=True,
+        )
+        match = re.search(r"^(?:summary|totals): (\d+)", target.read_text(), re.MULTILINE)
+        if match is None:
+            raise RuntimeError(f"no instruction total in {target}")
+        totals.append(int(match.group(1)))
+    return (totals[1] - totals[0]) / (2 * requests)
 
 
 def report(out: dict[str, Any]) -> None:
@@ -152,6 +207,20 @@ def report(out: dict[str, Any]) -> None:
                 f"{off:,.1f} ({spread(samples['counting OFF'])})",
                 f"{(on / off - 1) * 100:+.1f}%",
                 f"{paired * 100:+.1f}%",
+                verdict(on / off - 1 <= TARGET),
+            ]
+        )
+    instructions = out.get("callgrind_instructions_per_request")
+    if instructions:
+        on, off = instructions["counting ON"], instructions["counting OFF"]
+        out.setdefault("summary", {})["callgrind"] = {"on": on, "off": off, "cost": on / off - 1}
+        rows.append(
+            [
+                "in-process, instructions (callgrind)",
+                f"{on:,.0f} instr",
+                f"{off:,.0f} instr",
+                f"{(on / off - 1) * 100:+.2f}%",
+                "",
                 verdict(on / off - 1 <= TARGET),
             ]
         )
