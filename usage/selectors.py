@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any, TypedDict
 
-from django.db.models import Max, Sum
+from django.db.models import Max, Q, Sum
 
 from usage.models import UsageCount, UsageSpan
 from usage.services import hour_of
@@ -22,7 +22,9 @@ class FlagUsage(TypedDict):
 
 def usage_of_flags(*, tenant: Any, flag_keys: Iterable[str], now: datetime) -> dict[str, FlagUsage]:
     """Each flag's usage, for a page of flags in two queries. A window of N hours is the current hour
-    and the N-1 before it; counts are per variant (answers that served none are left out)."""
+    and the N-1 before it; counts are per variant (answers that served none are left out). The first
+    query answers one row per flag and variant (the database sums the windows), the second reads the
+    spans: neither grows with the hours counted."""
     keys = list(flag_keys)
     current = hour_of(now)
     since = current - timedelta(hours=WINDOWS["30d"] - 1)
@@ -31,19 +33,23 @@ def usage_of_flags(*, tenant: Any, flag_keys: Iterable[str], now: datetime) -> d
     }
     if not keys:
         return result
+    # The database sums each window (one row per flag and variant), not Python over every hour of it.
+    sums = {
+        f"n_{window}": Sum("n", filter=Q(hour__gte=current - timedelta(hours=hours - 1)))
+        for window, hours in WINDOWS.items()
+    }
     rows = (
         UsageCount.objects.for_tenant(tenant)
         .filter(flag_key__in=keys, hour__gte=since)
         .exclude(variant="")
-        .values("flag_key", "variant", "hour")
-        .annotate(total=Sum("n"))
+        .values("flag_key", "variant")
+        .annotate(**sums)
     )
     for row in rows:
-        age_hours = int((current - row["hour"]).total_seconds() // 3600)
-        for window, hours in WINDOWS.items():
-            if age_hours < hours:
-                counts = result[row["flag_key"]]["counts"][window]
-                counts[row["variant"]] = counts.get(row["variant"], 0) + int(row["total"])
+        for window in WINDOWS:
+            total = row[f"n_{window}"]
+            if total:
+                result[row["flag_key"]]["counts"][window][row["variant"]] = int(total)
     latest = (
         UsageSpan.objects.for_tenant(tenant)
         .filter(flag_key__in=keys)

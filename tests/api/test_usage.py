@@ -315,3 +315,15 @@ def test_prune__deletes_in_bounded_batches(tenant, settings):
     ]
     assert len(deletes) == 3, "7 rows, at most 3 per statement"
     assert all(sql.count(",") <= 2 for sql in deletes), deletes
+
+
+def test_evaluate__usage_counting_off__not_counted(api, tenant, settings):
+    make_flag(tenant, "checkout", **ROLLOUT)
+    settings.USAGE_COUNTING = False
+    api.post("/v1/evaluate", {"flag_key": "checkout", "user": {"id": "u-1"}}, format="json")
+    api.post("/v1/evaluate/bulk", {"user": {"id": "u-1"}}, format="json")
+    settings.USAGE_COUNTING = True
+    api.post("/v1/evaluate", {"flag_key": "checkout", "user": {"id": "u-2"}}, format="json")
+    USAGE.flush()
+
+    assert sum(totals(tenant).values()) == 1, "only the evaluation made while counting was on"
