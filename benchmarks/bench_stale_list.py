@@ -52,7 +52,7 @@ from kernel.context import acting_as  # noqa: E402
 from tenancy.models import Tenant  # noqa: E402
 from tenancy.scoping import tenant_scope  # noqa: E402
 from tenancy.services import api_client_create, tenant_create, token_issue  # noqa: E402
-from usage.models import UsageCount  # noqa: E402
+from usage.models import UsageCount, UsageSpan  # noqa: E402
 from usage.selectors import evidence  # noqa: E402
 from usage.services import usage_spans_rebuild  # noqa: E402
 
@@ -71,12 +71,23 @@ WHERE i %% 4 >= 2 OR (i %% 4 = 1 AND v = 'on')
 """i % 4 = 0: never evaluated; 1: four hours, moved 40 days back below; 2, 3: every hour, both variants."""
 
 
+def reuse() -> tuple[Tenant, str, dict[str, float]]:
+    """The tenant an earlier run seeded (``--reuse``), with a token of a new client."""
+    call_command("migrate", "--noinput", verbosity=0)
+    tenant = Tenant.objects.get(slug=SLUG)
+    with acting_as("system:bench_stale_list"):
+        issued = api_client_create(tenant=tenant, scopes=["flags:read"], name="bench")
+    token = token_issue(client_id=issued.client.client_id, client_secret=issued.client_secret)
+    assert token is not None
+    return tenant, token.access_token, {}
+
+
 def seed(flags: int, days: int) -> tuple[Tenant, str, dict[str, float]]:
     timings: dict[str, float] = {}
     started = time.perf_counter()
     call_command("migrate", "--noinput", verbosity=0)
     if Tenant.objects.filter(slug=SLUG).exists():
-        sys.exit(f"tenant {SLUG} exists: use an empty database")
+        sys.exit(f"tenant {SLUG} exists: use an empty database, or --reuse it")
     with acting_as("system:bench_stale_list"):
         tenant = tenant_create(slug=SLUG)
         issued = api_client_create(tenant=tenant, scopes=["flags:read"], name="bench")
@@ -86,7 +97,10 @@ def seed(flags: int, days: int) -> tuple[Tenant, str, dict[str, float]]:
             {
                 "key": "x",
                 "state": "on",
-                "variants": [{"key": "on", "value": True}, {"key": "off", "value": False}],
+                "variants": [
+                    {"key": "on", "value": True, "weight": 50},
+                    {"key": "off", "value": False, "weight": 50},
+                ],
                 "off_variant": "off",
             }
         )
@@ -139,16 +153,17 @@ def main() -> None:
     parser.add_argument("--days", type=int, default=7, help="days of hourly counts of the busy flags")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--json", help="write the results to this file")
+    parser.add_argument("--reuse", action="store_true", help="measure the tenant an earlier run seeded")
     args = parser.parse_args()
     if connection.vendor != "postgresql":
         sys.exit(
             "Set DATABASE_URL to an empty PostgreSQL database (the counts are seeded with generate_series)."
         )
-    tenant, access_token, timings = seed(args.flags, args.days)
+    tenant, access_token, timings = reuse() if args.reuse else seed(args.flags, args.days)
     client = Client(HTTP_AUTHORIZATION=f"Bearer {access_token}", HTTP_X_TENANT_ID=SLUG)
     rows = {
         "counts": UsageCount.objects.for_tenant(tenant).count(),
-        "spans": sum(len(s) + 1 for s in evidence(tenant=tenant)[1].values()),
+        "spans": UsageSpan.objects.for_tenant(tenant).count(),
     }
     first = client.get("/v1/flags?stale=true&limit=50")
     assert first.status_code == 200, first.content[:300]
@@ -167,11 +182,13 @@ def main() -> None:
         "baseline: the two grouped scans of the hourly counts": lambda: baseline(tenant),
     }
     samples: dict[str, list[float]] = {name: [] for name in contenders}
+    cpu: dict[str, list[float]] = {name: [] for name in contenders}
     for _ in range(args.rounds):
         for name, run in contenders.items():
-            began = time.perf_counter()
+            began, began_cpu = time.perf_counter(), time.process_time()
             run()
             samples[name].append((time.perf_counter() - began) * 1000)
+            cpu[name].append((time.process_time() - began_cpu) * 1000)
     out = {
         "benchmark": "stale_list",
         "machine": machine(),
@@ -182,6 +199,8 @@ def main() -> None:
         "stale": stale_count,
         "seed_timings": timings,
         "ms": samples,
+        "python_cpu_ms": cpu,
+        "db_execution_ms": explain(tenant),
     }
     print(header("GET /v1/flags?stale=true at 10,000 flags (PostgreSQL)"))
     print(
@@ -191,11 +210,39 @@ def main() -> None:
     )
     print(
         table(
-            ["what", "ms"],
-            [[name, f"{median(values):,.1f} ({spread(values)})"] for name, values in samples.items()],
+            ["what", "wall ms", "this process's CPU ms"],
+            [
+                [name, f"{median(values):,.1f} ({spread(values)})", f"{median(cpu[name]):,.1f}"]
+                for name, values in samples.items()
+            ],
         )
     )
+    print()
+    print("PostgreSQL's own execution time (EXPLAIN ANALYZE, median of 3):")
+    for name, ms in out["db_execution_ms"].items():
+        print(f"- {name}: {ms:,.1f} ms")
     write_json(args.json, out)
+
+
+def explain(tenant: Tenant) -> dict[str, float]:
+    """The database's side of the evidence, load on this process left out."""
+    queries = {
+        "spans (now)": "SELECT flag_key, variant, first_hour, last_hour, last_at FROM usage_usagespan "
+        "WHERE tenant_id = %s",
+        "counts by flag (before)": "SELECT flag_key, MAX(last_at) FROM usage_usagecount WHERE tenant_id = %s "
+        "GROUP BY flag_key",
+        "counts by flag and variant (before)": "SELECT flag_key, variant, MIN(hour), MAX(hour) "
+        "FROM usage_usagecount WHERE tenant_id = %s AND NOT variant = '' GROUP BY flag_key, variant",
+    }
+    result = {}
+    with connection.cursor() as cursor:
+        for name, sql in queries.items():
+            times = []
+            for _ in range(3):
+                cursor.execute("EXPLAIN (ANALYZE, FORMAT JSON) " + sql, [tenant.pk])
+                times.append(float(cursor.fetchone()[0][0]["Execution Time"]))
+            result[name] = median(times)
+    return result
 
 
 if __name__ == "__main__":
