@@ -135,50 +135,64 @@ def run(args: argparse.Namespace, directory: Path) -> dict[str, Any]:
         rounds=args.rounds,
     )
     if args.callgrind:
-        out["callgrind_instructions_per_request"] = {
-            name: instructions_per_request(name, {**env, **env_}, directory, args.callgrind)
-            for name, env_ in VARIANTS.items()
-        }
+        out["callgrind_instructions_per_request"] = instructions_per_request(
+            {name: {**env, **env_} for name, env_ in VARIANTS.items()}, directory, args.callgrind
+        )
     report(out)
     return out
 
 
-def instructions_per_request(name: str, env: dict[str, str], directory: Path, requests: int) -> float:
-    """Instructions per evaluate request of one variant, load-independent: callgrind counts a worker
+def instructions_per_request(
+    variants: dict[str, dict[str, str]], directory: Path, requests: int
+) -> dict[str, float]:
+    """Instructions per evaluate request of each variant, load-independent: callgrind counts a worker
     that serves `requests` and one that serves 3x as many; the difference over 2x `requests` leaves out
-    the start-up. The flushing thread runs on its wall-clock interval, so under valgrind's slowdown it
-    flushes once per far fewer requests than at full speed: its share here is an upper bound."""
+    the start-up. The four runs go at once (counts do not depend on the load). The flushing thread runs
+    on its wall-clock interval, so under valgrind's slowdown it flushes once per far fewer requests
+    than at full speed: its share here is an upper bound."""
     if shutil.which("valgrind") is None:
         raise SystemExit("--callgrind needs valgrind (apt-get install -y valgrind)")
-    totals = []
-    for count in (requests, 3 * requests):
-        target = directory / f"callgrind-{name.replace(' ', '_')}-{count}.out"
-        worker_env = {
-            **env,
-            "BENCH_APP": "flagsvc",
-            "BENCH_LOG": str(directory / f"callgrind-{name.replace(' ', '_')}.log"),
-            "PYTHONPATH": f"{REPO}{os.pathsep}{BENCH_DIR}",
-        }
-        subprocess.run(
-            [
-                "valgrind",
-                "--tool=callgrind",
-                f"--callgrind-out-file={target}",
-                str(MAIN_PYTHON),
-                str(BENCH_DIR / "_inprocess.py"),
-            ],
-            input=f"{count}\n",
-            text=True,
-            cwd=REPO,
-            env=worker_env,
-            capture_output=True,
-            check=True,
-        )
+    runs: dict[tuple[str, int], tuple[Path, subprocess.Popen[str]]] = {}
+    for name, env in variants.items():
+        slug = name.replace(" ", "_")
+        for count in (requests, 3 * requests):
+            target = directory / f"callgrind-{slug}-{count}.out"
+            worker_env = {
+                **env,
+                "BENCH_APP": "flagsvc",
+                "BENCH_LOG": str(directory / f"callgrind-{slug}-{count}.log"),
+                "PYTHONPATH": f"{REPO}{os.pathsep}{BENCH_DIR}",
+            }
+            process = subprocess.Popen(
+                [
+                    "valgrind",
+                    "--tool=callgrind",
+                    f"--callgrind-out-file={target}",
+                    str(MAIN_PYTHON),
+                    str(BENCH_DIR / "_inprocess.py"),
+                ],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                text=True,
+                cwd=REPO,
+                env=worker_env,
+            )
+            assert process.stdin is not None
+            process.stdin.write(f"{count}\n")
+            process.stdin.close()
+            runs[(name, count)] = (target, process)
+    totals: dict[tuple[str, int], int] = {}
+    for key, (target, process) in runs.items():
+        if process.wait() != 0:
+            raise RuntimeError(f"valgrind run {key} failed")
         match = re.search(r"^(?:summary|totals): (\d+)", target.read_text(), re.MULTILINE)
         if match is None:
             raise RuntimeError(f"no instruction total in {target}")
-        totals.append(int(match.group(1)))
-    return (totals[1] - totals[0]) / (2 * requests)
+        totals[key] = int(match.group(1))
+    return {
+        name: (totals[(name, 3 * requests)] - totals[(name, requests)]) / (2 * requests) for name in variants
+    }
 
 
 def report(out: dict[str, Any]) -> None:
