@@ -14,12 +14,13 @@ from django.core.management import call_command
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
+from flagsvc_sdk.engine.errors import ValidationFailed
 
 from audit.models import AuditEntry, ChangeEvent
 from audit.verification import verify_chain
 from flags.models import ChangeRequest, Flag, FlagVersion, PurgedFlagKey
 from flags.retention import flags_purge_archived
-from flags.services import flag_archive, flag_update
+from flags.services import flag_archive, flag_restore, flag_update
 from tests.factories import make_flag
 from usage.models import UsageCount, UsageSpan
 from usage.services import Count, hour_of, usage_record
@@ -235,3 +236,18 @@ def test_worker__purges_due_flags_with_its_retention_pass(tenant, other_tenant):
         AuditEntry.objects.for_tenant(other_tenant).filter(action="purge", actor="system:retention").count()
         == 1
     )
+
+
+def test_purge__restoring_a_flag_whose_prerequisite_was_purged__is_422(tenant):
+    make_flag(tenant, "base", state="on")
+    make_flag(tenant, "feature", prerequisites=[{"flag": "base", "variants": ["on"]}])
+    flag_archive(tenant=tenant, key="feature")  # a live dependant would keep `base` from being archived
+    base = flag_archive(tenant=tenant, key="base")
+    Flag._base_manager.filter(pk=base.pk).update(archived_at=timezone.now() - timedelta(days=400))
+
+    assert [flag.key for flag in flags_purge_archived(tenant=tenant).purged] == ["base"]
+
+    with pytest.raises(ValidationFailed) as refused:  # 422 over HTTP, naming the field
+        flag_restore(tenant=tenant, key="feature")
+    assert any(field.startswith("prerequisites") for field in refused.value.fields)
+    assert Flag.objects.for_tenant(tenant).get(key="feature").archived_at is not None
