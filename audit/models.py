@@ -42,6 +42,9 @@ class AuditAction(models.TextChoices):
     # A flag created with the key of an archived flag (`"reuse_key": true`, api.md): the archived flag
     # is renamed to a tombstone key and this entry, under the reused key, records it.
     REUSE_KEY = "reuse_key"
+    # An archived flag removed past FLAG_ARCHIVE_RETENTION_DAYS (flags.retention), by `system:retention`:
+    # the flag's last document in `before`, what went with it in `reason`. No change event (it was not served).
+    PURGE = "purge"
 
 
 class AuditEntryQuerySet(models.QuerySet[Any]):

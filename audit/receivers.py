@@ -58,7 +58,8 @@ def write_on_save(sender: type[Any], instance: Any, created: bool, **kwargs: Any
 def write_on_delete(sender: type[Any], instance: Any, **kwargs: Any) -> None:
     if not isinstance(instance, VersionedTenantEntity):
         return
-    _append(instance, AuditAction.DELETE, instance.to_document(), None)
+    action = instance.__dict__.pop(ACTION_HINT, None) or AuditAction.DELETE
+    _append(instance, action, instance.to_document(), None)
 
 
 def _infer_action(created: bool, before: dict[str, Any] | None, after: dict[str, Any]) -> str:
@@ -86,12 +87,18 @@ def _append(
     )
     if action in EVENT_OF_THE_WHOLE:
         return  # a kill switch writes one event for all its flags (audit.records.audit_tenant_event)
+    if action in NO_EVENT:
+        return
     _append_event(entry)
 
 
 EVENT_OF_THE_WHOLE = frozenset({AuditAction.KILL, AuditAction.UNKILL})
 """Per-flag actions whose change event is the one event of the whole operation (api.md, Safe change:
 "one `killswitch.engaged` event"); their audit entries are written as for any change."""
+
+NO_EVENT = frozenset({AuditAction.PURGE})
+"""Actions that change nothing evaluation serves and have no event type: a purge removes an archived
+flag, which was no longer served (its `flag.archived` event said so when it happened)."""
 
 
 def _append_event(entry: AuditEntry, *, ruleset_version: int | None = None) -> ChangeEvent:

@@ -130,6 +130,12 @@ class Flag(VersionedTenantEntity):
                 name="flag_live_type_idx",
             ),
             models.Index(fields=["tenant", "kill_category"], name="flag_tenant_kill_category_idx"),
+            # The purge of archived flags (flags.retention) finds them by age.
+            models.Index(
+                fields=["tenant", "archived_at"],
+                condition=Q(archived_at__isnull=False),
+                name="flag_archived_idx",
+            ),
         ]
         ordering = ["key"]
 
@@ -200,6 +206,36 @@ class FlagVersion(models.Model):
 
     def __str__(self) -> str:
         return f"{self.flag_id} v{self.version}"
+
+
+class PurgedFlagKey(models.Model):
+    """The key of a purged flag (flags.retention): the flag's rows are gone, the key stays known as used,
+    so that creating a flag with it again is 409 `conflict` unless the body says `"reuse_key": true`
+    (api.md, Usage and lifecycle). Deleted when a new flag takes the key (audited `reuse_key`): while a
+    row exists, no flag holds the key."""
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.PROTECT, related_name="+")
+    key = models.CharField(max_length=128)
+    purged_at = models.DateTimeField()
+    archived_at = models.DateTimeField()
+    last_version = models.PositiveIntegerField()
+
+    objects = TenantScopedManager()
+    all_tenants = models.Manager()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["tenant", "key"], name="purged_flag_key_unique")]
+
+    def __str__(self) -> str:
+        return self.key
+
+    def to_document(self) -> dict[str, Any]:
+        return {
+            "key": self.key,
+            "purged_at": iso(self.purged_at),
+            "archived_at": iso(self.archived_at),
+            "last_version": self.last_version,
+        }
 
 
 # Kill switches (flags.killswitch; ADR "kill switches") ------------------------------------------

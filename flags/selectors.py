@@ -8,7 +8,7 @@ from typing import Any
 from django.db import connection
 from django.db.models import Q, QuerySet
 
-from flags.models import Flag, FlagVersion, segment_keys_in
+from flags.models import Flag, FlagVersion, PurgedFlagKey, segment_keys_in
 from segments.selectors import attributes_in, segment_attributes
 from tenancy.models import Tenant
 
@@ -55,6 +55,11 @@ def flag_keys_in(*, tenant: Tenant | int, keys: set[str]) -> set[str]:
     return set(
         flag_queryset(tenant=tenant, include_archived=True).filter(key__in=keys).values_list("key", flat=True)
     )
+
+
+def purged_flag_keys(*, tenant: Tenant | int) -> list[str]:
+    """The keys of the tenant's purged flags, still reserved (flags.retention)."""
+    return list(PurgedFlagKey.objects.for_tenant(tenant).values_list("key", flat=True))
 
 
 def with_tag(qs: QuerySet[Flag], tag: str) -> QuerySet[Flag]:

@@ -26,7 +26,13 @@ from audit.receivers import set_audit_action
 from audit.records import audit_record
 from flags import approvals, selectors
 from flags.attributes import split_attributes
-from flags.models import FLAG_ATTRIBUTE_FIELDS, FLAG_CONTENT_FIELDS, FLAG_READ_ONLY_FIELDS, Flag
+from flags.models import (
+    FLAG_ATTRIBUTE_FIELDS,
+    FLAG_CONTENT_FIELDS,
+    FLAG_READ_ONLY_FIELDS,
+    Flag,
+    PurgedFlagKey,
+)
 from flags.rollouts.services import check_rollout_conflict
 from flags.tracing import flag_write_span
 from kernel.context import acting_as
@@ -109,6 +115,25 @@ def _release_key(tenant: Tenant, archived: Flag) -> None:
     )
 
 
+def _take_purged_key(tenant: Tenant, key: str, *, reuse_key: bool) -> None:
+    """The key of a purged flag (flags.retention) is 409 `conflict` unless `reuse_key`; with it the
+    reservation goes and an audit entry `reuse_key` under the key records it (before the `create`)."""
+    purged = PurgedFlagKey.objects.for_tenant(tenant).filter(key=key).first()
+    if purged is None:
+        return
+    if not reuse_key:
+        raise Conflict(
+            f"The key {key!r} belonged to a flag that was archived and then purged; choose another key, "
+            'or send "reuse_key": true to give the key to a new flag.',
+            details={"key": key, "purged": True},
+        )
+    before = {**purged.to_document(), "purged": True}
+    purged.delete()
+    audit_record(
+        tenant_id=tenant.pk, entity="flag", key=key, action=AuditAction.REUSE_KEY, before=before, after=None
+    )
+
+
 @flag_write_span("create")  # `flag.update` when tracing is on (flags/tracing.py)
 def flag_create(*, tenant: Tenant, actor: str | None = None, data: dict[str, Any]) -> tuple[Flag, bool]:
     """Create a flag; the same key with the same body again returns the existing one (created=False).
@@ -116,6 +141,7 @@ def flag_create(*, tenant: Tenant, actor: str | None = None, data: dict[str, Any
     The document alone is validated here; its references (segments, prerequisites) by the ruleset
     check, under the tenant's lock. The key of an archived flag is 409 `conflict` unless the body says
     `"reuse_key": true`: then the archived flag moves to its tombstone key (`_release_key`, audited).
+    The key of a purged flag likewise (`_take_purged_key`).
     """
     _, attributes = split_attributes(data)
     content = validate_flag(_content_of(data))
@@ -129,6 +155,7 @@ def flag_create(*, tenant: Tenant, actor: str | None = None, data: dict[str, Any
         return flag
 
     with acting_as(actor), ruleset_change(tenant) as change:
+        _take_purged_key(tenant, content["key"], reuse_key=reuse_key)
         flag = new_flag()
         try:
             with transaction.atomic():

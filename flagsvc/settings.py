@@ -316,6 +316,9 @@ WORKER_PRUNE_INTERVAL_SECONDS = env.env_float("WORKER_PRUNE_INTERVAL_SECONDS", 3
 WEBHOOK_DELIVERY_RETENTION_DAYS = env.env_float("WEBHOOK_DELIVERY_RETENTION_DAYS", 30.0)
 
 # Usage counting (api.md, Usage and lifecycle; usage/buffer.py) ------------------------------------
+# Whether server evaluations are counted at all (usage, staleness); 0 turns counting off: flags then look
+# "never evaluated" unless SDKs report (benchmarks/bench_usage_cost.py measures what counting costs).
+USAGE_COUNTING = env.env_bool("USAGE_COUNTING", default=True)
 # How often each process writes the evaluations it counted; 0 = only when asked (tests).
 USAGE_FLUSH_SECONDS = env.env_float("USAGE_FLUSH_SECONDS", 5.0)
 # Counted rows a process keeps while the database is unavailable; past it the oldest are dropped.
@@ -323,6 +326,12 @@ USAGE_MAX_PENDING_COUNTS = env.env_int("USAGE_MAX_PENDING_COUNTS", 100_000)
 # How long a batch id is remembered (a repeat within it is not counted twice), and counts are kept.
 USAGE_BATCH_RETENTION_HOURS = env.env_float("USAGE_BATCH_RETENTION_HOURS", 48.0)
 USAGE_RETENTION_DAYS = env.env_float("USAGE_RETENTION_DAYS", 90.0)
+# Retention deletes (usage counts, a purged flag's rows) remove at most this many rows per statement.
+RETENTION_BATCH_ROWS = env.env_int("RETENTION_BATCH_ROWS", 1000)
+# Purge of archived flags (flags.retention): an archived flag is removed this long after it was archived
+# (its audit entries stay, its key stays reserved), at most FLAG_PURGE_BATCH flags per transaction.
+FLAG_ARCHIVE_RETENTION_DAYS = env.env_float("FLAG_ARCHIVE_RETENTION_DAYS", 365.0)
+FLAG_PURGE_BATCH = env.env_int("FLAG_PURGE_BATCH", 50)
 # Staleness (flags.staleness): the N days of "never evaluated N days after creation", "not evaluated
 # for N days" and "one variant served to 100 % for N days".
 STALE_AFTER_DAYS = env.env_int("STALE_AFTER_DAYS", 30)

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from django.conf import settings
+from django.core.signals import setting_changed
 from django.db import close_old_connections
 
 from usage.services import Count, usage_record
@@ -49,6 +50,9 @@ class UsageBuffer:
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
         self.dropped = 0
+        # USAGE_COUNTING, read once: the evaluation path checks this attribute (a Django settings read
+        # costs microseconds on every request: benchmarks/RESULTS.md, usage counting).
+        self.counting = bool(settings.USAGE_COUNTING)
 
     # The evaluation path ------------------------------------------------------------------------
 
@@ -175,3 +179,12 @@ class UsageBuffer:
 USAGE = UsageBuffer()
 os.register_at_fork(after_in_child=USAGE.reset)
 atexit.register(USAGE.stop)
+
+
+def _usage_counting_changed(*, setting: str, value: object, **kwargs: object) -> None:
+    """Tests that override USAGE_COUNTING reach the attribute the evaluation path reads."""
+    if setting == "USAGE_COUNTING":
+        USAGE.counting = bool(value)
+
+
+setting_changed.connect(_usage_counting_changed, dispatch_uid="usage_counting_changed")

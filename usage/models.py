@@ -43,6 +43,35 @@ class UsageCount(models.Model):
         return f"{self.flag_key} {self.variant or '-'} {self.reason} {self.hour:%Y-%m-%d %H}h: {self.n}"
 
 
+class UsageSpan(models.Model):
+    """Per tenant, flag and variant ("" = answers that served none): the first and the last hour counted
+    and the latest evaluation, over the counts kept. Written by `usage_record` with the counts and
+    narrowed by `usage_prune` with them, so that the staleness evidence of every flag of a tenant
+    (flags.staleness) is one row per flag and variant, not a scan of every hourly count."""
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+")
+    flag_key = models.CharField(max_length=128)
+    variant = models.CharField(max_length=128, blank=True, default="")
+    first_hour = models.DateTimeField()
+    last_hour = models.DateTimeField()
+    last_at = models.DateTimeField()
+
+    objects = TenantScopedManager()
+    all_tenants = models.Manager()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "flag_key", "variant"], name="usage_span_unique")
+        ]
+        indexes = [
+            models.Index(fields=["last_hour"], name="usage_span_last_hour_idx"),
+            models.Index(fields=["first_hour"], name="usage_span_first_hour_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.flag_key} {self.variant or '-'}: {self.first_hour:%Y-%m-%d %H}h-{self.last_hour:%Y-%m-%d %H}h"
+
+
 class UsageBatch(models.Model):
     """A batch already counted, kept for USAGE_BATCH_RETENTION_HOURS to refuse its repeats."""
 

@@ -7,9 +7,9 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any, TypedDict
 
-from django.db.models import Max, Min, Sum
+from django.db.models import Max, Q, Sum
 
-from usage.models import UsageCount
+from usage.models import UsageCount, UsageSpan
 from usage.services import hour_of
 
 WINDOWS = {"24h": 24, "7d": 7 * 24, "30d": 30 * 24}
@@ -22,7 +22,9 @@ class FlagUsage(TypedDict):
 
 def usage_of_flags(*, tenant: Any, flag_keys: Iterable[str], now: datetime) -> dict[str, FlagUsage]:
     """Each flag's usage, for a page of flags in two queries. A window of N hours is the current hour
-    and the N-1 before it; counts are per variant (answers that served none are left out)."""
+    and the N-1 before it; counts are per variant (answers that served none are left out). The first
+    query answers one row per flag and variant (the database sums the windows), the second reads the
+    spans: neither grows with the hours counted."""
     keys = list(flag_keys)
     current = hour_of(now)
     since = current - timedelta(hours=WINDOWS["30d"] - 1)
@@ -31,21 +33,25 @@ def usage_of_flags(*, tenant: Any, flag_keys: Iterable[str], now: datetime) -> d
     }
     if not keys:
         return result
+    # The database sums each window (one row per flag and variant), not Python over every hour of it.
+    sums = {
+        f"n_{window}": Sum("n", filter=Q(hour__gte=current - timedelta(hours=hours - 1)))
+        for window, hours in WINDOWS.items()
+    }
     rows = (
         UsageCount.objects.for_tenant(tenant)
         .filter(flag_key__in=keys, hour__gte=since)
         .exclude(variant="")
-        .values("flag_key", "variant", "hour")
-        .annotate(total=Sum("n"))
+        .values("flag_key", "variant")
+        .annotate(**sums)
     )
     for row in rows:
-        age_hours = int((current - row["hour"]).total_seconds() // 3600)
-        for window, hours in WINDOWS.items():
-            if age_hours < hours:
-                counts = result[row["flag_key"]]["counts"][window]
-                counts[row["variant"]] = counts.get(row["variant"], 0) + int(row["total"])
+        for window in WINDOWS:
+            total = row[f"n_{window}"]
+            if total:
+                result[row["flag_key"]]["counts"][window][row["variant"]] = int(total)
     latest = (
-        UsageCount.objects.for_tenant(tenant)
+        UsageSpan.objects.for_tenant(tenant)
         .filter(flag_key__in=keys)
         .values("flag_key")
         .annotate(latest=Max("last_at"))
@@ -62,28 +68,43 @@ class VariantSpan(TypedDict):
 
 def served_spans(*, tenant: Any, flag_keys: Iterable[str] | None = None) -> dict[str, dict[str, VariantSpan]]:
     """For each flag, each variant it served (within the counts kept, USAGE_RETENTION_DAYS): the first
-    and the last hour it was served. One query; `flag_keys=None` reads every flag of the tenant (the
-    stale list: one row per flag and variant, bounded by the variants of the tenant's flags)."""
-    qs = UsageCount.objects.for_tenant(tenant).exclude(variant="")
+    and the last hour it was served. One query on the spans (`UsageSpan`: one row per flag and variant,
+    kept with the counts); `flag_keys=None` reads every flag of the tenant (the stale list)."""
+    qs = UsageSpan.objects.for_tenant(tenant).exclude(variant="")
     if flag_keys is not None:
         keys = list(flag_keys)
         if not keys:
             return {}
         qs = qs.filter(flag_key__in=keys)
-    rows = qs.values("flag_key", "variant").annotate(first_hour=Min("hour"), last_hour=Max("hour"))
     spans: dict[str, dict[str, VariantSpan]] = {}
-    for row in rows:
-        spans.setdefault(row["flag_key"], {})[row["variant"]] = {
-            "first_hour": row["first_hour"],
-            "last_hour": row["last_hour"],
-        }
+    for flag_key, variant, first_hour, last_hour in qs.values_list(
+        "flag_key", "variant", "first_hour", "last_hour"
+    ):
+        spans.setdefault(flag_key, {})[variant] = {"first_hour": first_hour, "last_hour": last_hour}
     return spans
 
 
 def last_evaluated(*, tenant: Any) -> dict[str, datetime]:
-    """When each flag of the tenant was last evaluated (any answer, errors too): one query."""
-    rows = UsageCount.objects.for_tenant(tenant).values("flag_key").annotate(latest=Max("last_at"))
+    """When each flag of the tenant was last evaluated (any answer, errors too): one query on the spans."""
+    rows = UsageSpan.objects.for_tenant(tenant).values("flag_key").annotate(latest=Max("last_at"))
     return {row["flag_key"]: row["latest"] for row in rows}
+
+
+def evidence(*, tenant: Any) -> tuple[dict[str, datetime], dict[str, dict[str, VariantSpan]]]:
+    """`last_evaluated` and `served_spans` of every flag of the tenant in one read of its spans (the
+    stale list): rows = the tenant's flags x the variants they served, whatever the evaluations."""
+    latest: dict[str, datetime] = {}
+    spans: dict[str, dict[str, VariantSpan]] = {}
+    rows = UsageSpan.objects.for_tenant(tenant).values_list(
+        "flag_key", "variant", "first_hour", "last_hour", "last_at"
+    )
+    for flag_key, variant, first_hour, last_hour, last_at in rows:
+        seen = latest.get(flag_key)
+        if seen is None or last_at > seen:
+            latest[flag_key] = last_at
+        if variant:
+            spans.setdefault(flag_key, {})[variant] = {"first_hour": first_hour, "last_hour": last_hour}
+    return latest, spans
 
 
 class DailyUsage(TypedDict):

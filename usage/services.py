@@ -9,9 +9,11 @@ from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
+from django.db.models import F, OuterRef, QuerySet, Subquery
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from usage.models import UsageBatch, UsageCount
+from usage.models import UsageBatch, UsageCount, UsageSpan
 
 ROWS_PER_STATEMENT = 500
 
@@ -50,7 +52,9 @@ def usage_record(
                 )
         except IntegrityError:
             return False
-        _add(tenant_id, _merged(counts))
+        merged = _merged(counts)
+        _add(tenant_id, merged)
+        _widen_spans(tenant_id, merged)
     return True
 
 
@@ -96,12 +100,117 @@ def _add(tenant_id: int, counts: Sequence[Count]) -> None:
             )
 
 
+def _widen_spans(tenant_id: int, counts: Sequence[Count]) -> None:
+    """Stretch each (flag, variant) span over the hours of `counts` (UsageSpan), in key order (the
+    same lock order in every writer, as `_merged` does for the counts)."""
+    spans: dict[tuple[str, str], list[datetime]] = {}
+    for count in counts:
+        span = spans.get((count.flag_key, count.variant))
+        if span is None:
+            spans[(count.flag_key, count.variant)] = [count.hour, count.hour, count.last_at]
+        else:
+            span[0], span[1], span[2] = (
+                min(span[0], count.hour),
+                max(span[1], count.hour),
+                max(span[2], count.last_at),
+            )
+    table = UsageSpan._meta.db_table
+    adapt = connection.ops.adapt_datetimefield_value
+    rows = sorted(spans.items())
+    for start in range(0, len(rows), ROWS_PER_STATEMENT):
+        chunk = rows[start : start + ROWS_PER_STATEMENT]
+        params: list[Any] = []
+        for (flag_key, variant), (first, last, last_at) in chunk:
+            params += [tenant_id, flag_key, variant, adapt(first), adapt(last), adapt(last_at)]
+        values = ", ".join(["(%s, %s, %s, %s, %s, %s)"] * len(chunk))
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"INSERT INTO {table} (tenant_id, flag_key, variant, first_hour, last_hour, last_at) "  # noqa: S608 - our own table name; values are parameters
+                f"VALUES {values} "
+                "ON CONFLICT (tenant_id, flag_key, variant) DO UPDATE SET "
+                f"first_hour = CASE WHEN excluded.first_hour < {table}.first_hour "
+                f"THEN excluded.first_hour ELSE {table}.first_hour END, "
+                f"last_hour = CASE WHEN excluded.last_hour > {table}.last_hour "
+                f"THEN excluded.last_hour ELSE {table}.last_hour END, "
+                f"last_at = CASE WHEN excluded.last_at > {table}.last_at "
+                f"THEN excluded.last_at ELSE {table}.last_at END",
+                params,
+            )
+
+
+SPANS_FROM_COUNTS = (
+    "INSERT INTO usage_usagespan (tenant_id, flag_key, variant, first_hour, last_hour, last_at) "
+    "SELECT tenant_id, flag_key, variant, MIN(hour), MAX(hour), MAX(last_at) FROM usage_usagecount "
+    "WHERE tenant_id = %s GROUP BY tenant_id, flag_key, variant"
+)
+"""Build a tenant's spans from its counts (the migration that added spans does the same for all)."""
+
+
+def usage_spans_rebuild(*, tenant_id: int) -> None:
+    """Recompute a tenant's spans from its counts (counts written behind `usage_record`'s back:
+    benchmarks' bulk seeding)."""
+    with transaction.atomic():
+        UsageSpan.objects.for_tenant(tenant_id).all().delete()
+        with connection.cursor() as cursor:
+            cursor.execute(SPANS_FROM_COUNTS, [tenant_id])
+
+
+def _narrow_spans(cutoff: datetime) -> int:
+    """After counts before `cutoff` went: spans with no count left go; spans that began before it
+    begin at their first hour kept. In batches, like the counts."""
+    gone = delete_in_batches(UsageSpan.all_tenants.filter(last_hour__lt=cutoff))
+    first_kept = (
+        UsageCount.all_tenants.filter(
+            tenant_id=OuterRef("tenant_id"),
+            flag_key=OuterRef("flag_key"),
+            variant=OuterRef("variant"),
+            hour__gte=cutoff,
+        )
+        .order_by("hour")
+        .values("hour")[:1]
+    )
+    size = settings.RETENTION_BATCH_ROWS
+    while True:
+        keys = list(UsageSpan.all_tenants.filter(first_hour__lt=cutoff).values_list("pk", flat=True)[:size])
+        if not keys:
+            return gone
+        UsageSpan.all_tenants.filter(pk__in=keys).update(
+            first_hour=Coalesce(Subquery(first_kept), F("last_hour"))
+        )
+
+
 def usage_prune(now: datetime) -> int:
-    """Forget batch ids past USAGE_BATCH_RETENTION_HOURS and counts past USAGE_RETENTION_DAYS."""
-    batches, _ = UsageBatch.all_tenants.filter(
-        received_at__lt=now - timedelta(hours=settings.USAGE_BATCH_RETENTION_HOURS)
-    ).delete()
-    counts, _ = UsageCount.all_tenants.filter(
-        hour__lt=now - timedelta(days=settings.USAGE_RETENTION_DAYS)
-    ).delete()
+    """Forget batch ids past USAGE_BATCH_RETENTION_HOURS and counts past USAGE_RETENTION_DAYS, at most
+    RETENTION_BATCH_ROWS rows per statement (each its own short transaction: a prune of millions of
+    hourly rows never holds one long lock or builds one huge statement). Safe from several workers."""
+    batches = delete_in_batches(
+        UsageBatch.all_tenants.filter(
+            received_at__lt=now - timedelta(hours=settings.USAGE_BATCH_RETENTION_HOURS)
+        )
+    )
+    cutoff = now - timedelta(days=settings.USAGE_RETENTION_DAYS)
+    counts = delete_in_batches(UsageCount.all_tenants.filter(hour__lt=cutoff))
+    _narrow_spans(cutoff)
     return batches + counts
+
+
+def delete_in_batches(rows: QuerySet[Any], *, batch: int | None = None) -> int:
+    """Delete `rows` `batch` at a time (RETENTION_BATCH_ROWS by default); how many were deleted. Never
+    one unbounded DELETE. Each batch is one plain `DELETE ... WHERE id IN (...)`: for rows of a model
+    that nothing refers to and no receiver needs (the ORM's delete() would load every row to send
+    post_delete signals)."""
+    size = batch or settings.RETENTION_BATCH_ROWS
+    table = connection.ops.quote_name(rows.model._meta.db_table)
+    deleted = 0
+    while True:
+        keys = list(rows.order_by().values_list("pk", flat=True)[:size])
+        if not keys:
+            return deleted
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"DELETE FROM {table} WHERE id IN ({', '.join(['%s'] * len(keys))})",  # noqa: S608 - our table; values are parameters
+                keys,
+            )
+            deleted += cursor.rowcount
+        if len(keys) < size:
+            return deleted

@@ -64,6 +64,16 @@ def register_scheduled_job(job: ScheduledJob) -> None:
         SCHEDULED_JOBS.append(job)
 
 
+# Retention jobs of the apps above webhooks (the purge of archived flags, flags.retention): run with the
+# worker's own pruning, once every WORKER_PRUNE_INTERVAL_SECONDS, rather than on every pass.
+RETENTION_JOBS: list[ScheduledJob] = []
+
+
+def register_retention_job(job: ScheduledJob) -> None:
+    if job not in RETENTION_JOBS:
+        RETENTION_JOBS.append(job)
+
+
 @dataclass(frozen=True)
 class Claim:
     delivery_id: int
@@ -276,8 +286,9 @@ class Worker:
 
     def prune_if_due(self) -> int:
         """Prune events past EVENT_RETENTION_DAYS, settled deliveries past
-        WEBHOOK_DELIVERY_RETENTION_DAYS and usage past its retention (usage.services.usage_prune), once
-        every WORKER_PRUNE_INTERVAL_SECONDS."""
+        WEBHOOK_DELIVERY_RETENTION_DAYS and usage past its retention (usage.services.usage_prune), and
+        run the registered retention jobs (archived flags, flags.retention), once every
+        WORKER_PRUNE_INTERVAL_SECONDS."""
         now = self.clock()
         interval = timedelta(seconds=settings.WORKER_PRUNE_INTERVAL_SECONDS)
         if self.last_prune is not None and now - self.last_prune < interval:
@@ -286,9 +297,20 @@ class Worker:
         events = prune_events(now)
         deliveries = prune_deliveries(now)
         usage = usage_prune(now)
-        if events or deliveries or usage:
-            logger.info("pruned", extra={"events": events, "deliveries": deliveries, "usage": usage})
-        return events + deliveries + usage
+        others = 0
+        for job in RETENTION_JOBS:
+            try:
+                others += job(now)
+            except Exception:
+                logger.exception(
+                    "retention job failed", extra={"job": getattr(job, "__qualname__", str(job))}
+                )
+        if events or deliveries or usage or others:
+            logger.info(
+                "pruned",
+                extra={"events": events, "deliveries": deliveries, "usage": usage, "other": others},
+            )
+        return events + deliveries + usage + others
 
 
 def prune_deliveries(now: datetime) -> int:

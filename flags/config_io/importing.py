@@ -146,6 +146,7 @@ class _Stored:
     segments: dict[str, dict[str, Any]]
     flags: dict[str, dict[str, Any]]
     archived_flag_keys: frozenset[str]
+    purged_flag_keys: frozenset[str]
 
     @classmethod
     def read(cls, tenant: Tenant) -> _Stored:
@@ -156,6 +157,7 @@ class _Stored:
             segments={s.key: s.content() for s in segment_selectors.segment_queryset(tenant=tenant)},
             flags=flag_selectors.live_flag_contents(tenant=tenant),
             archived_flag_keys=frozenset(archived.values_list("key", flat=True)),
+            purged_flag_keys=frozenset(flag_selectors.purged_flag_keys(tenant=tenant)),
         )
 
 
@@ -222,6 +224,13 @@ def _validated_flags(
     for entry in entries:
         if entry.key in stored.archived_flag_keys:
             message = "belongs to an archived flag; restore it first, or remove it from the file"
+            problems.append(Problem(entry.where, "key", message))
+            continue
+        if entry.key in stored.purged_flag_keys:
+            message = (
+                "belonged to a flag that was archived and purged; choose another key, or create the "
+                'flag through the API with "reuse_key": true'
+            )
             problems.append(Problem(entry.where, "key", message))
             continue
         content = _checked(

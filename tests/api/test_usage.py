@@ -308,3 +308,38 @@ def test_prune__forgets_old_batch_ids_and_counts_past_retention(tenant, settings
 
     assert list(UsageBatch.objects.for_tenant(tenant).values_list("batch_id", flat=True)) == ["recent"]
     assert [row.hour for row in UsageCount.objects.for_tenant(tenant)] == [recent.replace(minute=0)]
+
+
+def test_prune__deletes_in_bounded_batches(tenant, settings):
+    settings.USAGE_RETENTION_DAYS = 90
+    settings.RETENTION_BATCH_ROWS = 3
+    now = datetime(2026, 12, 1, 10, tzinfo=UTC)
+    old = now - timedelta(days=91)
+    usage_record(
+        tenant_id=tenant.pk,
+        batch_id="old",
+        counts=[Count(f"f{i}", "on", "DEFAULT", old, 1, old) for i in range(7)],
+        now=now,
+    )
+
+    with CaptureQueriesContext(connection) as ctx:
+        Worker(clock=lambda: now).prune_if_due()
+
+    assert not UsageCount.objects.for_tenant(tenant).exists()
+    deletes = [
+        q["sql"] for q in ctx.captured_queries if "DELETE" in q["sql"] and "usage_usagecount" in q["sql"]
+    ]
+    assert len(deletes) == 3, "7 rows, at most 3 per statement"
+    assert all(sql.count(",") <= 2 for sql in deletes), deletes
+
+
+def test_evaluate__usage_counting_off__not_counted(api, tenant, settings):
+    make_flag(tenant, "checkout", **ROLLOUT)
+    settings.USAGE_COUNTING = False
+    api.post("/v1/evaluate", {"flag_key": "checkout", "user": {"id": "u-1"}}, format="json")
+    api.post("/v1/evaluate/bulk", {"user": {"id": "u-1"}}, format="json")
+    settings.USAGE_COUNTING = True
+    api.post("/v1/evaluate", {"flag_key": "checkout", "user": {"id": "u-2"}}, format="json")
+    USAGE.flush()
+
+    assert sum(totals(tenant).values()) == 1, "only the evaluation made while counting was on"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from io import StringIO
 from pathlib import Path
 from typing import Any
@@ -319,6 +320,19 @@ def test_import__key_of_an_archived_flag__rejected(acme):
     document = {"format_version": 1, "flags": [{"key": "retired", "state": "on"}]}
     with pytest.raises(ImportRejected, match='flags\\[0\\] "retired": key: belongs to an archived flag'):
         ruleset_import(tenant=acme, document=document)
+
+
+def test_import__key_of_a_purged_flag__rejected(acme):
+    from flags.retention import flags_purge_archived
+
+    Flag._base_manager.filter(tenant=acme, key="retired").update(archived_at=datetime(2020, 1, 1, tzinfo=UTC))
+    assert [flag.key for flag in flags_purge_archived(tenant=acme).purged] == ["retired"]
+    document = {"format_version": 1, "flags": [{"key": "retired", "state": "on"}]}
+    with pytest.raises(
+        ImportRejected, match='flags\\[0\\] "retired": key: belonged to a flag that was archived'
+    ):
+        ruleset_import(tenant=acme, document=document)
+    assert flag_get(tenant=acme, key="retired", include_archived=True) is None
 
 
 def test_import__changing_a_flags_type__rejected_naming_type(acme):

@@ -114,6 +114,7 @@ ALLOWED = {
     "webhooks/worker.py": "the worker fans every tenant's events out and delivers every tenant's webhooks",
     "usage/services.py": "retention prunes every tenant's old usage counts and batch ids at once",
     "flags/rollouts/scheduler.py": "the worker finds every tenant's due rollout plans (then locks each in its tenant)",
+    "flags/retention.py": "the worker finds the tenants with archived flags due for purge (then purges each in its tenant)",
 }
 
 
