@@ -1,5 +1,6 @@
 """``validate_user`` is one check with two branches: the quick one (``values.plain_user``, which
-every SDK call runs) must answer exactly as the full one (``check_user_in_full``) wherever it answers.
+every SDK call runs) must answer exactly as the full one (``check_user_in_full``) wherever it
+answers.
 
 Random user-shaped values (dicts and mappings, every key and id type, lone surrogates, ids at and
 over the length cap, extra fields, ``attributes`` of every kind): the quick branch answers ``None``
@@ -62,7 +63,8 @@ def test_user_check__quick_branch_answers_as_the_full_branch(user: Any) -> None:
     if quick is not None:
         assert full is not None, "the quick branch let through a user the full branch refuses"
         assert quick == full
-        assert type(quick) is dict and type(quick["attributes"]) is dict
+        assert type(quick) is dict
+        assert type(quick["attributes"]) is dict
     # validate_user is the two branches: it answers what the full branch answers, or refuses.
     if full is None:
         try:
