@@ -26,6 +26,7 @@ HOT_PATH = [
     "flagsvc_sdk/engine/values.py",
     "flagsvc_sdk/engine/conditions.py",
     "flagsvc_sdk/engine/operators.py",
+    "flagsvc_sdk/engine/regex.py",
     "flagsvc_sdk/local.py",
 ]
 

@@ -21,7 +21,7 @@ from flagsvc_sdk.engine.errors import (
     ValidationFailed,
 )
 from flagsvc_sdk.engine.limits import READ_ONLY_FIELDS
-from flagsvc_sdk.engine.operators import Predicate
+from flagsvc_sdk.engine.operators import Check
 from flagsvc_sdk.engine.results import (
     DEFAULT,
     ERROR,
@@ -50,7 +50,7 @@ class CompiledPrerequisite:
 
 
 class CompiledRule:
-    """A rule: its condition as nodes (for traces) and as a predicate, and what it serves.
+    """A rule: its condition as nodes (for traces) and as a native check, and what it serves.
 
     ``outcome`` is set for a single-variant serve; otherwise ``distribution`` (with its
     ``shares`` and ``choices`` at hand for the hot path) picks by bucket.
@@ -68,7 +68,7 @@ class CompiledRule:
     ) -> None:
         self.id = rule_id
         self.node = node
-        self.when: Predicate = predicate(node)
+        self.when: Check = predicate(node)
         self.serve = serve
         self.outcome = outcome
         self.distribution = distribution

@@ -1,10 +1,10 @@
 """Compiled conditions and segments (``rules.md`` "Conditions"), with a fast and a traced path.
 
-A checked condition becomes a small tree of nodes. ``predicate`` folds the tree into closures once,
-at compile time, for the untraced path; ``trace_condition`` walks the same nodes and records every
-condition it tried. Both short-circuit ``all``/``any`` the same way; the traced path uses the leaf
-tests of ``operators.make_test``, the fast path the same tests or, for the commonest leaves, the
-one-call equivalents of ``operators.make_predicate``.
+A checked condition becomes a small tree of nodes. ``predicate`` folds the tree into native
+``Check`` objects once, at compile time, for the untraced path; ``trace_condition`` walks the same
+nodes and records every condition it tried. Both short-circuit ``all``/``any`` the same way; the
+traced path uses the leaf tests of ``operators.make_test``, the fast path the same tests or, for the
+commonest leaves, the one-call equivalents of ``operators.make_predicate``.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Any
 
 from flagsvc_sdk.engine.operators import (
     NO_VALUE_OPERATORS,
-    Predicate,
+    Check,
     Test,
     make_predicate,
     make_test,
@@ -68,16 +68,26 @@ class CompiledSegment:
         self.included = frozenset(doc["included"])
         self.excluded = frozenset(doc["excluded"])
         self.when: Node | None = None if doc["when"] is None else build_node(doc["when"], {})
-        self.matches: Predicate = self._predicate()
-
-    def _predicate(self) -> Predicate:
-        included, excluded = self.included, self.excluded
-        if self.when is None:
-            return lambda user_id, attributes: user_id in included
-        when = predicate(self.when)
-        return lambda user_id, attributes: (
-            user_id in included or (user_id not in excluded and when(user_id, attributes))
+        self.matches: Check = InSegment(
+            self.included, self.excluded, None if self.when is None else predicate(self.when)
         )
+
+
+class InSegment(Check):
+    """Its ``included`` ids match; else, unless ``excluded``, its ``when`` decides (none: no)."""
+
+    def __init__(
+        self, included: frozenset[str], excluded: frozenset[str], when: Check | None
+    ) -> None:
+        self.included = included
+        self.excluded = excluded
+        self.when = when
+
+    def holds(self, user_id: str, attributes: dict[str, Any]) -> bool:
+        if user_id in self.included:
+            return True
+        when = self.when
+        return when is not None and user_id not in self.excluded and when.holds(user_id, attributes)
 
 
 class SegmentReference:
@@ -102,68 +112,100 @@ def build_node(condition: Mapping[str, Any], segments: Mapping[str, CompiledSegm
     return Leaf(condition["attr"], condition["op"], condition.get("value"))
 
 
-def predicate(node: Node) -> Predicate:
-    """Fold a node tree into closures; the shapes that occur most get the fewest calls."""
+def predicate(node: Node) -> Check:
+    """Fold a node tree into native checks; the shapes that occur most get the fewest calls."""
     if isinstance(node, SegmentReference):
         return node.segment.matches
     if isinstance(node, Leaf):
-        return _leaf_predicate(node)
+        return _leaf_check(node)
     children = tuple(predicate(child) for child in node.children)
     if node.kind == "not":
         (child,) = children
-        return lambda user_id, attributes: not child(user_id, attributes)
+        return Not(child)
     if len(children) == 1:
         return children[0]
     if node.kind == "all":
-        return _all(children)
-    return _any(children)
+        return AllOf(children)
+    return AnyOf(children)
 
 
-def _all(children: tuple[Predicate, ...]) -> Predicate:
-    if not children:
-        return lambda user_id, attributes: True
-    if len(children) == 2:
-        first, second = children
-        return lambda user_id, attributes: (
-            first(user_id, attributes) and second(user_id, attributes)
-        )
+class Not(Check):
+    def __init__(self, child: Check) -> None:
+        self.child = child
 
-    def every(user_id: str, attributes: Attributes) -> bool:
-        for child in children:  # noqa: SIM110 - a loop, not a generator, on the hot path
-            if not child(user_id, attributes):
+    def holds(self, user_id: str, attributes: Attributes) -> bool:
+        return not self.child.holds(user_id, attributes)
+
+
+class AllOf(Check):
+    """Every child holds (none: true), tried in order until one does not."""
+
+    def __init__(self, children: tuple[Check, ...]) -> None:
+        self.children = children
+
+    def holds(self, user_id: str, attributes: Attributes) -> bool:
+        for child in self.children:  # noqa: SIM110 - a loop, not a generator, on the hot path
+            if not child.holds(user_id, attributes):
                 return False
         return True
 
-    return every
 
+class AnyOf(Check):
+    """Some child holds (none: false), tried in order until one does."""
 
-def _any(children: tuple[Predicate, ...]) -> Predicate:
-    if not children:
-        return lambda user_id, attributes: False
-    if len(children) == 2:
-        first, second = children
-        return lambda user_id, attributes: first(user_id, attributes) or second(user_id, attributes)
+    def __init__(self, children: tuple[Check, ...]) -> None:
+        self.children = children
 
-    def some(user_id: str, attributes: Attributes) -> bool:
-        for child in children:  # noqa: SIM110 - a loop, not a generator, on the hot path
-            if child(user_id, attributes):
+    def holds(self, user_id: str, attributes: Attributes) -> bool:
+        for child in self.children:  # noqa: SIM110 - a loop, not a generator, on the hot path
+            if child.holds(user_id, attributes):
                 return True
         return False
 
-    return some
+
+class IdTest(Check):
+    """A leaf on ``id``: the test of the user's id."""
+
+    def __init__(self, test: Test) -> None:
+        self.test = test
+
+    def holds(self, user_id: str, attributes: Attributes) -> bool:
+        return bool(self.test(user_id))
 
 
-def _leaf_predicate(leaf: Leaf) -> Predicate:
+class AttributeTest(Check):
+    """A leaf on a top-level attribute, by its test (``make_test``)."""
+
+    def __init__(self, test: Test, name: str) -> None:
+        self.test = test
+        self.name = name
+
+    def holds(self, user_id: str, attributes: Attributes) -> bool:
+        return bool(self.test(attributes.get(self.name)))
+
+
+class PathTest(Check):
+    """A leaf on a dotted attribute (``org.plan``), by its test."""
+
+    def __init__(self, test: Test, path: tuple[str, ...]) -> None:
+        self.test = test
+        self.path = path
+
+    def holds(self, user_id: str, attributes: Attributes) -> bool:
+        return bool(self.test(read_path(attributes, self.path)))
+
+
+def _leaf_check(leaf: Leaf) -> Check:
     test, path = leaf.test, leaf.path
     if path is None:
-        return lambda user_id, attributes: test(user_id)
+        return IdTest(test)
     if len(path) == 1:
         (name,) = path
         direct = make_predicate(leaf.op, leaf.expected, name)
         if direct is not None:
             return direct
-        return lambda user_id, attributes: test(attributes.get(name))
-    return lambda user_id, attributes: test(read_path(attributes, path))
+        return AttributeTest(test, name)
+    return PathTest(test, path)
 
 
 def trace_condition(node: Node, user_id: str, attributes: Attributes) -> tuple[bool, TraceEntry]:

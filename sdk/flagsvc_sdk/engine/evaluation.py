@@ -1,15 +1,16 @@
 """``evaluate`` and ``evaluate_many``: ``rules.md`` "Order of evaluation and reasons", step by step.
 
-The order of the steps is written once, in ``decide``; the preview's trace is that same walk with
+The order of the steps is written once, in ``walk``; the preview's trace is that same walk with
 a list to record its steps in (``tracing`` only says what each step looks like). This is the hot
 path: untraced it does one dict lookup for the flag, one hash, the rules' precompiled predicates and
-one small allocation for the result; everything else was done by ``compile_ruleset``.
+one small allocation for the result (none for the SDK's typed calls, which read ``walk``'s outcome);
+everything else was done by ``compile_ruleset``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, Final
 
 from flagsvc_sdk.engine import tracing
 from flagsvc_sdk.engine.bucketing import bucket_of, pick_index
@@ -71,6 +72,11 @@ def evaluate_many(
     return results
 
 
+NO_BUCKET: Final = -1.0
+"""The position ``walk`` gives a user it cannot bucket: buckets lie in [0, 1), so no bucket is
+negative, and a plain float (not ``float | None``) stays unboxed in the compiled engine."""
+
+
 def decide(
     flags: Mapping[str, CompiledFlag],
     flag: CompiledFlag,
@@ -79,23 +85,71 @@ def decide(
     depth: int,
     trace: Trace | None,
 ) -> EvaluationResult:
-    """Steps 2-7 of ``rules.md`` "Order of evaluation and reasons" for one flag.
+    """Steps 2-7 of ``rules.md`` "Order of evaluation and reasons" for one flag and a validated
+    user: ``walk``'s answer as a result.
 
-    The bucket is computed first, whichever step decides, because ``details.bucket`` is always
-    present when the user can be bucketed. With a ``trace`` list every step tried is appended to
-    it, after the walk has decided it, and the result carries the list; without one, nothing is
-    recorded and a flag with no off, prerequisite or target step (not ``gated``) goes straight to
-    its rules. ``Distribution.pick`` is inlined (a Python call is a good share of an evaluation's
-    cost) and the result is built once, at the end.
+    The id is checked here, once, before it can reach ``mmh3`` (which crashes the process on a
+    lone surrogate); ``validate_user`` has already checked it, but ``evaluate`` is a public door.
     """
     user_id: str = user["id"]
-    attributes: dict[str, Any] = user["attributes"]
-    position: float | None = None  # rules.md "Bucketing": no bucket without a valid value
-    if flag.bucket_path is None:
-        if user_id.isascii() or is_utf8(user_id):
+    return _result(
+        flags,
+        flag,
+        user_id,
+        user["attributes"],
+        user_id.isascii() or is_utf8(user_id),
+        memo,
+        depth,
+        trace,
+    )
+
+
+def _result(
+    flags: Mapping[str, CompiledFlag],
+    flag: CompiledFlag,
+    user_id: str,
+    attributes: dict[str, Any],
+    hashable_id: bool,
+    memo: Memo | None,
+    depth: int,
+    trace: Trace | None,
+) -> EvaluationResult:
+    outcome, position = walk(flags, flag, user_id, attributes, hashable_id, memo, depth, trace)
+    bucket = None if position < 0.0 else position
+    if trace is not None:
+        return TracedEvaluationResult(outcome, bucket, trace)
+    return EvaluationResult(outcome, bucket)
+
+
+def walk(
+    flags: Mapping[str, CompiledFlag],
+    flag: CompiledFlag,
+    user_id: str,
+    attributes: dict[str, Any],
+    hashable_id: bool,
+    memo: Memo | None,
+    depth: int,
+    trace: Trace | None,
+) -> tuple[Outcome, float]:
+    """The order of the steps, written once: the answer and the user's bucket (``NO_BUCKET`` when
+    the user cannot be bucketed).
+
+    ``hashable_id`` says the id is valid UTF-8 (the caller checked it: ``decide``, or the SDK's
+    typed calls through ``plain_user``). The bucket is computed first, whichever step decides,
+    because ``details.bucket`` is always present when the user can be bucketed. With a ``trace``
+    list every step tried is appended to it, after the walk has decided it; without one, nothing
+    is recorded and a flag with no off, prerequisite or target step (not ``gated``) goes straight
+    to its rules. ``Distribution.pick`` is inlined (a Python call is a good share of an
+    evaluation's cost). Compiled, the answer is a pair of native values: the SDK's typed calls,
+    which need only the outcome's value, allocate nothing here.
+    """
+    position = NO_BUCKET  # rules.md "Bucketing": no bucket without a valid value
+    bucket_path = flag.bucket_path
+    if bucket_path is None:
+        if hashable_id:
             position = bucket_of(flag.prefix + user_id)
     else:
-        value = bucket_string(read_path(attributes, flag.bucket_path))
+        value = bucket_string(read_path(attributes, bucket_path))
         if value is not None and is_utf8(value):
             position = bucket_of(flag.prefix + value)
     outcome: Outcome | None = None
@@ -107,7 +161,14 @@ def decide(
         else:
             if flag.prerequisites:
                 outcome = _failed_prerequisite(
-                    flags, flag, user, {flag.key: None} if memo is None else memo, depth, trace
+                    flags,
+                    flag,
+                    user_id,
+                    attributes,
+                    hashable_id,
+                    {flag.key: None} if memo is None else memo,
+                    depth,
+                    trace,
                 )
             if outcome is None:
                 if user_id in flag.deny:
@@ -122,37 +183,42 @@ def decide(
             single = rule.outcome
             if trace is not None:
                 matched, condition = trace_condition(rule.node, user_id, attributes)
-            elif single is None and position is None:
+            elif single is None and position < 0.0:
                 continue  # a split serves no one who cannot be bucketed: the condition is moot
             else:
-                matched = rule.when(user_id, attributes)
+                matched = rule.when.holds(user_id, attributes)
             if matched:
                 if single is not None:
                     outcome = single
-                elif position is not None:
+                elif position >= 0.0:
                     outcome = rule.choices[pick_index(rule.shares, position)]
             if trace is not None:
-                trace.append(tracing.rule_step(rule, condition, matched, outcome, position))
+                bucket = _bucket(position)
+                trace.append(tracing.rule_step(rule, condition, matched, outcome, bucket))
             if outcome is not None:
                 break
         else:
             if flag.default_outcome is not None:
                 outcome = flag.default_outcome
-            elif position is None:
+            elif position < 0.0:
                 outcome = flag.not_bucketable
             else:
                 outcome = flag.default_choices[pick_index(flag.default_shares, position)]
             if trace is not None:
-                trace.append(tracing.default_step(flag, outcome, position))
-    if trace is not None:
-        return TracedEvaluationResult(outcome, position, trace)
-    return EvaluationResult(outcome, position)
+                trace.append(tracing.default_step(flag, outcome, _bucket(position)))
+    return outcome, position
+
+
+def _bucket(position: float) -> float | None:
+    return None if position < 0.0 else position
 
 
 def _failed_prerequisite(
     flags: Mapping[str, CompiledFlag],
     flag: CompiledFlag,
-    user: Mapping[str, Any],
+    user_id: str,
+    attributes: dict[str, Any],
+    hashable_id: bool,
     memo: Memo,
     depth: int,
     trace: Trace | None,
@@ -176,7 +242,16 @@ def _failed_prerequisite(
                 unmet = "chain too deep"
             else:
                 memo[key] = None
-                result = decide(flags, other, user, memo, depth + 1, None if trace is None else [])
+                result = _result(
+                    flags,
+                    other,
+                    user_id,
+                    attributes,
+                    hashable_id,
+                    memo,
+                    depth + 1,
+                    None if trace is None else [],
+                )
                 memo[key] = result
         met = result is not None and result.outcome.variant in prerequisite.variants
         if trace is not None:

@@ -17,8 +17,6 @@ from flagsvc_sdk.engine.regex import compile_search, pattern_problem, plain_text
 from flagsvc_sdk.engine.values import instant, is_number, numeric, semver_key
 
 Test = Callable[[Any], bool]
-Predicate = Callable[[str, dict[str, Any]], bool]
-"""``predicate(user_id, attributes)``: whether a condition holds for the user."""
 Problem = tuple[str, str]
 """``(path suffix, message)``: ``""`` is the value itself, ``"[1]"`` one of its elements."""
 
@@ -241,57 +239,134 @@ def _instant_test(op: str, value: Any) -> Test:
     return test
 
 
-def make_predicate(op: str, value: Any, name: str) -> Predicate | None:
-    """A one-call predicate for the commonest operators on a top-level attribute ``name``.
+class Check:
+    """A compiled condition: ``holds(user_id, attributes)`` says whether it holds for the user.
+
+    A native class, not a closure: compiled (ADR 0006), the walk calls ``holds`` directly, where a
+    closure is a Python call that parses its arguments on every use. The leaf checks below are the
+    one-call forms of ``make_test`` for the commonest operators; ``conditions`` adds the generic
+    leaf, the combinators and segments.
+    """
+
+    def holds(self, user_id: str, attributes: dict[str, Any]) -> bool:
+        raise NotImplementedError
+
+
+class TextEquals(Check):
+    def __init__(self, name: str, text: str) -> None:
+        self.name = name
+        self.text = text
+
+    def holds(self, user_id: str, attributes: dict[str, Any]) -> bool:
+        return bool(attributes.get(self.name) == self.text)
+
+
+class Is(Check):
+    def __init__(self, name: str, value: bool) -> None:
+        self.name = name
+        self.value = value
+
+    def holds(self, user_id: str, attributes: dict[str, Any]) -> bool:
+        return attributes.get(self.name) is self.value
+
+
+class TextIn(Check):
+    def __init__(self, name: str, texts: frozenset[str]) -> None:
+        self.name = name
+        self.texts = texts
+
+    def holds(self, user_id: str, attributes: dict[str, Any]) -> bool:
+        actual = attributes.get(self.name)
+        return isinstance(actual, str) and actual in self.texts
+
+
+class Exists(Check):
+    def __init__(self, name: str, present: bool) -> None:
+        self.name = name
+        self.present = present
+
+    def holds(self, user_id: str, attributes: dict[str, Any]) -> bool:
+        return (attributes.get(self.name) is not None) == self.present
+
+
+class Between(Check):
+    def __init__(self, name: str, low: Any, high: Any) -> None:
+        self.name = name
+        self.low = low
+        self.high = high
+
+    def holds(self, user_id: str, attributes: dict[str, Any]) -> bool:
+        actual = attributes.get(self.name)
+        if type(actual) in _NUMBER_TYPES:
+            return bool(self.low <= actual < self.high)
+        number = numeric(actual)
+        return number is not None and bool(self.low <= number < self.high)
+
+
+class TextStartsWith(Check):
+    def __init__(self, name: str, text: str) -> None:
+        self.name = name
+        self.text = text
+
+    def holds(self, user_id: str, attributes: dict[str, Any]) -> bool:
+        actual = attributes.get(self.name)
+        return isinstance(actual, str) and actual.startswith(self.text)
+
+
+class TextEndsWith(Check):
+    def __init__(self, name: str, text: str) -> None:
+        self.name = name
+        self.text = text
+
+    def holds(self, user_id: str, attributes: dict[str, Any]) -> bool:
+        actual = attributes.get(self.name)
+        return isinstance(actual, str) and actual.endswith(self.text)
+
+
+class TextContains(Check):
+    def __init__(self, name: str, text: str) -> None:
+        self.name = name
+        self.text = text
+
+    def holds(self, user_id: str, attributes: dict[str, Any]) -> bool:
+        actual = attributes.get(self.name)
+        return isinstance(actual, str) and self.text in actual
+
+
+def make_predicate(op: str, value: Any, name: str) -> Check | None:
+    """A one-call check for the commonest operators on a top-level attribute ``name``.
 
     Each answers exactly like ``make_test(op, value)(attributes.get(name))`` but saves the second
-    Python call, a good share of a rule's cost; ``None`` means "use the generic form". The
-    property test that compares traced (generic) and untraced evaluation keeps them equal.
+    call, a good share of a rule's cost; ``None`` means "use the generic form". The property test
+    that compares traced (generic) and untraced evaluation keeps them equal.
     """
     if op == "eq" and isinstance(value, str):
-        return lambda user_id, attributes: attributes.get(name) == value
+        return TextEquals(name, value)
     if op == "eq" and isinstance(value, bool):
-        return lambda user_id, attributes: attributes.get(name) is value
+        return Is(name, value)
     if op == "in" and all(isinstance(item, str) for item in value):
-        strings = frozenset(value)
-        return lambda user_id, attributes: (
-            isinstance(actual := attributes.get(name), str) and actual in strings
-        )
+        return TextIn(name, frozenset(value))
     if op == "exists":
-        return lambda user_id, attributes: attributes.get(name) is not None
+        return Exists(name, True)
     if op == "not_exists":
-        return lambda user_id, attributes: attributes.get(name) is None
+        return Exists(name, False)
     if op == "between":
         low, high = value
-
-        def between(user_id: str, attributes: dict[str, Any]) -> bool:
-            actual = attributes.get(name)
-            if type(actual) in _NUMBER_TYPES:
-                return bool(low <= actual < high)
-            number = numeric(actual)
-            return number is not None and low <= number < high
-
-        return between
+        return Between(name, low, high)
     if op == "regex":
-        return _plain_text_predicate(value, name)
+        return _plain_text_check(value, name)
     return None
 
 
-def _plain_text_predicate(pattern: str, name: str) -> Predicate | None:
+def _plain_text_check(pattern: str, name: str) -> Check | None:
     literal = plain_text(pattern)
     if literal is None:
         return None
     start, text, end = literal
     if start and end:
-        return lambda user_id, attributes: attributes.get(name) == text
+        return TextEquals(name, text)
     if end:
-        return lambda user_id, attributes: (
-            isinstance(actual := attributes.get(name), str) and actual.endswith(text)
-        )
+        return TextEndsWith(name, text)
     if start:
-        return lambda user_id, attributes: (
-            isinstance(actual := attributes.get(name), str) and actual.startswith(text)
-        )
-    return lambda user_id, attributes: (
-        isinstance(actual := attributes.get(name), str) and text in actual
-    )
+        return TextStartsWith(name, text)
+    return TextContains(name, text)

@@ -84,8 +84,11 @@ def is_portable_json(value: Any, levels: int) -> bool:
 
 
 def plain_user(user: Any) -> dict[str, Any] | None:
-    """The quick yes of ``validation.validate_user``: the normalised user, or ``None`` to say "ask
-    ``validate_user``", which then says what is wrong (or normalises an unusual but valid user).
+    """``validation.validate_user``'s quick branch: the normalised user, or ``None`` to say "take
+    the full branch" (``check_user_in_full``), which then says what is wrong (or normalises an
+    unusual but valid user). Here rather than in ``validation`` because it is compiled with the
+    engine (the SDK's typed calls call it); ``test_user_check`` proves it answers as the full
+    branch does wherever it answers.
 
     A plain ``dict`` with a valid ``id`` and an ``attributes`` dict keyed by strings is already
     normalised and is returned itself (evaluation never changes it); ``{"id": ...}`` alone gets
