@@ -52,10 +52,11 @@ class LocalFlags:
             return None
         try:
             # plain_user checked the id is valid UTF-8: it can be hashed.
-            outcome = walk(flags, flag, checked["id"], checked["attributes"], True, None, 0, None)[0]
+            user_id, attributes = checked["id"], checked["attributes"]
+            outcome = walk(flags, flag, user_id, attributes, True, None, 0, None)[0]
         except Exception:
             return None
-        outcome.served += 1  # usage counting: a native add, read and diffed by flagsvc_sdk.reporting
+        outcome.served += 1  # usage counting: one native add, read by flagsvc_sdk.reporting
         return outcome
 
     # Every argument and answer is ``Any``: compiled, a declared type is checked at the call, and a
