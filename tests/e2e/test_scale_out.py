@@ -5,8 +5,8 @@ processes on M machines") runs them.
 The service's contract (docs/operations.md, "How freshness works"): the process that took a write
 serves it on its next evaluation (read your writes), and every other process within
 `RULESET_CHECK_INTERVAL` (0.5 s) plus one catch-up, promised as at most 1 s. The second is a
-deadline on eventual visibility: the test polls until the other process answers with the write,
-and fails if that took longer than the contract allows.
+deadline on eventual visibility: the test polls the other process until it answers with the write,
+and fails if a request sent 1 s or more after the write still got the old answer.
 
 Needs root for the namespaces; without it the test fails (it does not skip): CI runs as root.
 """
@@ -115,13 +115,21 @@ def evaluate(server: Server, headers: dict[str, str]) -> tuple[int, str | None]:
 
 
 def seconds_until(server: Server, headers: dict[str, str], expected: str, written_at: float) -> float | None:
-    """Poll `server` until it answers `expected`: seconds since `written_at`, or None past twice the
-    contract (so that a miss reports how late it was)."""
-    while (elapsed := time.monotonic() - written_at) < 2 * VISIBLE_WITHIN:
+    """Poll `server` until it answers `expected`: when (seconds after `written_at`) the last request
+    that still got the old answer was sent, 0 if none did; None if it never answered within twice the
+    contract.
+
+    The contract is on the service, not on this client: "visible within 1 s" means every request sent
+    1 s after the write gets the new answer. So a miss counts at the moment its request was sent, not
+    when its answer arrived (on a loaded machine the answer itself may take a while).
+    """
+    last_miss = 0.0
+    while (sent := time.monotonic() - written_at) < 2 * VISIBLE_WITHIN:
         if evaluate(server, headers)[1] == expected:
-            return time.monotonic() - written_at
+            return last_miss
+        last_miss = sent
         time.sleep(0.01)
-    return None if elapsed >= 2 * VISIBLE_WITHIN else elapsed
+    return None
 
 
 def test_two_machines_read_their_writes_and_see_each_others_within_one_second(two_machines):
@@ -163,9 +171,12 @@ def test_two_machines_read_their_writes_and_see_each_others_within_one_second(tw
             reader, headers, expected, written_at
         )
 
-    print(f"seconds until the other process served each write: {seen}")
-    late = {write: after for write, after in seen.items() if after is None or after > VISIBLE_WITHIN}
-    assert not late, f"not visible in the other process within {VISIBLE_WITHIN} s (None: not in 2 s): {seen}"
+    print(f"the other process's last old answer, seconds after each write (request sent): {seen}")
+    late = {write: miss for write, miss in seen.items() if miss is None or miss >= VISIBLE_WITHIN}
+    assert not late, (
+        f"a request sent {VISIBLE_WITHIN} s or more after the write still got the old answer "
+        f"(seconds after the write of the last such request; None: never within 2 s): {seen}"
+    )
 
     # Both reached PostgreSQL and Redis through the bridge: each forwarder relayed both machines.
     machines = {a.namespace.address, b.namespace.address}
