@@ -19,6 +19,10 @@ Against the database and token ``http_bench.py setup`` of the peers harness made
     .venv/bin/python benchmarks/instructions.py app --route evaluate
     .venv/bin/python benchmarks/instructions.py app --app bare
     .venv/bin/python benchmarks/instructions.py server --route bulk --port 18520
+    .venv/bin/python benchmarks/instructions.py calls --route evaluate --short 100 --long 300
+
+``calls`` counts Python function calls per request with cProfile instead (deterministic too, and
+fast): the stand-in when the machine is too busy for callgrind.
 """
 
 from __future__ import annotations
@@ -286,6 +290,31 @@ def server_instructions(
     }
 
 
+def app_calls(app: str, route: str, short: int, long: int, warm: int) -> dict[str, Any]:
+    """Python function calls per request (cProfile's count, deterministic like the instructions):
+    the quick stand-in when callgrind is too slow on a busy machine."""
+    import pstats
+
+    counts = {}
+    with tempfile.TemporaryDirectory(prefix="calls-") as tmp:
+        for count in (short, long):
+            out = f"{tmp}/prof.{count}"
+            env = _env(app) | {
+                "INSTR_ROUTE": route,
+                "INSTR_TOKEN": _token(),
+                "INSTR_WARM": str(warm),
+                "INSTR_COUNT": str(count),
+            }
+            with open(f"{tmp}/log.{count}", "w") as log:
+                subprocess.run(
+                    [sys.executable, "-m", "cProfile", "-o", out, __file__, "_app_worker"],
+                    cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, check=True,
+                )  # fmt: skip
+            counts[count] = pstats.Stats(out).total_calls  # type: ignore[attr-defined]
+    per_request = (counts[long] - counts[short]) / (long - short)
+    return {"level": "calls", "app": app, "route": route, "calls_per_request": round(per_request, 1)}
+
+
 def main() -> None:
     if sys.argv[1:] == ["_app_worker"]:
         _app_worker()
@@ -293,7 +322,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("level", choices=["app", "server"])
+    parser.add_argument("level", choices=["app", "server", "calls"])
     parser.add_argument("--app", choices=["flagsvc", "bare"], default="flagsvc")
     parser.add_argument("--route", choices=sorted(BODIES), default="evaluate")
     parser.add_argument("--short", type=int, default=50)
@@ -305,6 +334,8 @@ def main() -> None:
     args = parser.parse_args()
     if args.level == "app":
         result = app_instructions(args.app, args.route, args.short, args.long, args.warm)
+    elif args.level == "calls":
+        result = app_calls(args.app, args.route, args.short, args.long, args.warm)
     else:
         result = server_instructions(
             args.app, args.route, args.short, args.long, args.warm, args.conns, args.port
