@@ -25,6 +25,9 @@ if not settings.configured:
         USE_TZ=True,
         # gunicorn.conf.py's post_worker_init reads this; there is no rules cache to warm here.
         RULESET_WARM_ON_START=False,
+        # gunicorn.conf.py's worker (flagsvc.http_worker) reads these two: the service's defaults.
+        API_MAX_BODY_BYTES=1024 * 1024,
+        REQUEST_READ_TIMEOUT_SECONDS=10.0,
     )
 
 from django.core.wsgi import get_wsgi_application

@@ -255,10 +255,13 @@ class BufferingThreadWorker(ThreadWorker):
         self._start_reading(TConn(self.cfg, client, address, listener.getsockname()))
 
     def on_client_socket_readable(self, conn: Any, client: socket.socket) -> None:
-        """A kept-alive connection sends its next request: read it here too."""
-        self.poller.unregister(client)
+        """A kept-alive connection sends its next request: read it here too.
+
+        The socket stays registered (only the callback changes: no `epoll_ctl`), and it is
+        non-blocking already (`finish_request` made it so), so this costs no system call.
+        """
         self.keepalived_conns.remove(conn)
-        self._start_reading(conn)
+        self._start_reading(conn, registered=True)
 
     def finish_request(self, conn: Any, fs: Any) -> None:
         """A request served, and the client already sent (part of) the next one: read that in
@@ -272,12 +275,20 @@ class BufferingThreadWorker(ThreadWorker):
                 return
         super().finish_request(conn, fs)
 
-    def _start_reading(self, conn: Any, pipelined: bytes = b"") -> None:
-        conn.sock.setblocking(False)
+    def _start_reading(self, conn: Any, pipelined: bytes = b"", *, registered: bool = False) -> None:
+        """Read `conn`'s next request in the loop. A new connection is non-blocking already
+        (gunicorn's `TConn`), as is a kept-alive one (`registered`: still in the poller); one a
+        thread just served (`pipelined`) is not."""
+        if pipelined:
+            conn.sock.setblocking(False)
         max_head = self.cfg.limit_request_fields * (self.cfg.limit_request_field_size + 2) + 8192
         reading = _Reading(Framing(self._body_limit, max_head), time.monotonic() + self._read_timeout)
         self._reading[conn] = reading
-        self.poller.register(conn.sock, selectors.EVENT_READ, partial(self._on_request_bytes, conn))
+        callback = partial(self._on_request_bytes, conn)
+        if registered:
+            self.poller.modify(conn.sock, selectors.EVENT_READ, callback)
+        else:
+            self.poller.register(conn.sock, selectors.EVENT_READ, callback)
         # A kept-alive connection is readable already, and a new one often is: read now rather
         # than after one more turn of the loop.
         self._on_request_bytes(conn, conn.sock, pipelined)
@@ -390,8 +401,7 @@ class BufferingThreadWorker(ThreadWorker):
         conn.sent_continue = False
         if ready is not None:
             data, conn.sent_continue = ready
-            conn.sock.setblocking(True)
-            conn.init()
+            conn.init()  # a new connection gets its parser (and turns blocking: gunicorn's handle does too)
             conn.parser.unreader.unread(data)
         return super().handle(conn)
 
