@@ -24,7 +24,7 @@ from audit.outbox import announce_after_commit
 from kernel import context
 from tenancy.entities import VersionedTenantEntity
 from tenancy.models import Membership, Tenant
-from tenancy.ruleset import next_ruleset_version
+from tenancy.ruleset import holds_tenant_lock, next_ruleset_version
 
 ACTION_HINT = "_audit_action"
 BEFORE = "_audit_before"
@@ -130,8 +130,10 @@ def _append_entry(
     before: dict[str, Any] | None,
     after: dict[str, Any] | None,
 ) -> AuditEntry:
-    # The tenant row lock serialises the chain: one appender at a time per tenant.
-    Tenant.objects.select_for_update().filter(pk=tenant_id).values_list("pk", flat=True).first()
+    # The tenant row lock serialises the chain: one appender at a time per tenant. A ruleset change
+    # holds it already, for its whole transaction (`holds_tenant_lock` says why not to take it again).
+    if not holds_tenant_lock(tenant_id):
+        Tenant.objects.select_for_update().filter(pk=tenant_id).values_list("pk", flat=True).first()
     last = AuditEntry.objects.for_tenant(tenant_id).order_by("-seq").values_list("seq", "entry_hash").first()
     seq, prev_hash = (last[0] + 1, last[1]) if last else (1, GENESIS)
     entry = AuditEntry(
