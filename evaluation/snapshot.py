@@ -30,6 +30,7 @@ import logging
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
@@ -156,7 +157,7 @@ def _texts_of(ruleset: CompiledRuleset, held: Texts) -> tuple[list[str], list[st
     them) and segments (the document), reusing those of `held` whose compiled object is unchanged."""
     fresh: Texts = {}
 
-    def text(name: str, compiled: Any, document: dict[str, Any]) -> str:
+    def text(name: str, compiled: Any, document: Mapping[str, Any]) -> str:
         kept = held.get(name)
         made = kept[1] if kept is not None and kept[0] is compiled else canonical(document)
         fresh[name] = (compiled, made)
