@@ -95,7 +95,7 @@ def _total_instructions(out_file: str) -> int:
 
 def _app_worker() -> None:
     """Run inside callgrind: warm up, then serve INSTR_COUNT requests through the WSGI app."""
-    import io
+    import _inprocess
 
     if os.environ["INSTR_APP"] == "bare":
         import bare_app
@@ -113,28 +113,8 @@ def _app_worker() -> None:
 
     def one(n: int) -> None:
         body = (template % n).encode()
-        environ = {
-            "REQUEST_METHOD": "POST",
-            "PATH_INFO": path,
-            "SCRIPT_NAME": "",
-            "QUERY_STRING": "",
-            "SERVER_NAME": "127.0.0.1",
-            "SERVER_PORT": "8000",
-            "SERVER_PROTOCOL": "HTTP/1.1",
-            "REMOTE_ADDR": "127.0.0.1",
-            "CONTENT_TYPE": "application/json",
-            "CONTENT_LENGTH": str(len(body)),
-            "HTTP_HOST": "127.0.0.1:8000",
-            "HTTP_AUTHORIZATION": f"Bearer {token}",
-            "HTTP_X_TENANT_ID": "acme",
-            "wsgi.input": io.BytesIO(body),
-            "wsgi.errors": sys.stderr,
-            "wsgi.url_scheme": "http",
-            "wsgi.version": (1, 0),
-            "wsgi.multithread": True,
-            "wsgi.multiprocess": False,
-            "wsgi.run_once": False,
-        }
+        # The same environ the in-process benchmarks build (one home for it).
+        environ = _inprocess._environ(path, body, {"Authorization": f"Bearer {token}", "X-Tenant-ID": "acme"})
         result = application(environ, start_response)
         b"".join(result)
         close = getattr(result, "close", None)
