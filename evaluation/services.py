@@ -60,8 +60,7 @@ def evaluate_one(*, tenant: Tenant, flag_key: Any, user: Any) -> dict[str, Any]:
         raise FlagNotFound(f"No live flag {flag_key!r} in this tenant.", details={"flag_key": flag_key})
     metrics.count_evaluations(result.reason)
     metrics.count_flag_evaluation(tenant.pk, tenant.slug, flag_key, result.rule_id)
-    if USAGE.counting:  # USAGE_COUNTING, read once (usage/buffer.py)
-        USAGE.add(tenant.pk, flag_key, result.variant, result.reason)
+    USAGE.add(tenant.pk, flag_key, result.variant, result.reason)
     return result.to_dict()
 
 
@@ -96,15 +95,14 @@ def evaluate_bulk(
             tenant.slug,
             ((key, r.rule_id) for key, r in results.items() if r.error_code != "FLAG_NOT_FOUND"),
         )
-        if USAGE.counting:
-            USAGE.add_many(
-                tenant.pk,
-                (
-                    (key, result.variant, result.reason)
-                    for key, result in results.items()
-                    if result.error_code != "FLAG_NOT_FOUND"
-                ),
-            )
+        USAGE.add_many(
+            tenant.pk,
+            (
+                (key, result.variant, result.reason)
+                for key, result in results.items()
+                if result.error_code != "FLAG_NOT_FOUND"
+            ),
+        )
     return {"flags": flags, "ruleset_version": ruleset.version}
 
 

@@ -1,8 +1,8 @@
 """Counting the server's own evaluations without a database write per request (issue 15, item 1).
 
 An evaluation adds to an in-memory counter (a dict increment under a lock: well under a microsecond);
-a background thread flushes the counter every USAGE_FLUSH_SECONDS through `usage_record`, one batch per
-tenant with an id of its own. A flush that fails (the database is down) keeps its batches, ids and all,
+a background thread flushes the counter every USAGE_FLUSH_SECONDS through `usage_record_batches`, one
+batch per tenant with an id of its own, every tenant in one transaction. A flush that fails (the database is down) keeps its batches, ids and all,
 and retries them as they were: the id makes a retry of a batch that did commit harmless. The batches
 kept while the database is away are bounded (USAGE_MAX_PENDING_COUNTS rows; past it the oldest are
 dropped and counted in the log). Each process counts its own evaluations and adds them: correct across
@@ -18,25 +18,17 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from django.conf import settings
 from django.core.signals import setting_changed
 from django.db import close_old_connections
 
-from usage.services import Count, usage_record
+from usage.services import Batch, Count, usage_record_batches
 
 logger = logging.getLogger("flagsvc.usage")
 
 Key = tuple[int, str, str, str, int]  # tenant id, flag key, variant, reason, hour (epoch seconds)
-
-
-@dataclass
-class _Batch:
-    tenant_id: int
-    batch_id: str
-    counts: list[Count]
 
 
 class UsageBuffer:
@@ -44,7 +36,7 @@ class UsageBuffer:
         self.clock = clock
         self._lock = threading.Lock()
         self._counts: dict[Key, list[float]] = {}  # key → [n, last evaluation time]
-        self._pending: list[_Batch] = []
+        self._pending: list[Batch] = []
         self._sequence = 0
         self._instance = uuid.uuid4().hex[:12]
         self._thread: threading.Thread | None = None
@@ -57,6 +49,9 @@ class UsageBuffer:
     # The evaluation path ------------------------------------------------------------------------
 
     def add(self, tenant_id: int, flag_key: str, variant: str | None, reason: str, n: int = 1) -> None:
+        """Count `n` answers of one flag (nothing when USAGE_COUNTING is off)."""
+        if not self.counting:
+            return
         now = self.clock()
         key = (tenant_id, flag_key, variant or "", reason, int(now // 3600) * 3600)
         with self._lock:
@@ -71,6 +66,8 @@ class UsageBuffer:
 
     def add_many(self, tenant_id: int, served: Iterable[tuple[str, str | None, str]]) -> None:
         """Several answers of one request (bulk): (flag key, variant, reason) each."""
+        if not self.counting:
+            return
         now = self.clock()
         hour = int(now // 3600) * 3600
         with self._lock:
@@ -94,18 +91,17 @@ class UsageBuffer:
             counts, self._counts = self._counts, {}
             batches = self._pending + self._batches(counts)
             self._pending = []
-        written = 0
-        for index, batch in enumerate(batches):
-            try:
-                usage_record(tenant_id=batch.tenant_id, batch_id=batch.batch_id, counts=batch.counts)
-            except Exception:
-                logger.warning("usage flush failed; kept for the next one", exc_info=True)
-                self._keep(batches[index:])
-                break
-            written += len(batch.counts)
-        return written
+        if not batches:
+            return 0
+        try:
+            usage_record_batches(batches)
+        except Exception:
+            logger.warning("usage flush failed; kept for the next one", exc_info=True)
+            self._keep(batches)
+            return 0
+        return sum(len(batch.counts) for batch in batches)
 
-    def _batches(self, counts: dict[Key, list[float]]) -> list[_Batch]:
+    def _batches(self, counts: dict[Key, list[float]]) -> list[Batch]:
         by_tenant: dict[int, list[Count]] = {}
         for (tenant_id, flag_key, variant, reason, hour), (n, last) in counts.items():
             by_tenant.setdefault(tenant_id, []).append(
@@ -121,10 +117,10 @@ class UsageBuffer:
         batches = []
         for tenant_id, rows in by_tenant.items():
             self._sequence += 1
-            batches.append(_Batch(tenant_id, f"server:{self._instance}:{self._sequence}", rows))
+            batches.append(Batch(tenant_id, f"server:{self._instance}:{self._sequence}", rows))
         return batches
 
-    def _keep(self, batches: list[_Batch]) -> None:
+    def _keep(self, batches: list[Batch]) -> None:
         limit = settings.USAGE_MAX_PENDING_COUNTS
         with self._lock:
             kept = batches + self._pending

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, connection, transaction
+from django.db import connection, transaction
 from django.db.models import F, OuterRef, QuerySet, Subquery
 from django.db.models.functions import Coalesce
 from django.utils import timezone
@@ -35,6 +35,15 @@ def hour_of(moment: datetime) -> datetime:
     return moment.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
 
 
+@dataclass(frozen=True)
+class Batch:
+    """One source's counts for one tenant, under an id that makes sending it again harmless."""
+
+    tenant_id: int
+    batch_id: str
+    counts: Sequence[Count]
+
+
 def usage_record(
     *, tenant_id: int, batch_id: str, counts: Sequence[Count], now: datetime | None = None
 ) -> bool:
@@ -43,42 +52,82 @@ def usage_record(
     The batch id and the counts commit together, so a flush that fails after the commit and is retried
     with the same id, or an SDK that resends a batch whose answer it lost, is not counted twice.
     """
+    return usage_record_batches([Batch(tenant_id, batch_id, counts)], now=now)[0]
+
+
+def usage_record_batches(batches: Sequence[Batch], *, now: datetime | None = None) -> list[bool]:
+    """Add several batches, of any tenants, in one transaction and a handful of statements: for each
+    batch, whether it was counted (False: its id was seen before, and none of its counts were added).
+
+    The server's flush sends one batch per tenant it served; at 1,000 tenants a transaction per batch
+    cost a worker a fifth of its busy time (benchmarks/RESULTS.md, load profile). Set-based, the cost
+    is per row, not per tenant.
+    """
+    if not batches:
+        return []
     received = now or timezone.now()
     with transaction.atomic():
-        try:
-            with transaction.atomic():
-                UsageBatch.objects.for_tenant(tenant_id).create(
-                    tenant_id=tenant_id, batch_id=batch_id, received_at=received
-                )
-        except IntegrityError:
-            return False
-        merged = _merged(counts)
-        _add(tenant_id, merged)
-        _widen_spans(tenant_id, merged)
-    return True
+        new = _claim(batches, received)
+        counted: list[bool] = []
+        rows: list[Row] = []
+        for batch in batches:
+            fresh = (batch.tenant_id, batch.batch_id) in new
+            new.discard((batch.tenant_id, batch.batch_id))  # the same id twice in one call: once
+            counted.append(fresh)
+            if fresh:
+                rows += [(batch.tenant_id, count) for count in batch.counts]
+        merged = _merged(rows)
+        _add(merged)
+        _widen_spans(merged)
+    return counted
 
 
-def _merged(counts: Sequence[Count]) -> list[Count]:
+def _claim(batches: Sequence[Batch], received: datetime) -> set[tuple[int, str]]:
+    """Insert the batch ids; the (tenant id, batch id) pairs that were not there before."""
+    table = UsageBatch._meta.db_table
+    adapt = connection.ops.adapt_datetimefield_value
+    ids = sorted({(b.tenant_id, b.batch_id) for b in batches})
+    new: set[tuple[int, str]] = set()
+    for start in range(0, len(ids), ROWS_PER_STATEMENT):
+        chunk = ids[start : start + ROWS_PER_STATEMENT]
+        params: list[Any] = []
+        for tenant_id, batch_id in chunk:
+            params += [tenant_id, batch_id, adapt(received)]
+        values = ", ".join(["(%s, %s, %s)"] * len(chunk))
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"INSERT INTO {table} (tenant_id, batch_id, received_at) VALUES {values} "  # noqa: S608 - our own table name; values are parameters
+                "ON CONFLICT (tenant_id, batch_id) DO NOTHING RETURNING tenant_id, batch_id",
+                params,
+            )
+            new.update((int(tenant_id), str(batch_id)) for tenant_id, batch_id in cursor.fetchall())
+    return new
+
+
+Row = tuple[int, Count]  # tenant id, count
+
+
+def _merged(rows: Sequence[Row]) -> list[Row]:
     """One row per bucket (an upsert may touch a row once per statement), sorted: every writer locks
     the rows in one order, so two flushes never deadlock."""
-    buckets: dict[tuple[str, str, str, datetime], Count] = {}
-    for count in counts:
-        key = (count.flag_key, count.variant, count.reason, count.hour)
+    buckets: dict[tuple[int, str, str, str, datetime], Count] = {}
+    for tenant_id, count in rows:
+        key = (tenant_id, count.flag_key, count.variant, count.reason, count.hour)
         seen = buckets.get(key)
         if seen is not None:
-            count = Count(*key, n=seen.n + count.n, last_at=max(seen.last_at, count.last_at))
+            count = Count(*key[1:], n=seen.n + count.n, last_at=max(seen.last_at, count.last_at))
         buckets[key] = count
-    return sorted(buckets.values())
+    return sorted((key[0], count) for key, count in buckets.items())
 
 
-def _add(tenant_id: int, counts: Sequence[Count]) -> None:
+def _add(rows: Sequence[Row]) -> None:
     table = UsageCount._meta.db_table
     adapt = connection.ops.adapt_datetimefield_value
-    for start in range(0, len(counts), ROWS_PER_STATEMENT):
-        chunk = counts[start : start + ROWS_PER_STATEMENT]
+    for start in range(0, len(rows), ROWS_PER_STATEMENT):
+        chunk = rows[start : start + ROWS_PER_STATEMENT]
         values = ", ".join(["(%s, %s, %s, %s, %s, %s, %s)"] * len(chunk))
         params: list[Any] = []
-        for count in chunk:
+        for tenant_id, count in chunk:
             params += [
                 tenant_id,
                 count.flag_key,
@@ -100,14 +149,14 @@ def _add(tenant_id: int, counts: Sequence[Count]) -> None:
             )
 
 
-def _widen_spans(tenant_id: int, counts: Sequence[Count]) -> None:
-    """Stretch each (flag, variant) span over the hours of `counts` (UsageSpan), in key order (the
-    same lock order in every writer, as `_merged` does for the counts)."""
-    spans: dict[tuple[str, str], list[datetime]] = {}
-    for count in counts:
-        span = spans.get((count.flag_key, count.variant))
+def _widen_spans(rows: Sequence[Row]) -> None:
+    """Stretch each (tenant, flag, variant) span over the hours of `rows` (UsageSpan), in key order
+    (the same lock order in every writer, as `_merged` does for the counts)."""
+    spans: dict[tuple[int, str, str], list[datetime]] = {}
+    for tenant_id, count in rows:
+        span = spans.get((tenant_id, count.flag_key, count.variant))
         if span is None:
-            spans[(count.flag_key, count.variant)] = [count.hour, count.hour, count.last_at]
+            spans[(tenant_id, count.flag_key, count.variant)] = [count.hour, count.hour, count.last_at]
         else:
             span[0], span[1], span[2] = (
                 min(span[0], count.hour),
@@ -116,11 +165,11 @@ def _widen_spans(tenant_id: int, counts: Sequence[Count]) -> None:
             )
     table = UsageSpan._meta.db_table
     adapt = connection.ops.adapt_datetimefield_value
-    rows = sorted(spans.items())
-    for start in range(0, len(rows), ROWS_PER_STATEMENT):
-        chunk = rows[start : start + ROWS_PER_STATEMENT]
+    ordered = sorted(spans.items())
+    for start in range(0, len(ordered), ROWS_PER_STATEMENT):
+        chunk = ordered[start : start + ROWS_PER_STATEMENT]
         params: list[Any] = []
-        for (flag_key, variant), (first, last, last_at) in chunk:
+        for (tenant_id, flag_key, variant), (first, last, last_at) in chunk:
             params += [tenant_id, flag_key, variant, adapt(first), adapt(last), adapt(last_at)]
         values = ", ".join(["(%s, %s, %s, %s, %s, %s)"] * len(chunk))
         with connection.cursor() as cursor:

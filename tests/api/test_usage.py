@@ -17,7 +17,7 @@ from tests.factories import make_flag
 from usage.buffer import USAGE, UsageBuffer
 from usage.models import UsageBatch, UsageCount
 from usage.selectors import usage_of_flags
-from usage.services import Count, hour_of, usage_record
+from usage.services import Batch, Count, hour_of, usage_record, usage_record_batches
 from webhooks.worker import Worker
 
 pytestmark = pytest.mark.django_db
@@ -127,6 +127,61 @@ def test_flush__counts_from_several_processes_add_up(tenant):
 
     assert totals(tenant) == {("checkout", "on", "DEFAULT"): 7, ("checkout", "off", "DEFAULT"): 1}
     assert UsageBatch.objects.for_tenant(tenant).count() == 2
+
+
+def test_flush__many_tenants__one_transaction_and_a_statement_per_table(tenant, other_tenant):
+    buffer = UsageBuffer()
+    buffer.add(tenant.pk, "checkout", "on", "DEFAULT", n=2)
+    buffer.add(other_tenant.pk, "checkout", "off", "RULE_MATCH", n=3)
+    buffer.add(other_tenant.pk, "banner", "on", "DEFAULT")
+
+    with CaptureQueriesContext(connection) as queries:
+        buffer.flush()
+
+    writes = [q["sql"].split()[2] for q in queries.captured_queries if q["sql"].startswith("INSERT")]
+    assert sorted(writes) == ["usage_usagebatch", "usage_usagecount", "usage_usagespan"]
+    assert totals(tenant) == {("checkout", "on", "DEFAULT"): 2}
+    assert totals(other_tenant) == {("checkout", "off", "RULE_MATCH"): 3, ("banner", "on", "DEFAULT"): 1}
+    assert UsageBatch.objects.for_tenant(tenant).count() == 1
+    assert UsageBatch.objects.for_tenant(other_tenant).count() == 1
+
+
+def test_record_batches__a_seen_batch_among_new_ones__only_the_new_ones_counted(tenant, other_tenant):
+    hour = hour_of(timezone.now())
+    count = Count(flag_key="checkout", variant="on", reason="DEFAULT", hour=hour, n=4, last_at=hour)
+    usage_record(tenant_id=tenant.pk, batch_id="b-1", counts=[count])
+
+    counted = usage_record_batches(
+        [
+            Batch(tenant.pk, "b-1", [count]),  # sent again
+            Batch(other_tenant.pk, "b-1", [count]),  # the same id, another tenant: its own
+            Batch(tenant.pk, "b-2", [count]),
+            Batch(tenant.pk, "b-2", [count]),  # twice in one call: once
+        ]
+    )
+
+    assert counted == [False, True, True, False]
+    assert totals(tenant) == {("checkout", "on", "DEFAULT"): 8}
+    assert totals(other_tenant) == {("checkout", "on", "DEFAULT"): 4}
+
+
+def test_flush__database_refuses__every_tenant_kept_and_sent_again_once(tenant, other_tenant):
+    buffer = UsageBuffer()
+    buffer.add(tenant.pk, "checkout", "on", "DEFAULT", n=2)
+    buffer.add(other_tenant.pk, "checkout", "on", "DEFAULT", n=5)
+
+    def refuse(execute: Any, sql: str, *args: Any) -> Any:
+        if "usage_usagespan" in sql:
+            raise RuntimeError("the database went away mid-flush")
+        return execute(sql, *args)
+
+    with connection.execute_wrapper(refuse):
+        assert buffer.flush() == 0
+    assert totals(tenant) == {} and totals(other_tenant) == {}  # nothing half-written
+
+    assert buffer.flush() == 2
+    assert totals(tenant) == {("checkout", "on", "DEFAULT"): 2}
+    assert totals(other_tenant) == {("checkout", "on", "DEFAULT"): 5}
 
 
 def test_flush__counts_go_to_their_own_hour():
