@@ -269,10 +269,10 @@ def keep_last_known_compiled(
     tenant: Tenant, version: int, ruleset: CompiledRuleset, texts: dict[str, tuple[object, str]] | None = None
 ) -> None:
     """Keep `version` (the documents `ruleset` was compiled from) unless this version or a newer one is
-    kept already, so that of all the processes applying a change, about one pays for writing it; and
-    that one serialises only the definitions that changed since it last wrote (`texts`, `kept_body`)."""
-    held = last_known.stored_version(tenant.slug, last_known.RULESET)
-    if held is not None and held >= version:
+    kept or claimed already (`last_known.claim_version`), so that of all the processes applying a
+    change, one pays for writing it; and that one serialises only the definitions that changed since
+    it last wrote (`texts`, `kept_body`)."""
+    if not last_known.claim_version(tenant.slug, last_known.RULESET, version):
         return
     _keep_text(tenant, version, kept_body(tenant.pk, ruleset, {} if texts is None else texts))
 

@@ -61,6 +61,18 @@ redis.call('HSET', KEYS[1], 'version', ARGV[1], 'header', ARGV[2], 'body', ARGV[
 return false
 """
 
+# Claim the writing of a version: refused when that version or a newer one is kept, or claimed by
+# another process within the claim's lifetime (`claim_version`).
+_CLAIM = """
+local held = redis.call('HGET', KEYS[1], 'version')
+if held and held ~= '' and tonumber(held) >= tonumber(ARGV[1]) then return 0 end
+local claimed = redis.call('GET', KEYS[2])
+if claimed and tonumber(claimed) >= tonumber(ARGV[1]) then return 0 end
+redis.call('SET', KEYS[2], ARGV[1], 'EX', ARGV[2])
+return 1
+"""
+CLAIM_SECONDS = 60
+
 
 @dataclass(frozen=True)
 class Record:
@@ -338,6 +350,31 @@ def stored_version(tenant: str, kind: str) -> int | None:
             "could not read the last known state", extra={"tenant": tenant, "kind": kind}, exc_info=True
         )
         return None
+
+
+def claim_version(tenant: str, kind: str, version: int) -> bool:
+    """Whether this process should write `version` of a versioned record: False when that version or
+    a newer one is kept, or another process claimed it (or a newer one) in the last `CLAIM_SECONDS`.
+
+    Every process applies every change, and serialising a large record costs each of them tens of
+    milliseconds; with the claim about one process in the installation pays. A claimant that dies
+    before writing leaves the record one version behind until the next change, which is what an
+    outage at that moment would have left too. In files (one machine, no Redis) there is no claim:
+    only the kept version is compared.
+    """
+    if not _valid(tenant, kind):
+        return False
+    try:
+        if not settings.REDIS_URL:
+            held = _file_version(tenant, kind)
+            return held is None or held < version
+        key = _redis_key(tenant, kind)
+        return bool(_redis().eval(_CLAIM, 2, key, f"{key}:claim", version, CLAIM_SECONDS))
+    except Exception:
+        logger.warning(
+            "could not read the last known state", extra={"tenant": tenant, "kind": kind}, exc_info=True
+        )
+        return False
 
 
 # --- Tenants and API clients, as the selectors see them ----------------------------------------------

@@ -22,6 +22,7 @@ from django.conf import settings
 from django.test import override_settings
 from flagsvc_sdk.engine import evaluate, recompile
 
+from evaluation import cache as cache_module
 from evaluation.cache import RULESETS, RulesetCache, build_ruleset, kept_body
 from flags.services import flag_update
 from segments.services import segment_update
@@ -457,3 +458,50 @@ def test_ruleset_cache__a_worker_that_does_not_write_the_record__drops_the_repla
         == Tenant.objects.get(pk=tenant.pk).ruleset_version
     )
     assert first._entries[tenant.pk].texts == {}, "no text of a replaced definition (all three were) stays"
+
+
+def test_claim_version__one_claimant_per_version__none_once_that_or_a_newer_version_is_kept(store):
+    """Every process applies every change; the claim lets one of them serialise the record. In files
+    (one machine, no Redis) there is no claim, only the kept version."""
+    assert last_known.claim_version("acme", last_known.RULESET, 5) is True
+    assert last_known.claim_version("acme", last_known.RULESET, 5) is (store == "file")
+    assert last_known.claim_version("acme", last_known.RULESET, 4) is (store == "file")
+    assert last_known.claim_version("acme", last_known.RULESET, 6) is True
+
+    last_known.save("acme", last_known.RULESET, {"flags": [], "segments": []}, version=7)
+
+    assert last_known.claim_version("acme", last_known.RULESET, 7) is False
+    assert last_known.claim_version("acme", last_known.RULESET, 6) is False
+    assert last_known.claim_version("acme", last_known.RULESET, 8) is True
+    assert last_known.claim_version("../etc", last_known.RULESET, 9) is False
+
+
+@pytest.mark.django_db(transaction=True)
+def test_ruleset_cache__two_workers_catch_up_to_one_version__only_one_serialises_the_record(
+    store, tenant, settings, monkeypatch
+):
+    settings.RULESET_CHECK_INTERVAL = 0
+    for n in range(3):
+        make_flag(tenant, f"f{n}", state="on", default={"variant": "on"})
+    first, second = RulesetCache(), RulesetCache()
+    first.get(tenant)
+    second.get(tenant)
+    serialised: list[str] = []
+    real_kept_body = cache_module.kept_body
+
+    def counting_kept_body(*args: Any) -> str:
+        serialised.append("once")
+        return real_kept_body(*args)
+
+    monkeypatch.setattr(cache_module, "kept_body", counting_kept_body)
+    monkeypatch.setattr(last_known, "stored_version", lambda *args: None)  # neither sees it kept yet
+
+    flag_update(tenant=tenant, key="f1", data={"state": "off"}, partial=True)
+    first.get(tenant)
+    second.get(tenant)
+
+    version = Tenant.objects.get(pk=tenant.pk).ruleset_version
+    assert first.held(tenant.pk).version == second.held(tenant.pk).version == str(version)
+    record = last_known.load("acme", last_known.RULESET)
+    assert record is not None and record.version == version
+    assert len(serialised) == 1
