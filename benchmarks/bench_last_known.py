@@ -33,6 +33,7 @@ from _workloads import TENANT, mixed_flags, mixed_segments  # noqa: E402
 from flagsvc_sdk.engine import compile_ruleset, recompile  # noqa: E402
 
 from evaluation.cache import kept_body  # noqa: E402
+from evaluation.texts import NO_RULESET_TEXTS  # noqa: E402
 from tenancy import last_known  # noqa: E402
 
 
@@ -59,8 +60,7 @@ def main() -> None:
     ruleset = compile_ruleset(
         tenant=TENANT, version="1", flags=documents, segments=[{**s, "version": 1} for s in segments]
     )
-    texts: dict[str, tuple[object, str]] = {}
-    kept_body(1, ruleset, texts)  # the texts an entry holds after its first record
+    _, texts = kept_body(1, ruleset, NO_RULESET_TEXTS)  # the texts an entry holds after its first record
     before: list[float] = []
     after: list[float] = []
     for round_ in range(args.rounds):
@@ -70,7 +70,7 @@ def main() -> None:
         old = whole(ruleset)
         before.append(CLOCK() - started)
         started = CLOCK()
-        new = kept_body(1, ruleset, texts)
+        new, texts = kept_body(1, ruleset, texts)
         after.append(CLOCK() - started)
         assert new == old
     rows = [

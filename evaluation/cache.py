@@ -31,7 +31,7 @@ import logging
 import threading
 import time
 from collections import OrderedDict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
@@ -48,6 +48,7 @@ from flagsvc_sdk.engine import (
 
 from audit.outbox import changes_after_version
 from evaluation import metrics
+from evaluation.texts import NO_RULESET_TEXTS, RulesetTexts, releasing, texts_of
 from flags.mappers import flag_to_engine
 from flags.selectors import live_flags_for_evaluation, live_flags_with_keys
 from segments.mappers import segment_to_engine
@@ -75,7 +76,7 @@ class _Entry:
     # The JSON text of each compiled definition in the last known record this process wrote
     # (`kept_body`), carried from entry to entry by catch-ups: the next record reuses the texts of
     # the definitions that did not change.
-    texts: dict[str, tuple[object, str]] = field(default_factory=dict)
+    texts: RulesetTexts = NO_RULESET_TEXTS
 
 
 # The Redis mirror of a tenant's version expires: a bump whose publish was lost (Redis unreachable at
@@ -249,75 +250,64 @@ def keep_last_known(
     version: int,
     flags: list[dict[str, Any]],
     segments: list[dict[str, Any]],
-    compiled: tuple[CompiledRuleset, dict[str, tuple[object, str]]] | None = None,
+    compiled: _Entry | None = None,
 ) -> None:
     """Keep the documents of `version` unless a newer version is kept, or the database says otherwise.
 
-    `compiled`: the ruleset compiled from every one of these documents, and its entry's texts; the
-    record is then written from it (`kept_body`), which leaves the texts ready for the next write.
+    `compiled`: the entry whose ruleset was compiled from every one of these documents; the record
+    is then written from it (`kept_body`), and the entry keeps the texts for the next write.
     """
     if last_known.stored_version(tenant.slug, last_known.RULESET) == version:
         return  # kept already (by this process or another): the store would refuse it, unserialised
     if compiled is not None:
-        body = kept_body(tenant.pk, *compiled)
+        body, compiled.texts = kept_body(tenant.pk, compiled.ruleset, compiled.texts)
     else:
         body = last_known.dumps({"tenant_id": tenant.pk, "flags": flags, "segments": segments})
     _keep_text(tenant, version, body)
 
 
-def keep_last_known_compiled(
-    tenant: Tenant, version: int, ruleset: CompiledRuleset, texts: dict[str, tuple[object, str]] | None = None
-) -> None:
-    """Keep `version` (the documents `ruleset` was compiled from) unless this version or a newer one is
-    kept or claimed already (`last_known.claim_version`), so that of all the processes applying a
-    change, one pays for writing it; and that one serialises only the definitions that changed since
-    it last wrote (`texts`, `kept_body`)."""
-    if not last_known.claim_version(tenant.slug, last_known.RULESET, version):
+def keep_last_known_compiled(tenant: Tenant, entry: _Entry) -> None:
+    """Keep the entry's version (the documents its ruleset was compiled from) unless this version or a
+    newer one is kept or claimed already (`last_known.claim_version`), so that of all the processes
+    applying a change, one pays for writing it; and that one serialises only the definitions that
+    changed since it last wrote (the entry's texts, `kept_body`)."""
+    if not last_known.claim_version(tenant.slug, last_known.RULESET, entry.version):
         return
-    _keep_text(tenant, version, kept_body(tenant.pk, ruleset, {} if texts is None else texts))
+    body, entry.texts = kept_body(tenant.pk, entry.ruleset, entry.texts)
+    _keep_text(tenant, entry.version, body)
 
 
-def kept_body(tenant_id: int, ruleset: CompiledRuleset, texts: dict[str, tuple[object, str]]) -> str:
-    """The last known record of `ruleset`, serialised: the same text as `last_known.dumps` of
-    `{"tenant_id", "flags", "segments"}` with each compiled definition's document and version.
+def _kept_text(compiled: Any) -> str:
+    return last_known.dumps({**compiled.doc, "version": compiled.version})
 
-    A definition whose compiled object is the one `texts` holds (a catch-up keeps the unchanged ones)
-    reuses its text; the others are serialised, and `texts` is left holding exactly this ruleset's.
-    A write to a 10,000-flag tenant then costs one flag's serialisation and a join, not the tenant's
-    (230-350 ms in the request that caught up, measured in the load test of 2026-12-01).
+
+def kept_body(tenant_id: int, ruleset: CompiledRuleset, held: RulesetTexts) -> tuple[str, RulesetTexts]:
+    """The last known record of `ruleset`, serialised, and its texts: the same text as
+    `last_known.dumps` of `{"tenant_id", "flags", "segments"}` with each compiled definition's
+    document and version.
+
+    A definition whose compiled object is the one `held` holds (a catch-up keeps the unchanged ones)
+    reuses its text (`evaluation.texts`); the others are serialised. A write to a 10,000-flag tenant
+    then costs one flag's serialisation and a join, not the tenant's (230-350 ms in the request that
+    caught up, measured in the load test of 2026-12-01).
     """
-    fresh: dict[str, tuple[object, str]] = {}
-
-    def text(name: str, compiled: Any) -> str:
-        held = texts.get(name)
-        if held is not None and held[0] is compiled:
-            serialised = held[1]
-        else:
-            serialised = last_known.dumps({**compiled.doc, "version": compiled.version})
-        fresh[name] = (compiled, serialised)
-        return serialised
-
-    flags = ",".join(text(f"flag:{key}", flag) for key, flag in ruleset.flags.items())
-    segments = ",".join(text(f"segment:{key}", segment) for key, segment in ruleset.segments.items())
-    texts.clear()
-    texts.update(fresh)
-    return f'{{"tenant_id":{last_known.dumps(tenant_id)},"flags":[{flags}],"segments":[{segments}]}}'
+    texts = RulesetTexts(
+        flags=texts_of(ruleset.flags, held.flags, _kept_text),
+        segments=texts_of(ruleset.segments, held.segments, _kept_text),
+    )
+    flags, segments = ",".join(texts.flags.texts), ",".join(texts.segments.texts)
+    body = f'{{"tenant_id":{last_known.dumps(tenant_id)},"flags":[{flags}],"segments":[{segments}]}}'
+    return body, texts
 
 
-def _without_replaced(
-    texts: dict[str, tuple[object, str]], ruleset: CompiledRuleset, changes: CatchUp
-) -> dict[str, tuple[object, str]]:
-    """`texts` less the definitions a catch-up replaced: a worker that does not write the next record
-    (another was first) must not keep old compiled objects alive through them."""
-    for key in changes.flags:
-        texts.pop(f"flag:{key}", None)
-    for key in changes.segments:
-        texts.pop(f"segment:{key}", None)
-    if changes.segments:  # and the flags recompiled because they use a changed segment
-        for name, (compiled, _) in list(texts.items()):
-            if name.startswith("flag:") and ruleset.flags.get(name[5:]) is not compiled:
-                texts.pop(name, None)
-    return texts
+def _without_replaced(texts: RulesetTexts, ruleset: CompiledRuleset, changes: CatchUp) -> RulesetTexts:
+    """`texts` less the compiled objects a catch-up replaced: a worker that does not write the next
+    record (another was first) must not keep old compiled objects alive through them."""
+    return RulesetTexts(
+        # A changed segment recompiles the flags using it: then every flag is looked at.
+        flags=releasing(texts.flags, ruleset.flags, None if changes.segments else changes.flags),
+        segments=releasing(texts.segments, ruleset.segments, changes.segments),
+    )
 
 
 def _keep_text(tenant: Tenant, version: int, body: str) -> None:
@@ -429,14 +419,14 @@ class RulesetCache:
                 caught_up = self._catch_up(tenant, entry, version)
                 if caught_up is not None:
                     self._store(tenant.pk, caught_up)
-                    keep_last_known_compiled(tenant, caught_up.version, caught_up.ruleset, caught_up.texts)
+                    keep_last_known_compiled(tenant, caught_up)
                     return caught_up.ruleset
             flags, segments = ruleset_documents(tenant)
             ruleset, whole = _compile_whole(tenant, version, flags, segments)
             stored = _Entry(ruleset=ruleset, version=version, checked_at=time.monotonic(), whole=whole)
             self._store(tenant.pk, stored)
         # Every document compiled (the usual case): keep them as compiled, with texts for the next write.
-        keep_last_known(tenant, version, flags, segments, (ruleset, stored.texts) if whole else None)
+        keep_last_known(tenant, version, flags, segments, stored if whole else None)
         return ruleset
 
     @staticmethod

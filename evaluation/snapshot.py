@@ -30,7 +30,6 @@ import logging
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
@@ -46,6 +45,7 @@ from evaluation.cache import (
     usable_documents,
 )
 from evaluation.snapshot_keys import Keyring, serving_keyring
+from evaluation.texts import NO_RULESET_TEXTS, RulesetTexts, texts_of
 from kernel.http_caching import gzip_bytes
 from kernel.timefmt import iso
 from tenancy.models import Tenant
@@ -81,7 +81,7 @@ class SignedSnapshot:
         kid: str,
         signed_by: bytes,
         flag_count: int,
-        texts: Texts | None = None,
+        texts: RulesetTexts = NO_RULESET_TEXTS,
     ) -> None:
         self.tenant = tenant
         self.version = version
@@ -90,7 +90,7 @@ class SignedSnapshot:
         self.kid = kid
         self.signed_by = signed_by  # the raw public key: a new key under the same kid still re-signs
         self.flag_count = flag_count
-        self.texts: Texts = {} if texts is None else texts  # for the next version's build
+        self.texts = texts  # for the next version's build
         self._gzipped: bytes | None = None
         self._lock = threading.Lock()
 
@@ -110,11 +110,6 @@ class SignedSnapshot:
     def size(self) -> int:
         # The texts hold about the body's size again (the same JSON, in pieces).
         return 2 * len(self.body) + len(self._gzipped or b"")
-
-
-Texts = dict[str, tuple[object, str]]
-"""Per definition (`flag:<key>`, `segment:<key>`): the compiled object a text was made from, and
-the text. A text is reused only while its compiled object is the very same one."""
 
 
 def canonical(value: Any) -> str:
@@ -152,23 +147,22 @@ def snapshot_body(
     )
 
 
-def _texts_of(ruleset: CompiledRuleset, held: Texts) -> tuple[list[str], list[str], Texts]:
+def _flag_text(flag: Any) -> str:
+    return canonical({**flag.doc, "version": flag.version})
+
+
+def _segment_text(segment: Any) -> str:
+    return canonical(segment.doc)
+
+
+def _texts_of(ruleset: CompiledRuleset, held: RulesetTexts) -> RulesetTexts:
     """The texts of a compiled ruleset's flags (document plus `version`, as `flag_to_engine` makes
-    them) and segments (the document), reusing those of `held` whose compiled object is unchanged."""
-    fresh: Texts = {}
-
-    def text(name: str, compiled: Any, document: Mapping[str, Any]) -> str:
-        kept = held.get(name)
-        made = kept[1] if kept is not None and kept[0] is compiled else canonical(document)
-        fresh[name] = (compiled, made)
-        return made
-
-    flags = [
-        text(f"flag:{key}", flag, {**flag.doc, "version": flag.version})
-        for key, flag in ruleset.flags.items()
-    ]
-    segments = [text(f"segment:{key}", segment, segment.doc) for key, segment in ruleset.segments.items()]
-    return flags, segments, fresh
+    them) and segments (the document), reusing those of `held` whose compiled object is unchanged
+    (`evaluation.texts`)."""
+    return RulesetTexts(
+        flags=texts_of(ruleset.flags, held.flags, _flag_text),
+        segments=texts_of(ruleset.segments, held.segments, _segment_text),
+    )
 
 
 def _version_row(tenant: Tenant) -> tuple[int, datetime]:
@@ -212,7 +206,7 @@ def _compilable(
     return usable_documents(flags, segments)
 
 
-def _from_compiled(tenant: Tenant, held: Texts) -> tuple[int, datetime, list[str], list[str], Texts] | None:
+def _from_compiled(tenant: Tenant, held: RulesetTexts) -> tuple[int, datetime, RulesetTexts] | None:
     """The texts of the ruleset this process evaluates, when it is the database's current version
     (else None: the caller reads the documents)."""
     try:
@@ -222,28 +216,28 @@ def _from_compiled(tenant: Tenant, held: Texts) -> tuple[int, datetime, list[str
     version, changed_at = _version_row(tenant)
     if compiled.version != str(version):
         return None
-    flags, segments, texts = _texts_of(compiled, held)
-    return version, changed_at, flags, segments, texts
+    return version, changed_at, _texts_of(compiled, held)
 
 
 def build_snapshot(
-    tenant: Tenant, keyring: Keyring, held: Texts | None = None
+    tenant: Tenant, keyring: Keyring, held: RulesetTexts = NO_RULESET_TEXTS
 ) -> tuple[SignedSnapshot, bool]:
     """A freshly built signed snapshot, and whether it may be kept (its version is certain).
 
     `held`: the texts of the previous build (`SignedSnapshot.texts`), reused where unchanged.
     """
     started = time.perf_counter()
-    made = _from_compiled(tenant, {} if held is None else held)
+    made = _from_compiled(tenant, held)
     if made is not None:
-        version, changed_at, flag_texts, segment_texts, texts = made
+        version, changed_at, texts = made
+        flag_texts, segment_texts = texts.flags.texts, texts.segments.texts
         consistent = True
     else:
         version, changed_at, flags, segments, consistent = _documents_at_one_version(tenant)
         flags, segments = _compilable(tenant, version, flags, segments)
         flag_texts = [canonical(flag) for flag in flags]
         segment_texts = [canonical(segment) for segment in segments]
-        texts = {}
+        texts = NO_RULESET_TEXTS
     body = body_from_texts(
         tenant=tenant.slug,
         version=version,
@@ -319,7 +313,9 @@ class SnapshotCache:
             if held is not None and held.signed_by == signer and held.version == version:
                 return held
             try:
-                snapshot, keep = build_snapshot(tenant, keyring, None if held is None else held.texts)
+                snapshot, keep = build_snapshot(
+                    tenant, keyring, NO_RULESET_TEXTS if held is None else held.texts
+                )
             except DatabaseError:
                 if usable is not None:
                     return usable

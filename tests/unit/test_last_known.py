@@ -24,6 +24,7 @@ from flagsvc_sdk.engine import evaluate, recompile
 
 from evaluation import cache as cache_module
 from evaluation.cache import RULESETS, RulesetCache, build_ruleset, kept_body
+from evaluation.texts import NO_RULESET_TEXTS
 from flags.services import flag_update
 from segments.services import segment_update
 from tenancy import last_known
@@ -380,7 +381,7 @@ def test_ruleset_cache__a_catch_up_keeps_its_version__serialising_only_what_chan
     other = RulesetCache()  # another process, holding the tenant before the write
     other.get(tenant)
     texts = other._entries[tenant.pk].texts
-    unchanged, changed = texts["flag:f0"][1], texts["flag:f3"][1]
+    unchanged, changed = texts.text("flag:f0"), texts.text("flag:f3")
 
     flag_update(tenant=tenant, key="f3", data={"state": "off"}, partial=True)
     caught_up = other.get(tenant)
@@ -398,8 +399,8 @@ def test_ruleset_cache__a_catch_up_keeps_its_version__serialising_only_what_chan
     }
     assert record.data == expected
     texts = other._entries[tenant.pk].texts
-    assert texts["flag:f0"][1] is unchanged, "an unchanged flag's text is reused, not made again"
-    assert texts["flag:f3"][1] != changed and '"state":"off"' in texts["flag:f3"][1]
+    assert texts.text("flag:f0") is unchanged, "an unchanged flag's text is reused, not made again"
+    assert texts.text("flag:f3") != changed and '"state":"off"' in (texts.text("flag:f3") or "")
 
 
 @pytest.mark.django_db
@@ -411,7 +412,6 @@ def test_kept_body__is_the_text_of_the_record_whole__and_follows_each_change(ten
         )
     version = Tenant.objects.get(pk=tenant.pk).ruleset_version
     ruleset = build_ruleset(tenant, version)
-    texts: dict[str, tuple[object, str]] = {}
 
     def whole(compiled: Any) -> str:
         return last_known.dumps(
@@ -424,12 +424,14 @@ def test_kept_body__is_the_text_of_the_record_whole__and_follows_each_change(ten
             }
         )
 
-    assert kept_body(tenant.pk, ruleset, texts) == whole(ruleset)
-    assert sorted(texts) == ["flag:f0", "flag:f1", "flag:f2", "flag:f3", "flag:f4", "segment:beta"]
+    body, texts = kept_body(tenant.pk, ruleset, NO_RULESET_TEXTS)
+    assert body == whole(ruleset)
+    assert texts.held == ["flag:f0", "flag:f1", "flag:f2", "flag:f3", "flag:f4", "segment:beta"]
     segment = {**ruleset.segments["beta"].doc, "included": ["u-2"], "version": 9}
     changed = recompile(ruleset, version="99", segments=[segment], removed_flags=["f4"])
-    assert kept_body(tenant.pk, changed, texts) == whole(changed)
-    assert "flag:f4" not in texts, "the texts hold this ruleset's definitions only"
+    body, texts = kept_body(tenant.pk, changed, texts)
+    assert body == whole(changed)
+    assert "flag:f4" not in texts.held, "the texts hold this ruleset's definitions only"
 
 
 @pytest.mark.django_db(transaction=True)
@@ -446,7 +448,7 @@ def test_ruleset_cache__a_worker_that_does_not_write_the_record__drops_the_repla
     first.get(tenant)  # writes the record: its texts are filled
     second.get(tenant)
     texts = first._entries[tenant.pk].texts
-    assert sorted(texts) == ["flag:plain", "flag:uses-beta", "segment:beta"]
+    assert texts.held == ["flag:plain", "flag:uses-beta", "segment:beta"]
 
     flag_update(tenant=tenant, key="plain", data={"state": "off"}, partial=True)
     segment_update(tenant=tenant, key="beta", data={"included": ["u-2"]}, partial=True)
@@ -457,7 +459,7 @@ def test_ruleset_cache__a_worker_that_does_not_write_the_record__drops_the_repla
         last_known.stored_version("acme", last_known.RULESET)
         == Tenant.objects.get(pk=tenant.pk).ruleset_version
     )
-    assert first._entries[tenant.pk].texts == {}, "no text of a replaced definition (all three were) stays"
+    assert first._entries[tenant.pk].texts.held == [], "no replaced compiled object (all three were) stays"
 
 
 def test_claim_version__one_claimant_per_version__none_once_that_or_a_newer_version_is_kept(store):
