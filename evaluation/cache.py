@@ -4,7 +4,8 @@ Per process and per tenant it holds the compiled ruleset and the ruleset version
 from. The version lives in the database (`Tenant.ruleset_version`, bumped in every committed
 change) and, with `REDIS_URL`, is mirrored in Redis. A process asks the shared store at most once
 per `RULESET_CHECK_INTERVAL` seconds per tenant whether the version moved, so other processes see a
-change within that bound (0.5 s by default) and a warm evaluation makes no query. A write in this
+change within that bound (0.5 s by default), sooner when the writer's announcement reaches them
+(`evaluation.version_news`), and a warm evaluation makes no query. A write in this
 process drops the local entry at once (read your writes). One compile at a time per tenant. If the
 store is unreachable, the last compiled ruleset keeps serving.
 
@@ -47,7 +48,7 @@ from flagsvc_sdk.engine import (
 )
 
 from audit.outbox import changes_after_version
-from evaluation import metrics
+from evaluation import metrics, version_news
 from evaluation.texts import NO_RULESET_TEXTS, RulesetTexts, releasing, texts_of
 from flags.mappers import flag_to_engine
 from flags.selectors import live_flags_for_evaluation, live_flags_with_keys
@@ -132,6 +133,7 @@ def ruleset_version_committed(tenant_id: int) -> None:
         version = Tenant.objects.filter(pk=tenant_id).values_list("ruleset_version", flat=True).first()
         if version is not None:
             _publish(tenant_id, int(version))
+            version_news.announce(tenant_id, int(version))  # other processes check it now, not later
     RULESETS.forget(tenant_id)
 
 
@@ -376,6 +378,7 @@ class RulesetCache:
         self._locks: dict[int, threading.Lock] = {}
         self._guard = threading.Lock()
         self.warmed = False
+        self.news = version_news.Listener(self.heard)
 
     def get(self, tenant: Tenant) -> CompiledRuleset:
         entry = self._entries.get(tenant.pk)
@@ -386,6 +389,7 @@ class RulesetCache:
         # Recency is recorded here, once per check interval, not on every hit: the hot path stays a
         # dict read, and a tenant used in the last interval is at most one interval behind in the order.
         self._touch(tenant.pk)
+        self.news.ensure_started()
         try:
             shared = read_shared_version(tenant.pk)
             # `>=`: a ruleset newer than the shared version is current too (a catch-up reads the
@@ -531,6 +535,17 @@ class RulesetCache:
         if entry is not None:
             entry.checked_at = float("-inf")
 
+    def heard(self, tenant_id: int | None, version: int) -> None:
+        """A version announced for a tenant (`version_news`): an entry older than it is checked on its
+        next request. `None`: announcements may have been missed, so every entry is."""
+        if tenant_id is None:
+            for held in list(self._entries.values()):
+                held.checked_at = float("-inf")
+            return
+        entry = self._entries.get(tenant_id)
+        if entry is not None and entry.version < version:
+            entry.checked_at = float("-inf")
+
     def clear(self) -> None:
         with self._guard:
             self._entries.clear()
@@ -572,3 +587,4 @@ class RulesetCache:
 
 
 RULESETS = RulesetCache()
+version_news.after_fork(RULESETS.news)
