@@ -271,3 +271,19 @@ def test_request__tenant_disabled_after_its_client_was_checked__403_once_the_ans
 
     assert response.status_code == 403
     assert response.json()["error"]["code"] == "tenant_mismatch"
+
+
+def test_client_check__only_this_tenants_active_client_counts(tenant, other_tenant):
+    from tenancy.selectors import api_client_is_active
+
+    mine = api_client_create(tenant=tenant, scopes=["flags:read"]).client
+    theirs = api_client_create(tenant=other_tenant, scopes=["flags:read"]).client
+    revoked = api_client_create(tenant=tenant, scopes=["flags:read"]).client
+    api_client_revoke(client=revoked)
+    clear_caches()
+
+    assert api_client_is_active(mine.client_id, tenant.slug) is True
+    assert api_client_is_active(theirs.client_id, tenant.slug) is False, "another tenant's client"
+    assert api_client_is_active(revoked.client_id, tenant.slug) is False
+    assert api_client_is_active(mine.client_id, "no-such-tenant") is False
+    assert api_client_is_active("x' OR '1'='1", tenant.slug) is False
