@@ -111,6 +111,8 @@ class Listener:
             try:
                 pubsub = _redis().pubsub(ignore_subscribe_messages=True)
                 pubsub.subscribe(name)
+                if not self._current(name, stop):
+                    break
                 self.heard(None, 0)  # what was said before we listened is unknown
                 self.subscribed.set()
                 while self._current(name, stop):
