@@ -1,7 +1,7 @@
 """The typed calls of ``FlagClient`` (``bool_value`` and the others): the SDK's hot path.
 
 Compiled with the engine (``setup.py``, ADR 0006), so that a call is one call into native code: the
-user's quick check (``values.plain_user``, the quick yes of ``validate_user``), the flag lookup, the
+user's quick check (``values.user_parts``, the quick yes of ``validate_user``), the flag lookup, the
 engine's ``walk`` (its outcome only: no result object is built) and a type test, with no Python
 frame in between. Every typed call goes through ``_outcome``: the one place where a per-call hook
 (a usage counter) belongs. Anything unusual (no snapshot
@@ -17,7 +17,7 @@ from typing import Any
 from flagsvc_sdk.engine.compiled import CompiledRuleset
 from flagsvc_sdk.engine.evaluation import walk
 from flagsvc_sdk.engine.results import Outcome
-from flagsvc_sdk.engine.values import copy_json, plain_user
+from flagsvc_sdk.engine.values import copy_json, user_parts
 
 Miss = Callable[[Any, Any, Any, str], Any]
 """``miss(flag_key, user, default, kind)``: the default, after finding out and counting why."""
@@ -42,8 +42,8 @@ class LocalFlags:
         ruleset = self.ruleset
         if ruleset is None:
             return None
-        checked = plain_user(user)
-        if checked is None:
+        user_id, attributes = user_parts(user)
+        if not user_id:
             return None
         flags = ruleset.flags
         try:
@@ -51,8 +51,7 @@ class LocalFlags:
         except (KeyError, TypeError):
             return None
         try:
-            # plain_user checked the id is valid UTF-8: it can be hashed.
-            user_id, attributes = checked["id"], checked["attributes"]
+            # user_parts checked the id is valid UTF-8: it can be hashed.
             outcome = walk(flags, flag, user_id, attributes, True, None, 0, None)[0]
         except Exception:
             return None

@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from flagsvc_sdk.engine import ValidationFailed, validate_user
 from flagsvc_sdk.engine.limits import MAX_USER_ID_CHARS
 from flagsvc_sdk.engine.validation import check_user_in_full
-from flagsvc_sdk.engine.values import plain_user
+from flagsvc_sdk.engine.values import plain_user, user_parts
 
 _TEXT = st.text(alphabet=st.characters(codec=None), max_size=8) | st.sampled_from(
     ["u-1", "ü-2", "u-\ud800", "", "x" * MAX_USER_ID_CHARS, "x" * (MAX_USER_ID_CHARS + 1)]
@@ -60,9 +60,12 @@ def _full(user: Any) -> dict[str, Any] | None:
 def test_user_check__quick_branch_answers_as_the_full_branch(user: Any) -> None:
     quick = plain_user(user)
     full = _full(user)
+    user_id, attributes = user_parts(user)  # what the SDK's typed calls read
+    assert (user_id != "") == (quick is not None)
     if quick is not None:
         assert full is not None, "the quick branch let through a user the full branch refuses"
         assert quick == full
+        assert (user_id, attributes) == (full["id"], full["attributes"])
         assert type(quick) is dict
         assert type(quick["attributes"]) is dict
     # validate_user is the two branches: it answers what the full branch answers, or refuses.

@@ -83,37 +83,49 @@ def is_portable_json(value: Any, levels: int) -> bool:
     return value is None or kind is bool
 
 
-def plain_user(user: Any) -> dict[str, Any] | None:
-    """``validation.validate_user``'s quick branch: the normalised user, or ``None`` to say "take
-    the full branch" (``check_user_in_full``), which then says what is wrong (or normalises an
-    unusual but valid user). Here rather than in ``validation`` because it is compiled with the
-    engine (the SDK's typed calls call it); ``test_user_check`` proves it answers as the full
-    branch does wherever it answers.
+def user_parts(user: Any) -> tuple[str, dict[str, Any]]:
+    """``validation.validate_user``'s quick branch, as the two things evaluation reads: the user's
+    id and attributes, or ``("", {})`` to say "take the full branch" (``check_user_in_full``), which
+    then says what is wrong (or normalises an unusual but valid user). Here rather than in
+    ``validation`` because it is compiled with the engine (the SDK's typed calls call it, and a
+    native tuple comes back without an allocation or a second lookup of each part);
+    ``test_user_check`` proves it answers as the full branch does wherever it answers.
 
-    A plain ``dict`` with a valid ``id`` and an ``attributes`` dict keyed by strings is already
-    normalised and is returned itself (evaluation never changes it); ``{"id": ...}`` alone gets
-    empty attributes. Every SDK call checks its user here, so this is a few type tests and one walk
-    over the attribute names, not the full validation with its problem list.
+    A plain ``dict`` with a valid ``id`` and an ``attributes`` dict keyed by strings answers with
+    its own attributes (evaluation never changes them); ``{"id": ...}`` alone gets empty attributes.
+    Every SDK call checks its user here, so this is a few type tests and one walk over the
+    attribute names, not the full validation with its problem list.
     """
     # ``isinstance`` first: compiled, it makes the ``get`` calls below the dict's own (no method
     # lookup); ``type(...) is dict`` then keeps subclasses, whose methods may do anything, out.
     if not isinstance(user, dict) or type(user) is not dict:
-        return None
+        return "", {}
     user_id = user.get("id")
     if not isinstance(user_id, str) or not 0 < len(user_id) <= MAX_USER_ID_CHARS:
-        return None
+        return "", {}
     if not user_id.isascii() and not is_utf8(user_id):
-        return None
+        return "", {}
     size = len(user)
     attributes = user.get("attributes")
     if isinstance(attributes, dict) and type(attributes) is dict and size == 2:
         for name in attributes:
             if not isinstance(name, str):
-                return None
-        return user
+                return "", {}
+        return user_id, attributes
     if size == 1 or (size == 2 and "attributes" in user and attributes is None):
-        return {"id": user_id, "attributes": {}}
-    return None
+        return user_id, {}
+    return "", {}
+
+
+def plain_user(user: Any) -> dict[str, Any] | None:
+    """``user_parts`` as a user: the user itself when it is already normal, a normal copy when it
+    has no attributes, or ``None`` for "take the full branch"."""
+    user_id, attributes = user_parts(user)
+    if not user_id:
+        return None
+    if len(user) == 2 and user.get("attributes") is attributes:
+        return user  # type: ignore[no-any-return]
+    return {"id": user_id, "attributes": attributes}
 
 
 def _is_storable_text(text: str) -> bool:
