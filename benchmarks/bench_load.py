@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/bench_load.py                             # 60 s, 16 connections, 1,000 tenants
     .venv/bin/python benchmarks/bench_load.py --seconds 20 --tenants 100   # a smaller run first
+    .venv/bin/python benchmarks/bench_load.py --rate 100                  # 100 requests/s, not back to back
 
 What it does, everything on 127.0.0.1, stopped and dropped at the end:
 
@@ -240,21 +241,32 @@ class Load:
         self.stats.errors[what] += 1
 
     async def worker(self, index: int, deadline: float) -> None:
+        """One connection: requests back to back, or with `--rate`, each at its scheduled time (the
+        connections share the rate, staggered), its latency counted from that time: a request that
+        waited for the one before it counts the wait (no coordinated omission)."""
         server_index = index % len(self.servers)
         conn = Connection(self.servers[server_index].port)
+        interval = self.args.connections / self.args.rate if self.args.rate else 0.0
+        next_at = time.perf_counter() + interval * index / max(1, self.args.connections)
         try:
             while time.monotonic() < deadline:
+                scheduled = None
+                if interval:
+                    delay = next_at - time.perf_counter()
+                    if delay > 0:
+                        await asyncio.sleep(delay)
+                    scheduled, next_at = next_at, next_at + interval
                 if self.rng.random() < self.args.write_share:
-                    await self._write(conn, server_index)
+                    await self._write(conn, server_index, scheduled)
                 else:
-                    await self._evaluate(conn)
+                    await self._evaluate(conn, scheduled)
         finally:
             await conn.close()
 
-    async def _evaluate(self, conn: Connection) -> None:
+    async def _evaluate(self, conn: Connection, scheduled: float | None = None) -> None:
         tenant = self._tenant(self.args.big_share)
         body = self._evaluate_body(tenant)
-        started = time.perf_counter()
+        started = time.perf_counter() if scheduled is None else scheduled
         try:
             status, _ = await conn.request("POST", "/v1/evaluate", self.headers[tenant], body)
         except (OSError, asyncio.IncompleteReadError, ValueError) as exc:
@@ -266,7 +278,7 @@ class Load:
         elif self.record:
             self.stats.evaluate.append(elapsed)
 
-    async def _write(self, conn: Connection, server_index: int) -> None:
+    async def _write(self, conn: Connection, server_index: int, scheduled: float | None = None) -> None:
         tenant = self._tenant(self.args.big_write_share)
         key = f"lt-{self.rng.randrange(self.args.flags_per_tenant)}"
         weight = self.rng.randrange(1, 100)
@@ -278,7 +290,7 @@ class Load:
                 ]
             }
         ).encode()
-        started = time.perf_counter()
+        started = time.perf_counter() if scheduled is None else scheduled
         try:
             status, raw = await conn.request("PATCH", f"/v1/flags/{key}", self.headers[tenant], body)
         except (OSError, asyncio.IncompleteReadError, ValueError) as exc:
@@ -396,6 +408,13 @@ def main() -> None:
         "--warmup", type=float, default=10.0, help="unrecorded seconds of mixed load first (10)"
     )
     parser.add_argument("--connections", type=int, default=16, help="load connections, half per server (16)")
+    parser.add_argument(
+        "--rate",
+        type=float,
+        default=0.0,
+        help="requests/s over all load connections, each sent at its scheduled time and timed from it "
+        "(default 0: back to back, the machine saturated)",
+    )
     parser.add_argument("--tenants", type=int, default=1000, help="tenants, the big one included (1000)")
     parser.add_argument("--big-flags", type=int, default=10_000, help="flags of the big tenant (10000)")
     parser.add_argument("--flags-per-tenant", type=int, default=3, help="lt-N flags in every tenant (3)")
