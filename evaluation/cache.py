@@ -539,12 +539,12 @@ class RulesetCache:
         """A version announced for a tenant (`version_news`): an entry older than it is checked on its
         next request. `None`: announcements may have been missed, so every entry is."""
         if tenant_id is None:
-            for held in list(self._entries.values()):
-                held.checked_at = float("-inf")
+            for held in list(self._entries):
+                self.forget(held)
             return
         entry = self._entries.get(tenant_id)
         if entry is not None and entry.version < version:
-            entry.checked_at = float("-inf")
+            self.forget(tenant_id)
 
     def clear(self) -> None:
         with self._guard:
