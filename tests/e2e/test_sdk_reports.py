@@ -121,7 +121,11 @@ def lossy_proxy(target: str) -> Iterator[list[dict[str, Any]]]:
 
 
 def test_usage__two_workers_and_one_sdk__add_up_exactly_and_sdk_only_flag_not_stale(database, tmp_path):
-    env = worker_env(database, USAGE_FLUSH_SECONDS="0.5", STALE_AFTER_DAYS="1")
+    # RULESET_CHECK_INTERVAL=0: the flags are evaluated right after they are created, on both workers,
+    # and without Redis another worker may trust its ruleset for the interval (0.5 s, ADR 0002): the
+    # fresh-clone run of 2026-12-02 03:41 got a 404 from the other worker. Evaluating to wait for it
+    # would add to the counts this test adds up exactly.
+    env = worker_env(database, USAGE_FLUSH_SECONDS="0.5", STALE_AFTER_DAYS="1", RULESET_CHECK_INTERVAL="0")
     manage(env, "migrate", "--noinput")
     client = bootstrap_tenant(env)
     server = Server(env).start(tmp_path / "server.log", workers=2, threads=2)
