@@ -98,7 +98,9 @@ def count(contender: str, made_users: int, calls: int, out: Path, python: str) -
         ],
         check=True,
         capture_output=True,
-        env=os.environ,
+        # A fixed hash seed: string hashes (and so dict probing) are then the same in every run,
+        # which makes the counts repeatable to the instruction rather than to ~100 a call.
+        env={**os.environ, "PYTHONHASHSEED": "0"},
     )
     for line in out.read_text().splitlines():
         if line.startswith("totals:") or line.startswith("summary:"):
@@ -125,16 +127,20 @@ def main() -> None:
     keep = Path(args.annotate) if args.annotate else Path(tempfile.mkdtemp(prefix="callgrind-sdk-"))
     keep.mkdir(parents=True, exist_ok=True)
     per_call: dict[str, float] = {}
-    # The setup is the same whatever the contender, so one run without calls serves them all.
-    empty: dict[bool, int] = {}
+    # Our contenders share one setup (``run_one`` builds all of it whatever the contender), so one
+    # run without calls serves them all. Each peer contender sets up (and imports) its own system,
+    # so each gets its own run without calls: subtracting the floor's would count GrowthBook's
+    # imports as calls.
+    empty: dict[str, int] = {}
     for contender in args.only:
         peer = contender in PEER_CONTENDERS
         calls = args.peer_calls if peer else args.calls
         python = args.peer_python if peer else sys.executable
-        if peer not in empty:
-            empty[peer] = count(contender, calls, 0, keep / f"{contender}.empty.out", python)
+        setup = contender if peer else "ours"
+        if setup not in empty:
+            empty[setup] = count(contender, calls, 0, keep / f"{contender}.empty.out", python)
         full = count(contender, calls, calls, keep / f"{contender}.full.out", python)
-        per_call[contender] = (full - empty[peer]) / calls
+        per_call[contender] = (full - empty[setup]) / calls
     floor = per_call.get("floor")
     print(f"instructions per call ({args.calls:,} distinct users; callgrind, N calls minus 0 calls)")
     for contender, instructions in per_call.items():

@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from typing import Any
 
 import pytest
-from builders import leaf
+from builders import flag, leaf, ruleset
 
-from flagsvc_sdk.engine import PayloadTooLarge, ValidationFailed, validate_segment, validate_user
+from flagsvc_sdk.engine import (
+    PayloadTooLarge,
+    ValidationFailed,
+    evaluate,
+    validate_segment,
+    validate_user,
+)
+from flagsvc_sdk.local import LocalFlags
 
 
 def test_validate_segment__normalises() -> None:
@@ -87,6 +95,29 @@ def test_validate_user__defaults_attributes_and_copies_all_but_a_plain_user() ->
     assert other["attributes"] is not attributes
     assert validate_user({"id": "u-1"}) == {"id": "u-1", "attributes": {}}
     assert validate_user({"id": "u-1", "attributes": None}) == {"id": "u-1", "attributes": {}}
+
+
+def test_user__attribute_names_of_other_types__are_never_read_and_refuse_nothing() -> None:
+    """Only Python code can make a name that is not a string (JSON's are); no condition can name
+    it, so it is left alone as any attribute no condition names, by the full check, the quick one
+    and the typed calls alike."""
+    rules = ruleset(
+        flag(
+            "checkout",
+            rules=[{"id": "nl", "when": leaf("country", "eq", "NL"), "serve": {"variant": "on"}}],
+            default={"variant": "off"},
+        )
+    )
+    local = LocalFlags()
+    local.ruleset = rules
+    for names in ({1: "NL"}, {None: "x", (1, 2): "y"}, {True: "NL", 2.5: 1}):
+        for country, served in (("NL", True), ("DE", False)):
+            who = {"id": "u-1", "attributes": {**names, "country": country}}
+            assert validate_user(who) is who
+            assert validate_user(OrderedDict(who))["attributes"] == who["attributes"]
+            result = evaluate(rules, "checkout", validate_user(who))
+            assert (result.value, result.reason) == (served, "RULE_MATCH" if served else "DEFAULT")
+            assert local.bool_value("checkout", who, not served) is served
 
 
 def test_validate_segment__conditions_capped_at_1000() -> None:

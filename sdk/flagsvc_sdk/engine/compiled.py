@@ -210,7 +210,8 @@ class CompiledFlag:
 class CompiledRuleset:
     """A tenant's compiled flags and segments at one ruleset ``version``; never changed once built.
 
-    ``flags`` maps each live flag's key to its ``CompiledFlag``.
+    ``flags`` maps each live flag's key to its ``CompiledFlag``: a ``dict``, so that a compiled
+    lookup of a flag is the dict's own (not the generic mapping protocol).
     """
 
     __slots__ = ("flags", "segments", "tenant", "version")
@@ -219,7 +220,7 @@ class CompiledRuleset:
         self,
         tenant: str,
         version: str,
-        flags: Mapping[str, CompiledFlag],
+        flags: dict[str, CompiledFlag],
         segments: Mapping[str, CompiledSegment],
     ) -> None:
         self.tenant = tenant

@@ -258,7 +258,10 @@ class TextEquals(Check):
         self.text = text
 
     def holds(self, user_id: str, attributes: dict[str, Any]) -> bool:
-        return bool(attributes.get(self.name) == self.text)
+        # Narrowed to ``str`` first: compiled, the compare is then a length test and a memcmp
+        # rather than a generic rich comparison (which a ``str`` subclass could also override).
+        actual = attributes.get(self.name)
+        return isinstance(actual, str) and actual == self.text
 
 
 class Is(Check):

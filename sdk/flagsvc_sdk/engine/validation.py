@@ -39,7 +39,6 @@ from flagsvc_sdk.engine.problems import (
     Problems,
     attribute_problem,
     id_list_problems,
-    item,
     key_problem,
     portable_json_problems,
     text_problem,
@@ -234,11 +233,12 @@ def _ids(doc: Mapping[str, Any], name: str, problems: Problems) -> list[str]:
 def validate_user(user: Any) -> dict[str, Any]:
     """Check and normalise an evaluation user: ``{"id": non-empty string, "attributes": object}``.
 
-    The id must be valid Unicode text: it is hashed for bucketing. Two branches of one check: the
-    common shape (a plain ``dict`` with a string id and an ``attributes`` dict keyed by strings)
-    is answered by the quick branch, ``values.plain_user``, which returns the user itself (it is
-    already normal); anything else goes to the full branch, ``check_user_in_full``, which says what
-    is wrong at exact paths or returns a normalised copy. ``test_user_check`` proves with random
+    The id must be valid Unicode text: it is hashed for bucketing. Attribute names are not checked
+    (``values.user_parts`` says why). Two branches of one check: the common shape (a plain
+    ``dict`` with a string id and an ``attributes`` dict) is answered by the quick branch,
+    ``values.plain_user``, which returns the user itself (it is already normal); anything else
+    goes to the full branch, ``check_user_in_full``, which says what is wrong at exact paths or
+    returns a normalised copy. ``test_user_check`` proves with random
     users that wherever the quick branch answers, the full one answers the same.
     """
     normal = plain_user(user)
@@ -268,9 +268,5 @@ def check_user_in_full(user: Any) -> dict[str, Any]:
         attributes = {}
     elif not isinstance(attributes, Mapping):
         problems.add("user.attributes", "must be an object of attribute names to values")
-    else:
-        for index, name in enumerate(attributes):
-            if not isinstance(name, str):
-                problems.add(item("user.attributes", index), "attribute names must be strings")
     problems.raise_if_any("user")
     return {"id": user_id, "attributes": dict(attributes)}
