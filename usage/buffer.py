@@ -86,7 +86,8 @@ class UsageBuffer:
     # Flushing -----------------------------------------------------------------------------------
 
     def flush(self) -> int:
-        """Write what was counted (and what earlier flushes could not); how many rows were written."""
+        """Write what was counted (and what earlier flushes could not); how many counts were added
+        (a batch already counted, or of a tenant deleted since, adds none)."""
         with self._lock:
             counts, self._counts = self._counts, {}
             batches = self._pending + self._batches(counts)
@@ -94,12 +95,12 @@ class UsageBuffer:
         if not batches:
             return 0
         try:
-            usage_record_batches(batches)
+            counted = usage_record_batches(batches)
         except Exception:
             logger.warning("usage flush failed; kept for the next one", exc_info=True)
             self._keep(batches)
             return 0
-        return sum(len(batch.counts) for batch in batches)
+        return sum(len(batch.counts) for batch, fresh in zip(batches, counted, strict=True) if fresh)
 
     def _batches(self, counts: dict[Key, list[float]]) -> list[Batch]:
         by_tenant: dict[int, list[Count]] = {}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -13,7 +14,10 @@ from django.db.models import F, OuterRef, QuerySet, Subquery
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from tenancy.models import Tenant
 from usage.models import UsageBatch, UsageCount, UsageSpan
+
+logger = logging.getLogger(__name__)
 
 ROWS_PER_STATEMENT = 500
 
@@ -57,17 +61,24 @@ def usage_record(
 
 def usage_record_batches(batches: Sequence[Batch], *, now: datetime | None = None) -> list[bool]:
     """Add several batches, of any tenants, in one transaction and a handful of statements: for each
-    batch, whether it was counted (False: its id was seen before, and none of its counts were added).
+    batch, whether it was counted (False: its id was seen before, or its tenant no longer exists, and
+    none of its counts were added).
 
     The server's flush sends one batch per tenant it served; at 1,000 tenants a transaction per batch
     cost a worker a fifth of its busy time (benchmarks/RESULTS.md, load profile). Set-based, the cost
-    is per row, not per tenant.
+    is per row, not per tenant. A tenant deleted since its counts were taken is left out here: its
+    rows would break the statement (a foreign key) for every tenant in it, at every retry.
     """
     if not batches:
         return []
     received = now or timezone.now()
     with transaction.atomic():
-        new = _claim(batches, received)
+        tenant_ids = {batch.tenant_id for batch in batches}
+        live = _existing_tenants(tenant_ids)
+        if live != tenant_ids:
+            gone = sorted(tenant_ids - live)
+            logger.warning("usage counts of deleted tenants dropped", extra={"tenant_ids": gone})
+        new = _claim([batch for batch in batches if batch.tenant_id in live], received)
         counted: list[bool] = []
         rows: list[Row] = []
         for batch in batches:
@@ -80,6 +91,11 @@ def usage_record_batches(batches: Sequence[Batch], *, now: datetime | None = Non
         _add(merged)
         _widen_spans(merged)
     return counted
+
+
+def _existing_tenants(tenant_ids: set[int]) -> set[int]:
+    """Which of these tenants exist now (read in the caller's transaction)."""
+    return set(Tenant.objects.filter(pk__in=tenant_ids).values_list("pk", flat=True))
 
 
 def _claim(batches: Sequence[Batch], received: datetime) -> set[tuple[int, str]]:

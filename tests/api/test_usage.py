@@ -184,6 +184,36 @@ def test_flush__database_refuses__every_tenant_kept_and_sent_again_once(tenant, 
     assert totals(other_tenant) == {("checkout", "on", "DEFAULT"): 5}
 
 
+def test_flush__a_tenant_deleted_since__dropped_without_holding_back_the_others(tenant, other_tenant):
+    buffer = UsageBuffer()
+    buffer.add(tenant.pk, "checkout", "on", "DEFAULT", n=2)
+    buffer.add(other_tenant.pk, "checkout", "on", "DEFAULT", n=5)
+    gone = other_tenant.pk
+    other_tenant.delete()  # its usage rows go with it (CASCADE); these counts were still in memory
+
+    assert buffer.flush() == 1
+
+    assert totals(tenant) == {("checkout", "on", "DEFAULT"): 2}
+    assert not UsageCount.all_tenants.filter(tenant_id=gone).exists()
+    assert buffer._pending == []  # not kept: it would fail every flush after this one
+    buffer.add(tenant.pk, "checkout", "on", "DEFAULT")
+    assert buffer.flush() == 1
+    assert totals(tenant) == {("checkout", "on", "DEFAULT"): 3}
+
+
+def test_record_batches__a_deleted_tenant__not_counted_and_the_others_are(tenant, other_tenant):
+    hour = hour_of(timezone.now())
+    count = Count(flag_key="checkout", variant="on", reason="DEFAULT", hour=hour, n=4, last_at=hour)
+    gone = other_tenant.pk
+    other_tenant.delete()
+
+    counted = usage_record_batches([Batch(gone, "b-1", [count]), Batch(tenant.pk, "b-1", [count])])
+
+    assert counted == [False, True]
+    assert totals(tenant) == {("checkout", "on", "DEFAULT"): 4}
+    assert not UsageBatch.all_tenants.filter(tenant_id=gone).exists()
+
+
 def test_flush__counts_go_to_their_own_hour():
     clock = [datetime(2026, 12, 1, 9, 59, 59, tzinfo=UTC).timestamp()]
     buffer = UsageBuffer(clock=lambda: clock[0])
