@@ -21,6 +21,7 @@ from django.conf import settings
 from django.db import transaction
 
 from audit.models import AuditAction, AuditEntry, ChangeEvent
+from kernel import redis
 
 logger = logging.getLogger("flagsvc.events")
 
@@ -31,7 +32,7 @@ EVENT_ENTITIES = ("flag", "segment", "killswitch")
 
 
 def events_channel() -> str:
-    return f"{settings.REDIS_KEY_PREFIX}:events"
+    return redis.channel("events")
 
 
 def events_after(tenant_id: int, after: int, limit: int) -> list[ChangeEvent]:
@@ -124,12 +125,8 @@ def announce_after_commit(tenant_id: int) -> None:
 
 
 def announce(tenant_id: int) -> None:
-    try:
-        from django_redis import get_redis_connection
-
-        get_redis_connection("default").publish(events_channel(), str(tenant_id))
-    except Exception:  # Redis down: the stream processes' outbox poll delivers it, later.
-        logger.warning("redis unreachable while announcing a change event", exc_info=True)
+    """Redis down: the stream processes' outbox poll delivers it, later."""
+    redis.publish(events_channel(), str(tenant_id), what="a change event")
 
 
 def prune_events(now: datetime) -> int:

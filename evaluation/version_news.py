@@ -22,9 +22,10 @@ import logging
 import os
 import threading
 from collections.abc import Callable
-from typing import Any
 
 from django.conf import settings
+
+from kernel import redis
 
 logger = logging.getLogger("flagsvc.evaluation")
 
@@ -33,21 +34,13 @@ Heard = Callable[[int | None, int], None]
 
 
 def channel() -> str:
-    return f"{settings.REDIS_KEY_PREFIX}:ruleset-versions"
-
-
-def _redis() -> Any:
-    from django_redis import get_redis_connection
-
-    return get_redis_connection("default")
+    return redis.channel("ruleset-versions")
 
 
 def announce(tenant_id: int, version: int) -> None:
-    """Tell every process's listener that the tenant is at `version` (after the version's publish)."""
-    try:
-        _redis().publish(channel(), f"{tenant_id}:{version}")
-    except Exception:  # Redis down: the interval check finds it, as without the announcement.
-        logger.warning("redis unreachable while announcing a ruleset version", exc_info=True)
+    """Tell every process's listener that the tenant is at `version` (after the version's publish).
+    Redis down: the interval check finds it, as without the announcement."""
+    redis.publish(channel(), f"{tenant_id}:{version}", what="a ruleset version")
 
 
 def parse(data: bytes | str) -> tuple[int, int] | None:
@@ -109,7 +102,7 @@ class Listener:
         while self._current(name, stop):
             pubsub = None
             try:
-                pubsub = _redis().pubsub(ignore_subscribe_messages=True)
+                pubsub = redis.connection().pubsub(ignore_subscribe_messages=True)
                 pubsub.subscribe(name)
                 if not self._current(name, stop):
                     break

@@ -41,6 +41,7 @@ from typing import Any
 
 from django.conf import settings
 
+from kernel import redis
 from tenancy.models import Tenant, tenant_slug_validator
 
 logger = logging.getLogger("flagsvc.last_known")
@@ -139,32 +140,26 @@ def _redis_key(tenant: str, kind: str) -> str:
     return f"{prefix}:last-known:{_database_id()}:{tenant}:{kind}"
 
 
-def _redis() -> Any:
-    from django_redis import get_redis_connection
-
-    return get_redis_connection("default")
-
-
 def _redis_save(
     tenant: str, kind: str, header: str, body: str, version: int | None, replace: bool
 ) -> int | None:
     key = _redis_key(tenant, kind)
     if version is None:
-        _redis().hset(key, mapping={"version": "", "header": header, "body": body})
+        redis.connection().hset(key, mapping={"version": "", "header": header, "body": body})
         return None
-    held = _redis().eval(_SAVE_IF_NEWER, 1, key, version, header, body, "1" if replace else "0")
+    held = redis.connection().eval(_SAVE_IF_NEWER, 1, key, version, header, body, "1" if replace else "0")
     return None if held is None else int(held)
 
 
 def _redis_load(tenant: str, kind: str) -> Record | None:
-    header, body = _redis().hmget(_redis_key(tenant, kind), ["header", "body"])
+    header, body = redis.connection().hmget(_redis_key(tenant, kind), ["header", "body"])
     if header is None or body is None:
         return None
     return _record(tenant, kind, header.decode(), body.decode())
 
 
 def _redis_version(tenant: str, kind: str) -> int | None:
-    held = _redis().hget(_redis_key(tenant, kind), "version")
+    held = redis.connection().hget(_redis_key(tenant, kind), "version")
     return int(held) if held else None
 
 
@@ -369,7 +364,7 @@ def claim_version(tenant: str, kind: str, version: int) -> bool:
             held = _file_version(tenant, kind)
             return held is None or held < version
         key = _redis_key(tenant, kind)
-        return bool(_redis().eval(_CLAIM, 2, key, f"{key}:claim", version, CLAIM_SECONDS))
+        return bool(redis.connection().eval(_CLAIM, 2, key, f"{key}:claim", version, CLAIM_SECONDS))
     except Exception:
         logger.warning(
             "could not read the last known state", extra={"tenant": tenant, "kind": kind}, exc_info=True

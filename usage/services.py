@@ -17,7 +17,7 @@ from django.utils import timezone
 from tenancy.models import Tenant
 from usage.models import UsageBatch, UsageCount, UsageSpan
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("flagsvc.usage")
 
 ROWS_PER_STATEMENT = 500
 
