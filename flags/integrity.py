@@ -31,7 +31,7 @@ from typing import Any
 from flagsvc_sdk.engine import PrerequisiteCycle, ValidationFailed, validate_flag
 from flagsvc_sdk.engine.prerequisites import prerequisite_keys
 
-from flags.selectors import live_flag_contents, live_flag_graph, segment_keys_in
+from flags.selectors import live_flag_contents, live_flag_edges, live_flag_graph, segment_keys_in
 from kernel.errors import Conflict
 from segments.selectors import segment_keys
 from tenancy.ruleset import RulesetChange
@@ -58,16 +58,16 @@ def ruleset_check(change: RulesetChange) -> None:
     """Refuse the change unless every live flag it wrote or affected is valid against the stored ruleset.
 
     Reads what the check needs, not every flag document: the segment keys; from the stored dependency
-    columns (`live_flag_graph`), the flags that have prerequisites (the graph's edges, for cycles and
-    depth), those using a segment when segments were written, and the variant keys of the flags the
-    concerned ones require; and the documents of the flags concerned only (written, or referring to
+    columns, the prerequisites of the flags that have any (`live_flag_edges`: the graph's edges, for
+    cycles and depth), those using a segment when segments were written, and the variant keys of the
+    flags the concerned ones require (`live_flag_graph`); and the documents of the flags concerned only (written, or referring to
     what was written). A flag without prerequisites adds no edge, so it is left out of the graph.
     """
     segments = segment_keys(tenant=change.tenant)
     if not change.flags and change.segments <= segments:
         return  # segments only created or edited: flags name a segment by its key alone
     # The edges of the prerequisite graph: only flags with prerequisites have any.
-    edges = live_flag_graph(tenant=change.tenant, with_prerequisites=True)
+    edges = live_flag_edges(tenant=change.tenant)
     concerned = set(change.flags) | {
         key for key, node in edges.items() if change.flags.intersection(_prerequisite_keys(node))
     }
@@ -75,8 +75,8 @@ def ruleset_check(change: RulesetChange) -> None:
         users = live_flag_graph(tenant=change.tenant, with_segments=True)
         concerned |= {key for key, node in users.items() if change.segments.intersection(node["segments"])}
     flags = live_flag_contents(tenant=change.tenant, keys=concerned)
-    # Every flag the concerned ones name as prerequisite: its variants are checked.
-    targets = {target for doc in flags.values() for target in _prerequisite_keys(doc)} - edges.keys()
+    # Every flag the concerned ones name as prerequisite: its variants are checked (an edge holds none).
+    targets = {target for doc in flags.values() for target in _prerequisite_keys(doc)}
     graph = {**edges, **live_flag_graph(tenant=change.tenant, keys=targets), **_graph_nodes(flags)}
     broken = broken_flags(
         flags=flags,

@@ -10,7 +10,8 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from flags.models import Flag
-from flags.services import flag_update
+from flags.selectors import live_flag_edges, live_flag_graph
+from flags.services import flag_archive, flag_update
 from kernel.errors import Conflict
 from segments.services import segment_delete
 from tests.factories import make_flag, make_segment
@@ -89,3 +90,41 @@ def test_the_dependency_columns_follow_every_write(tenant):
     )
     stored = Flag.objects.for_tenant(tenant).get(key="x")
     assert stored.segment_refs == ["beta", "gamma"]
+
+
+def test_live_flag_edges__the_prerequisites_of_every_live_flag_that_has_any(tenant, other_tenant):
+    variants = [{"key": "on", "value": True, "weight": 1}, {"key": "off", "value": False, "weight": 1}]
+    for key in ("base", "other", "lone"):
+        make_flag(tenant, key, variants=variants, off_variant="off")
+    make_flag(tenant, "one", prerequisites=[{"flag": "base", "variants": ["on"]}])
+    make_flag(
+        tenant,
+        "two",
+        prerequisites=[{"flag": "one", "variants": ["on", "off"]}, {"flag": "other", "variants": ["off"]}],
+    )
+    make_flag(tenant, "gone", prerequisites=[{"flag": "base", "variants": ["off"]}])
+    flag_archive(tenant=tenant, key="gone")
+    make_flag(other_tenant, "theirs", prerequisites=[])
+    make_flag(other_tenant, "with", prerequisites=[{"flag": "theirs", "variants": ["on"]}])
+
+    edges = live_flag_edges(tenant=tenant)
+
+    assert edges == {
+        "one": {"key": "one", "prerequisites": [{"flag": "base", "variants": ["on"]}]},
+        "two": {
+            "key": "two",
+            "prerequisites": [
+                {"flag": "one", "variants": ["on", "off"]},
+                {"flag": "other", "variants": ["off"]},
+            ],
+        },
+    }
+    # The same edges, in the same order, as the per-row read of the graph gives them.
+    graph = live_flag_graph(tenant=tenant, with_prerequisites=True)
+    assert list(edges) == list(graph)
+    assert {k: v["prerequisites"] for k, v in edges.items()} == {
+        k: v["prerequisites"] for k, v in graph.items()
+    }
+    assert live_flag_edges(tenant=other_tenant) == {
+        "with": {"key": "with", "prerequisites": [{"flag": "theirs", "variants": ["on"]}]}
+    }
