@@ -26,6 +26,10 @@ if JWT_SECRET == env.DEV_JWT_SECRET:
         file=sys.stderr,
     )
 
+# Earlier token keys that still verify (never sign), comma-separated: rotate JWT_SECRET without logging
+# every client out (tenancy.token_keys, docs/operations.md).
+JWT_PREVIOUS_SECRETS = env.env_list("JWT_PREVIOUS_SECRETS", [])
+
 ALLOWED_HOSTS = env.env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]", "testserver"])
 HOST = env.env_str("HOST", "127.0.0.1")  # where gunicorn.conf.py binds (GUNICORN_BIND overrides both)
 PORT = env.env_int("PORT", 8000)

@@ -22,6 +22,7 @@ from rest_framework_simplejwt.tokens import AccessToken
 
 from tenancy.principals import ApiPrincipal
 from tenancy.selectors import api_client_is_active
+from tenancy.token_keys import token_backend
 
 MAX_TOKEN_LENGTH = 4096
 MAX_REMEMBERED_TOKENS = 10_000
@@ -47,9 +48,13 @@ def forget_verified_tokens() -> None:
 
 
 class ApiAccessToken(AccessToken):
-    """simplejwt's access token, whose claims are checked for their types before anything reads
-    them: simplejwt turns `exp` into a datetime, and a string or a 400-digit `exp` signed with our
-    secret would raise `TypeError` or `OverflowError` there (a 500 instead of a 401)."""
+    """simplejwt's access token, signed and verified with the keys of `tenancy.token_keys` (a `kid`
+    in the header, earlier keys still verifying), whose claims are checked for their types before
+    anything reads them: simplejwt turns `exp` into a datetime, and a string or a 400-digit `exp`
+    signed with our secret would raise `TypeError` or `OverflowError` there (a 500 instead of a 401)."""
+
+    def get_token_backend(self) -> Any:
+        return token_backend()
 
     def verify(self) -> None:
         problem = claims_problem(self.payload)

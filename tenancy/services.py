@@ -18,9 +18,9 @@ from django.db.models import Field
 from django.utils import timezone
 from django.utils.encoding import force_bytes
 from django.utils.http import urlsafe_base64_encode
-from rest_framework_simplejwt.tokens import AccessToken
 
 from tenancy import last_known
+from tenancy.authentication import ApiAccessToken
 from tenancy.models import SCOPES, ApiClient, Membership, Role, Tenant, hash_client_secret
 from tenancy.selectors import api_client_by_id, forget_cached_client, forget_cached_tenant
 
@@ -132,7 +132,7 @@ def token_issue(*, client_id: str, client_secret: str) -> IssuedToken | None:
     if not client.is_active or not client.tenant.is_active:
         return None
     lifetime = cast(timedelta, settings.SIMPLE_JWT["ACCESS_TOKEN_LIFETIME"])
-    token = AccessToken()
+    token = ApiAccessToken()
     token.set_exp(lifetime=lifetime)
     scope = " ".join(client.scopes)
     token["sub"] = client.client_id
