@@ -22,39 +22,27 @@ import argparse
 import os
 import sys
 import time
-from pathlib import Path
 from typing import Any
 
-BENCH_DIR = Path(__file__).resolve().parent
-sys.path[:0] = [str(BENCH_DIR.parent), str(BENCH_DIR)]
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "flagsvc.settings")
-os.environ.setdefault("DEBUG", "0")
-os.environ.setdefault("JWT_SECRET", "benchmark-only-jwt-secret-of-at-least-32-bytes")
-os.environ.setdefault("SECRET_KEY", "benchmark-only-django-secret-key")
-os.environ.setdefault("SNAPSHOT_SIGNING_KEY", "YmVuY2htYXJrLW9ubHktc25hcHNob3Qtc2lnbmluZyE")
-os.environ.setdefault("RULESET_WARM_ON_START", "0")
 os.environ["USAGE_FLUSH_SECONDS"] = "0"
 
-import django  # noqa: E402
+import _django_setup  # noqa: F401 - Django set up before the imports below
+from _common import header, machine, median, spread, table, write_json
+from django.core.management import call_command
+from django.db import connection
+from django.db.models import Max, Min
+from django.test import Client
+from flagsvc_sdk.engine import validate_flag
 
-django.setup()
-
-from _common import header, machine, median, spread, table, write_json  # noqa: E402
-from django.core.management import call_command  # noqa: E402
-from django.db import connection  # noqa: E402
-from django.db.models import Max, Min  # noqa: E402
-from django.test import Client  # noqa: E402
-from flagsvc_sdk.engine import validate_flag  # noqa: E402
-
-from flags.models import Flag  # noqa: E402
-from flags.staleness import stale_flags  # noqa: E402
-from kernel.context import acting_as  # noqa: E402
-from tenancy.models import Tenant  # noqa: E402
-from tenancy.scoping import tenant_scope  # noqa: E402
-from tenancy.services import api_client_create, tenant_create, token_issue  # noqa: E402
-from usage.models import UsageCount, UsageSpan  # noqa: E402
-from usage.selectors import evidence  # noqa: E402
-from usage.services import usage_spans_rebuild  # noqa: E402
+from flags.models import Flag
+from flags.staleness import stale_flags
+from kernel.context import acting_as
+from tenancy.models import Tenant
+from tenancy.scoping import tenant_scope
+from tenancy.services import api_client_create, tenant_create, token_issue
+from usage.models import UsageCount, UsageSpan
+from usage.selectors import evidence
+from usage.services import usage_spans_rebuild
 
 SLUG = "stale-bench"
 

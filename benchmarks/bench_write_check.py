@@ -20,38 +20,24 @@ from __future__ import annotations
 
 import argparse
 import gc
-import os
-import sys
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
-BENCH_DIR = Path(__file__).resolve().parent
-sys.path[:0] = [str(BENCH_DIR.parent), str(BENCH_DIR)]
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "flagsvc.settings")
-os.environ.setdefault("DEBUG", "0")
-os.environ.setdefault("JWT_SECRET", "benchmark-only-jwt-secret-of-at-least-32-bytes")
-os.environ.setdefault("SECRET_KEY", "benchmark-only-django-secret-key")
-os.environ.setdefault("RULESET_WARM_ON_START", "0")
+import _django_setup  # noqa: F401 - Django set up before the imports below
+from _common import command_line, load_average, machine, median, spread, table, write_json
+from _load_seed import load_flag, seed_big
+from django.core.management import call_command
+from django.db import transaction
 
-import django  # noqa: E402
-
-django.setup()
-
-from _common import command_line, load_average, machine, median, spread, table, write_json  # noqa: E402
-from _load_seed import load_flag, seed_big  # noqa: E402
-from django.core.management import call_command  # noqa: E402
-from django.db import transaction  # noqa: E402
-
-from flags import integrity  # noqa: E402
-from flags.integrity import ruleset_check  # noqa: E402
-from flags.selectors import live_flag_edges, live_flag_graph  # noqa: E402
-from flags.services import flag_create  # noqa: E402
-from kernel.context import acting_as  # noqa: E402
-from tenancy.models import Tenant  # noqa: E402
-from tenancy.ruleset import RulesetChange  # noqa: E402
-from tenancy.services import tenant_create  # noqa: E402
+from flags import integrity
+from flags.integrity import ruleset_check
+from flags.selectors import live_flag_edges, live_flag_graph
+from flags.services import flag_create
+from kernel.context import acting_as
+from tenancy.models import Tenant
+from tenancy.ruleset import RulesetChange
+from tenancy.services import tenant_create
 
 SLUG = "write-check-bench"
 
