@@ -60,8 +60,9 @@ def ruleset_check(change: RulesetChange) -> None:
     Reads what the check needs, not every flag document: the segment keys; from the stored dependency
     columns, the prerequisites of the flags that have any (`live_flag_edges`: the graph's edges, for
     cycles and depth), those using a segment when segments were written, and the variant keys of the
-    flags the concerned ones require (`live_flag_graph`); and the documents of the flags concerned only (written, or referring to
-    what was written). A flag without prerequisites adds no edge, so it is left out of the graph.
+    flags the concerned ones require (`live_flag_graph`); and the documents of the flags concerned
+    only (written, or referring to what was written). A flag without prerequisites adds no edge, so
+    it is left out of the graph.
     """
     segments = segment_keys(tenant=change.tenant)
     if not change.flags and change.segments <= segments:

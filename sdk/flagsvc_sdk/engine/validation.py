@@ -238,8 +238,8 @@ def validate_user(user: Any) -> dict[str, Any]:
     ``dict`` with a string id and an ``attributes`` dict) is answered by the quick branch,
     ``values.plain_user``, which returns the user itself (it is already normal); anything else
     goes to the full branch, ``check_user_in_full``, which says what is wrong at exact paths or
-    returns a normalised copy. ``test_user_check`` proves with random
-    users that wherever the quick branch answers, the full one answers the same.
+    returns a normalised copy. ``test_user_check`` proves with random users that wherever the quick
+    branch answers, the full one answers the same.
     """
     normal = plain_user(user)
     if normal is not None:
