@@ -89,21 +89,18 @@ def live_flag_graph(
     *,
     tenant: Tenant | int,
     keys: Collection[str] | None = None,
-    with_prerequisites: bool = False,
     with_segments: bool = False,
 ) -> dict[str, dict[str, Any]]:
     """Key → what validating a flag's references needs of live flags, from the stored dependency
     columns instead of the documents: `variants` (keys only), `prerequisites`, and `segments` (the keys
     its rules refer to). `validate_flag(..., live_flags=)` reads only the first two.
 
-    All live flags by default; or only those among `keys`, or only those with prerequisites (the edges
-    of the prerequisite graph), or only those whose rules use a segment.
+    All live flags by default; or only those among `keys`, or only those whose rules use a segment.
+    (The edges of the prerequisite graph alone: `live_flag_edges`.)
     """
     qs = flag_queryset(tenant=tenant)
     if keys is not None:
         qs = qs.filter(key__in=list(keys))
-    if with_prerequisites:
-        qs = qs.exclude(prerequisites=[])
     if with_segments:
         qs = qs.exclude(segment_refs=[])
     rows = qs.values_list("key", "variant_keys", "prerequisites", "segment_refs")

@@ -28,9 +28,10 @@ def channel(name: str) -> str:
     return f"{settings.REDIS_KEY_PREFIX}:{name}"
 
 
-def publish(channel: str, message: str, *, what: str) -> None:
-    """Publish `message`, or log a warning naming `what` was announced when Redis is unreachable."""
+def publish(to: str, message: str, *, what: str) -> None:
+    """Publish `message` on channel `to`, or log a warning naming `what` was announced when Redis is
+    unreachable."""
     try:
-        connection().publish(channel, message)
+        connection().publish(to, message)
     except Exception:
         logger.warning("redis unreachable while announcing %s", what, exc_info=True)

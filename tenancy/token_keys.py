@@ -13,8 +13,8 @@ expired (`JWT_TTL_SECONDS`), drop it. After a leak, do not keep the leaked secre
 
 from __future__ import annotations
 
+import functools
 import hashlib
-import threading
 from typing import Any
 
 import jwt
@@ -73,17 +73,11 @@ class RotatingTokenBackend(TokenBackend):
         raise TokenBackendError("Token is invalid")
 
 
-_backends: dict[tuple[str, ...], RotatingTokenBackend] = {}
-_backends_lock = threading.Lock()
-
-
 def token_backend() -> RotatingTokenBackend:
-    """The backend of the keys the settings name now (one per set of keys: tests change them)."""
-    secrets = (settings.JWT_SECRET, *settings.JWT_PREVIOUS_SECRETS)
-    backend = _backends.get(secrets)
-    if backend is None:
-        with _backends_lock:
-            backend = _backends.setdefault(
-                secrets, RotatingTokenBackend(list(secrets), leeway=settings.SIMPLE_JWT.get("LEEWAY"))
-            )
-    return backend
+    """The backend of the keys the settings name now."""
+    return _backend_of((settings.JWT_SECRET, *settings.JWT_PREVIOUS_SECRETS))
+
+
+@functools.lru_cache(maxsize=4)  # one set of keys per process; tests change them
+def _backend_of(secrets: tuple[str, ...]) -> RotatingTokenBackend:
+    return RotatingTokenBackend(list(secrets), leeway=settings.SIMPLE_JWT.get("LEEWAY"))

@@ -81,21 +81,34 @@ def test_a_token_without_kid__from_before_key_ids__checked_against_every_key_hel
     assert status(legacy) == 401
 
 
-def signed(header: dict[str, Any], claims: dict[str, Any], secret: str) -> str:
-    """A token made by hand (PyJWT refuses to write a `kid` that is not a string)."""
+def signed(header: dict[str, Any] | bytes, claims: dict[str, Any], secret: str) -> str:
+    """A token made by hand (PyJWT refuses to write a `kid` that is not a string); a `bytes` header
+    is sent as it is."""
 
     def part(data: bytes) -> str:
         return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
-    signing_input = f"{part(json.dumps(header).encode())}.{part(json.dumps(claims).encode())}"
+    raw_header = header if isinstance(header, bytes) else json.dumps(header).encode()
+    signing_input = f"{part(raw_header)}.{part(json.dumps(claims).encode())}"
     digest = hmac.new(secret.encode(), signing_input.encode(), hashlib.sha256).digest()
     return f"{signing_input}.{part(digest)}"
 
 
 @pytest.mark.parametrize(
     "kid",
-    ["hs256-0000000000000000", "", ["a"], {"k": 1}, 7, None],
-    ids=["unknown", "empty", "list", "object", "number", "null"],
+    ["hs256-0000000000000000", "", ["a"], {"k": 1}, 7, None, "\ud800", "hs256-\x00", 1e308, "k" * 2000],
+    ids=[
+        "unknown",
+        "empty",
+        "list",
+        "object",
+        "number",
+        "null",
+        "lone-surrogate",
+        "nul",
+        "huge-number",
+        "long",
+    ],
 )
 def test_a_kid_that_names_no_key_held__401_with_the_error_shape(tenant, kid: Any):
     _, token = token_for(tenant)
@@ -125,3 +138,27 @@ def test_an_expired_token_of_a_previous_key__401(tenant, settings):
     expired = jwt.encode(claims, OLD, algorithm="HS256", headers={"kid": key_id(OLD)})
     settings.JWT_SECRET, settings.JWT_PREVIOUS_SECRETS = NEW, [OLD]
     assert status(expired) == 401
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        b'{"alg": "HS256", "kid": ' + b"[" * 1400 + b"]" * 1400 + b"}",
+        b'{"alg": "HS256", "kid": 1e999}',
+        b'{"alg": "HS256", "kid": "\xff\xfe"}',
+        rb'{"alg": "HS256", "kid": "a\u0000"}',
+        b"[1, 2]",
+        b"",
+    ],
+    ids=["nested-1400", "1e999", "not-utf8", "nul-escape", "not-an-object", "empty"],
+)
+def test_a_hostile_header__401_never_500(tenant, header: bytes):
+    _, token = token_for(tenant)
+    claims = jwt.decode(token, settings.JWT_SECRET, algorithms=["HS256"])
+    response = APIClient().get(
+        "/v1/flags",
+        HTTP_AUTHORIZATION=f"Bearer {signed(header, claims, settings.JWT_SECRET)}",
+        HTTP_X_TENANT_ID="acme",
+    )
+    assert response.status_code == 401
+    assert response.json()["error"]["code"] == "unauthenticated"
