@@ -98,8 +98,10 @@ def test_sdk__service_stopped__keeps_serving__catches_up_when_it_returns(seeded:
         assert until(lambda: sdk.bool_value("kill-switch", USER, True) is False, 6) is not None
         # The stream returns: the next write arrives through it again.
         assert stack.stream is not None
-        stack.stream.start(stack.logs / "stream-again.log")
+        # Read before the start: start() waits for /healthz, and the SDK's retry may connect
+        # in that time (CI saw it reconnect before the count was read, and wait in vain).
         connects = sdk.stats().get("stream_connects", 0)
+        stack.stream.start(stack.logs / "stream-again.log")
         assert until(lambda: sdk.stats().get("stream_connects", 0) > connects, 6) is not None
         set_state(stack, client, "kill-switch", "on")
         assert until(lambda: sdk.bool_value("kill-switch", USER, False) is True, 1.5) is not None
