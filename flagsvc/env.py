@@ -60,6 +60,17 @@ def env_networks(name: str) -> list[str]:
     return entries
 
 
+def env_proxy_ssl_header(name: str) -> tuple[str, str] | None:
+    """A header name (`X-Forwarded-Proto`) as Django's `SECURE_PROXY_SSL_HEADER`: the request is
+    secure when the proxy set that header to `https`."""
+    raw = env_str(name).strip()
+    if not raw:
+        return None
+    if not all(part.isalnum() for part in raw.split("-")):
+        raise ImproperlyConfiguredEnv(f"{name} must be a header name such as X-Forwarded-Proto, got {raw!r}")
+    return "HTTP_" + raw.upper().replace("-", "_"), "https"
+
+
 class ImproperlyConfiguredEnv(RuntimeError):
     """A required environment variable is missing or malformed."""
 

@@ -35,6 +35,22 @@ HOST = env.env_str("HOST", "127.0.0.1")  # where gunicorn.conf.py binds (GUNICOR
 PORT = env.env_int("PORT", 8000)
 CSRF_TRUSTED_ORIGINS = env.env_list("CSRF_TRUSTED_ORIGINS", [])
 
+# Behind HTTPS (docs/operations.md, "Behind HTTPS"): each is Django's setting of the same name, off by
+# default so `make run` works on plain http. `SECURE_PROXY_SSL_HEADER` names the header the TLS proxy sets
+# to `https` (and strips from what clients send), e.g. `X-Forwarded-Proto`.
+SECURE_SSL_REDIRECT = env.env_bool("SECURE_SSL_REDIRECT", default=False)
+SECURE_HSTS_SECONDS = env.env_int("SECURE_HSTS_SECONDS", 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=False)
+SECURE_HSTS_PRELOAD = env.env_bool("SECURE_HSTS_PRELOAD", default=False)
+SESSION_COOKIE_SECURE = env.env_bool("SESSION_COOKIE_SECURE", default=False)
+CSRF_COOKIE_SECURE = env.env_bool("CSRF_COOKIE_SECURE", default=False)
+SECURE_PROXY_SSL_HEADER = env.env_proxy_ssl_header("SECURE_PROXY_SSL_HEADER")
+# Probes and scrapers speak plain http to the process: a redirect would fail them.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
+# Django's deploy checks look for its own CSRF and X-Frame-Options middleware by name; ours are subclasses
+# that skip `/v1` (flagsvc.middleware), and flagsvc.checks makes sure they are installed instead.
+SILENCED_SYSTEM_CHECKS = ["security.W002", "security.W003"]
+
 INSTALLED_APPS = [
     "flagsvc.apps.FlagsvcAdminConfig",  # django.contrib.admin with our site (flagsvc.admin_site)
     "django.contrib.auth",

@@ -80,6 +80,7 @@ def paginated(item: type[serializers.Serializer[Any]], name: str) -> type[serial
         "results": item(many=True),
     }
     page: type[serializers.Serializer[Any]] = type(name, (serializers.Serializer,), fields)
+    page.is_page = True  # type: ignore[attr-defined]  # FlagsvcAutoSchema names its route `..._list`
     return page
 
 
@@ -249,6 +250,25 @@ class StrictBody:
 
 class FlagsvcAutoSchema(AutoSchema):
     """drf-spectacular's schema, as strict and as lenient as the server is with a `StrictBody`."""
+
+    def get_operation_id(self) -> str:
+        """`<path>_list` for a GET that answers a page, `<path>_<parameter>_<method>` for a route that
+        ends in a parameter naming what it does (`.../{action}`).
+
+        drf-spectacular calls a GET `_list` only on its generic list views; ours are plain API views, so
+        a collection and its items both came out `..._retrieve` and got numeral suffixes (`manage.py
+        check --deploy` warned of seven such collisions, and a generated client got `..._retrieve_2`).
+        """
+        operation_id = str(super().get_operation_id())
+        responses = self.get_response_serializers()
+        answer = responses.get(200) if isinstance(responses, dict) else responses
+        if self.method == "GET" and getattr(answer, "is_page", False):
+            return operation_id.removesuffix("_retrieve") + "_list"
+        last = self.path.rstrip("/").rsplit("/", 1)[-1]
+        if last == "{action}":
+            stem, _, method = operation_id.rpartition("_")
+            return f"{stem}_action_{method}"
+        return operation_id
 
     def _map_serializer(self, serializer: Any, direction: str, bypass_extensions: bool = False) -> Any:
         schema = super()._map_serializer(serializer, direction, bypass_extensions)
