@@ -170,6 +170,7 @@ def _tenant_document(tenant: Tenant) -> dict[str, Any]:
         "name": tenant.name,
         "is_active": tenant.is_active,
         "require_change_reason": tenant.require_change_reason,
+        "protect_new_flags": tenant.protect_new_flags,
     }
 
 

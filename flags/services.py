@@ -75,6 +75,24 @@ def _protected_of(data: dict[str, Any]) -> bool | None:
     return value
 
 
+def _born_protected(tenant: Tenant, protected: bool | None, *, policy: bool) -> bool:
+    """Whether a new flag is protected: as the write says, or, where the tenant protects every new
+    flag (`Tenant.protect_new_flags`, read under the tenant's lock), always; saying `false` there is
+    refused, since unprotecting is itself a change that needs approval."""
+    if not policy:
+        return bool(protected)
+    if protected is False:
+        raise Invalid(
+            {
+                "protected": [
+                    f"Tenant {tenant.slug!r} protects every new flag: leave `protected` out or send true. "
+                    "Unprotecting the flag later is a change that needs another person's approval."
+                ]
+            }
+        )
+    return True
+
+
 def _locked(tenant: Tenant, key: str, *, include_archived: bool = False) -> Flag:
     qs = selectors.flag_queryset(tenant=tenant, include_archived=include_archived)
     flag = qs.select_for_update().filter(key=key).first()
@@ -149,12 +167,13 @@ def flag_create(*, tenant: Tenant, actor: str | None = None, data: dict[str, Any
     reuse_key = _reuse_key_of(data)
 
     def new_flag() -> Flag:
-        flag = Flag(tenant=tenant, protected=bool(protected))
+        flag = Flag(tenant=tenant, protected=born_protected)
         flag.apply_content(content)
         flag.apply_attributes(attributes)
         return flag
 
     with acting_as(actor), ruleset_change(tenant) as change:
+        born_protected = _born_protected(tenant, protected, policy=change.protect_new_flags)
         _take_purged_key(tenant, content["key"], reuse_key=reuse_key)
         flag = new_flag()
         try:
@@ -333,6 +352,12 @@ def flag_rollback(*, tenant: Tenant, key: str, version: int, actor: str | None =
             change.flags.add(flag.key)
             return flag
     raise approvals.ApprovalRequired(opened)  # after the block: the change request is kept
+
+
+def flag_protect(*, tenant: Tenant, key: str, actor: str | None = None) -> Flag:
+    """Protect a flag (the admin's bulk action): a direct change, audited; every later change of it,
+    unprotecting it too, needs another person's approval (flags/approvals.py)."""
+    return flag_update(tenant=tenant, key=key, data={"protected": True}, actor=actor, partial=True)
 
 
 def flag_set_state(*, tenant: Tenant, key: str, state: str, actor: str | None = None) -> Flag:

@@ -49,7 +49,7 @@ _NEW_PERSON = "_flagsvc_new_person"
 class TenantForm(ServiceForm):
     class Meta:
         model = Tenant
-        fields = ("slug", "name", "is_active", "require_change_reason")
+        fields = ("slug", "name", "is_active", "require_change_reason", "protect_new_flags")
 
     def clean_document(self) -> None:
         slug = self.cleaned_data.get("slug")
@@ -126,6 +126,7 @@ class TenantAdmin(ServiceWriteAdmin[Tenant], TenantScopedAdmin[Tenant]):
                     tenant=tenant,
                     is_active=data.get("is_active", True),
                     require_change_reason=data.get("require_change_reason", False),
+                    protect_new_flags=data.get("protect_new_flags", False),
                 )
         except TenancyError as exc:
             raise Invalid({"slug": [str(exc)]}) from exc
@@ -135,6 +136,7 @@ class TenantAdmin(ServiceWriteAdmin[Tenant], TenantScopedAdmin[Tenant]):
             name=data.get("name"),
             is_active=data.get("is_active"),
             require_change_reason=data.get("require_change_reason"),
+            protect_new_flags=data.get("protect_new_flags"),
         )
 
 

@@ -56,6 +56,11 @@ class Tenant(models.Model):
         help_text="Every change (API, admin, import) must say why: X-Change-Reason, or the admin's "
         "reason field. A change without one is refused.",
     )
+    protect_new_flags = models.BooleanField(
+        default=False,
+        help_text="Every new flag is created protected: each later change of it (unprotecting it too) "
+        "needs another person's approval. Flags that exist keep their own setting.",
+    )
 
     class Meta:
         ordering = ["slug"]

@@ -43,6 +43,9 @@ class RulesetChange:
     segments: set[str] = field(default_factory=set)
     version: int | None = None
     """The ruleset version this transaction bumped the tenant to (`next_ruleset_version`), if it did."""
+    protect_new_flags: bool = False
+    """The tenant's policy as the locked row holds it: read under the lock, so a flag created just after
+    an owner turned it on is protected in every process, whatever a cached tenant says."""
 
 
 RulesetCheck = Callable[[RulesetChange], None]
@@ -57,9 +60,17 @@ def register_ruleset_check(check: RulesetCheck) -> None:
         _checks.append(check)
 
 
-def lock_tenant(tenant_id: int) -> None:
-    """Hold the tenant's row lock until the transaction ends (a no-op on SQLite, serialised already)."""
-    Tenant.objects.select_for_update().filter(pk=tenant_id).values_list("pk", flat=True).first()
+def lock_tenant(tenant_id: int) -> bool:
+    """Hold the tenant's row lock until the transaction ends (a no-op on SQLite, serialised already).
+
+    Returns the row's `protect_new_flags`, read with the lock (one query either way)."""
+    locked = (
+        Tenant.objects.select_for_update()
+        .filter(pk=tenant_id)
+        .values_list("protect_new_flags", flat=True)
+        .first()
+    )
+    return bool(locked)
 
 
 def holds_tenant_lock(tenant_id: int) -> bool:
@@ -114,8 +125,7 @@ def ruleset_change(tenant: Tenant) -> Iterator[RulesetChange]:
             yield joined
         return
     with transaction.atomic():
-        lock_tenant(tenant.pk)
-        change = RulesetChange(tenant=tenant)
+        change = RulesetChange(tenant=tenant, protect_new_flags=lock_tenant(tenant.pk))
         token = _open_changes.set({**open_changes, tenant.pk: change})
         try:
             yield change

@@ -58,8 +58,9 @@ def tenant_update(
     name: str | None = None,
     is_active: bool | None = None,
     require_change_reason: bool | None = None,
+    protect_new_flags: bool | None = None,
 ) -> Tenant:
-    """Rename, (de)activate and/or set the change policy in one save: one edit is one audit entry."""
+    """Rename, (de)activate and/or set the change policies in one save: one edit is one audit entry."""
     changed: list[str] = []
     if name is not None and name != tenant.name:
         tenant.name, changed = name, [*changed, "name"]
@@ -68,6 +69,9 @@ def tenant_update(
     if require_change_reason is not None and require_change_reason != tenant.require_change_reason:
         tenant.require_change_reason = require_change_reason
         changed = [*changed, "require_change_reason"]
+    if protect_new_flags is not None and protect_new_flags != tenant.protect_new_flags:
+        tenant.protect_new_flags = protect_new_flags
+        changed = [*changed, "protect_new_flags"]
     if changed:
         with transaction.atomic():
             tenant.save(update_fields=changed)

@@ -31,7 +31,14 @@ from flags.admin.vocabulary import format_datetime
 from flags.approvals import ApprovalRequired
 from flags.killswitch import killed_by
 from flags.models import Flag
-from flags.services import flag_archive, flag_create, flag_restore, flag_set_state, flag_update
+from flags.services import (
+    flag_archive,
+    flag_create,
+    flag_protect,
+    flag_restore,
+    flag_set_state,
+    flag_update,
+)
 from kernel.admin_fields import ReasonField
 from kernel.admin_writes import ServiceWriteAdmin, actor_of
 from kernel.change_reason import parse_change_reason
@@ -112,7 +119,7 @@ class FlagAdmin(ServiceWriteAdmin[Flag], TenantScopedAdmin[Flag]):
     list_select_related = ("tenant",)
     autocomplete_fields = ("tenant",)
     ordering = ("tenant_id", "key")  # the (tenant, key) index; a sort by slug spills at 10,000 flags
-    actions = ("turn_on", "turn_off", "archive", "restore")
+    actions = ("turn_on", "turn_off", "protect", "archive", "restore")
     edit_role = Role.EDITOR
     action_form = FlagActionForm
 
@@ -345,6 +352,15 @@ class FlagAdmin(ServiceWriteAdmin[Flag], TenantScopedAdmin[Flag]):
             request, queryset, "Turned off",
             lambda f: f.archived_at is None and f.state != "off",
             lambda f: flag_set_state(tenant=f.tenant, key=f.key, state="off", actor=actor),
+        )  # fmt: skip
+
+    @admin.action(description="Protect selected flags (changes need approval)", permissions=["change"])
+    def protect(self, request: HttpRequest, queryset: QuerySet[Flag]) -> None:
+        actor = actor_of(request)
+        self._each(
+            request, queryset, "Protected",
+            lambda f: f.archived_at is None and not f.protected,
+            lambda f: flag_protect(tenant=f.tenant, key=f.key, actor=actor),
         )  # fmt: skip
 
     @admin.action(description="Archive selected flags (no longer evaluated)", permissions=["change"])

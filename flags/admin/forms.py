@@ -139,6 +139,24 @@ class FlagForm(ServiceForm):
             self.initial["targets_deny"] = targets.get("deny") or []
             self.initial["expected_version"] = flag.version
             self.initial["kill_category"] = flag.kill_category
+        elif "protected" in self.fields and "tenant" in self.fields:
+            self._explain_protect_new_flags()
+
+    def _explain_protect_new_flags(self) -> None:
+        """On the add page: name the tenants whose new flags are protected whatever the box says."""
+        choices = getattr(self.fields["tenant"], "queryset", None)
+        if choices is None:
+            return
+        policy = sorted(choices.filter(protect_new_flags=True).values_list("slug", flat=True))
+        if not policy:
+            return
+        field = self.fields["protected"]
+        field.help_text = (
+            f"{field.help_text} New flags of {', '.join(policy)} are always created protected "
+            "(the tenant's policy), whatever this box says."
+        )
+        if len(policy) == choices.count():
+            self.initial["protected"] = True
 
     def field_for_path(self, path: str) -> str | None:
         part = _TARGET_PART.match(path)
@@ -179,7 +197,10 @@ class FlagForm(ServiceForm):
             "kill_category": data.get("kill_category") or None,
             "lifecycle": data.get("lifecycle") or "temporary",
             "remove_after": data["remove_after"].isoformat() if data.get("remove_after") else None,
-            "protected": bool(data.get("protected")),
+            # On the add page an unticked box says nothing: the tenant's policy may protect the flag.
+            "protected": bool(data.get("protected"))
+            if flag.pk is not None or data.get("protected")
+            else None,
         }
 
     def clean_document(self) -> None:

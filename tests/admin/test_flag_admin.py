@@ -412,3 +412,42 @@ def test_preview__viewer__evaluates_the_stored_flag(viewer, acme_flag):
     status, body = _preview(signed_in(viewer), f"/admin/flags/flag/{acme_flag.pk}/preview/", draft)
     assert status == 200
     assert (body["draft"], body["result"]["reason"], body["sample"]) == (False, "OFF", None)
+
+
+def test_add__tenant_protects_new_flags__unticked_box_still_creates_a_protected_flag(editor, tenant):
+    from tenancy.services import tenant_update
+
+    tenant_update(tenant=tenant, protect_new_flags=True)
+    client = signed_in(editor)
+    form = client.get("/admin/flags/flag/add/").context["adminform"].form
+    assert form.initial["protected"] is True
+    assert "New flags of acme are always created protected" in str(form.fields["protected"].help_text)
+    response = client.post("/admin/flags/flag/add/", {"tenant": tenant.pk, **form_data()})
+    assert response.status_code == 302, _errors(response)
+    assert Flag.objects.for_tenant(tenant).get(key="checkout-redesign").protected is True
+
+
+def test_add__no_policy__unticked_box_creates_an_unprotected_flag(editor, tenant):
+    client = signed_in(editor)
+    form = client.get("/admin/flags/flag/add/").context["adminform"].form
+    assert not form.initial.get("protected")
+    assert "always created protected" not in str(form.fields["protected"].help_text)
+    client.post("/admin/flags/flag/add/", {"tenant": tenant.pk, **form_data()})
+    assert Flag.objects.for_tenant(tenant).get(key="checkout-redesign").protected is False
+
+
+def test_protect_action__protects_directly__audited__then_changes_need_approval(editor, acme_flag):
+    from flags.models import ChangeRequest
+
+    client = signed_in(editor)
+    client.post("/admin/flags/flag/", {"action": "protect", "_selected_action": [acme_flag.pk]})
+    acme_flag.refresh_from_db()
+    assert (acme_flag.protected, acme_flag.version) == (True, 2)
+    entry = _audit(acme_flag.tenant, "checkout")[-1]
+    assert (entry.action, entry.actor) == ("update", "user:alice")
+    state = acme_flag.state
+    other = "off" if state == "on" else "on"
+    client.post("/admin/flags/flag/", {"action": f"turn_{other}", "_selected_action": [acme_flag.pk]})
+    acme_flag.refresh_from_db()
+    assert acme_flag.state == state, "a protected flag's change waits for approval"
+    assert ChangeRequest.objects.for_tenant(acme_flag.tenant).get().proposed["state"] == other

@@ -291,3 +291,14 @@ def test_new_password_link__person_who_signed_in_or_has_another_tenant__refused(
         response = _new_link(client, Membership.all_tenants.get(user=person, tenant=tenant))
         assert response.status_code == 302
         assert get_user_model().objects.get(pk=person.pk).password == password
+
+
+def test_tenant__an_owner_turns_on_protect_new_flags__audited(owner, tenant):
+    response = signed_in(owner).post(
+        f"/admin/tenancy/tenant/{tenant.pk}/change/", {"protect_new_flags": "on"}
+    )
+    assert response.status_code == 302
+    tenant.refresh_from_db()
+    assert (tenant.protect_new_flags, tenant.require_change_reason) == (True, False)
+    entry = AuditEntry.objects.for_tenant(tenant).filter(entity="tenant").latest("seq")
+    assert entry.actor == "user:olivia" and entry.diff["protect_new_flags"]["to"] is True
