@@ -16,7 +16,7 @@ from flagsvc_sdk.engine import MAX_SAFE_INTEGER
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from kernel.errors import Conflict, Invalid
+from kernel.errors import Conflict, Invalid, MalformedRequest
 from kernel.query_params import query_param
 from tenancy.api.throttles import WriteRateThrottle as WriteRateThrottle  # re-exported for the views
 from tenancy.models import IdempotentResponse, Tenant
@@ -24,8 +24,14 @@ from tenancy.principals import ApiPrincipal
 
 
 def json_object(request: Request) -> dict[str, Any]:
-    """The body as a dict: JSON that is not an object is a 422, not-JSON a 400 (raised by the parser)."""
+    """The body as a dict: JSON that is not an object is a 422, not-JSON a 400 (raised by the parser).
+
+    No body at all is not JSON either (400): DRF reads an empty body as `{}`, which made a `PUT` with
+    an empty body reset the flag to its defaults as a new version.
+    """
     data = request.data
+    if request.stream is None:  # DRF's mark of an empty body (Content-Length 0 or absent)
+        raise MalformedRequest("The body is empty: send a JSON object.")
     if not isinstance(data, dict):
         raise Invalid({"body": ["The body must be a JSON object."]})
     return dict(data)
