@@ -30,7 +30,7 @@ FLAG_CONTENT_FIELDS: tuple[str, ...] = (
     "bucket_by",
     "tags",
 )
-FLAG_READ_ONLY_FIELDS: tuple[str, ...] = ("version", "created_at", "updated_at", "archived_at")
+FLAG_READ_ONLY_FIELDS: tuple[str, ...] = ("version", "created_at", "updated_at", "archived_at", "usage")
 # Attributes of a flag outside the engine's document (they change nothing evaluation serves, so the
 # engine, the snapshot and the SDK never see them): set through the API and the admin like content,
 # validated by flags.attributes, stored in FlagVersion documents and audited.
