@@ -29,7 +29,7 @@ MAX_REMEMBERED_TOKENS = 10_000
 LAST_INSTANT = 253_402_300_799
 """9999-12-31T23:59:59Z in epoch seconds: the last instant a `datetime` (and simplejwt) can hold."""
 _TIME_CLAIMS = ("exp", "iat", "nbf")
-_TEXT_CLAIMS = ("sub", "tenant", "jti", "token_type")
+_TEXT_CLAIMS = ("sub", "tenant", "jti")
 
 _verified: dict[str, tuple[float, ApiPrincipal]] = {}
 _verified_lock = threading.Lock()
@@ -60,6 +60,9 @@ class ApiAccessToken(AccessToken):
         problem = claims_problem(self.payload)
         if problem is not None:
             raise TokenError(problem)
+        # api.md names the claims a token carries, and `token_type` is not among them: a token without
+        # it is an access token (we issue no other kind); one that names another type is still refused.
+        self.payload.setdefault("token_type", self.token_type)
         super().verify()
 
 
@@ -75,6 +78,8 @@ def claims_problem(claims: dict[str, Any]) -> str | None:
         value = claims.get(name)
         if not isinstance(value, str) or not value:
             return f"the {name} claim must be a non-empty string"
+    if "token_type" in claims and claims["token_type"] != "access":
+        return "the token_type claim, when present, must be access"
     if not isinstance(claims.get("scope"), str):
         return "the scope claim must be a string of space-separated scopes"
     return None

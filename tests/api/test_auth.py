@@ -287,3 +287,36 @@ def test_client_check__only_this_tenants_active_client_counts(tenant, other_tena
     assert api_client_is_active(revoked.client_id, tenant.slug) is False
     assert api_client_is_active(mine.client_id, "no-such-tenant") is False
     assert api_client_is_active("x' OR '1'='1", tenant.slug) is False
+
+
+def _signed(claims: dict[str, Any]) -> str:
+    return jwt.encode(claims, settings.JWT_SECRET, algorithm="HS256")
+
+
+def test_request__token_with_exactly_the_documented_claims__accepted(tenant):
+    """api.md names `sub`, `tenant`, `scope`, `iat`, `exp`, `jti`: a token of those alone, signed with
+    the secret, is an access token (simplejwt's `token_type` is ours to add, not the caller's)."""
+    issued = api_client_create(tenant=tenant, scopes=["flags:read"])
+    claims = {**_claims(sub=issued.client.client_id, scope="flags:read")}
+    del claims["token_type"]
+    response = _get(_signed(claims))
+    assert response.status_code == 200, response.content
+
+
+def test_request__documented_claims_only__scope_and_tenant_still_enforced(tenant, other_tenant):
+    issued = api_client_create(tenant=tenant, scopes=["evaluate"])
+    claims = _claims(sub=issued.client.client_id, scope="evaluate")
+    del claims["token_type"]
+    token = _signed(claims)
+    response = _get(token)
+    assert (response.status_code, response.json()["error"]["code"]) == (403, "insufficient_scope")
+    response = _get(token, tenant=other_tenant.slug)
+    assert (response.status_code, response.json()["error"]["code"]) == (403, "tenant_mismatch")
+
+
+@pytest.mark.parametrize("token_type", ["refresh", "", 1, None])
+def test_request__token_type_other_than_access__401(tenant, token_type):
+    issued = api_client_create(tenant=tenant, scopes=["flags:read"])
+    response = _get(_signed(_claims(sub=issued.client.client_id, token_type=token_type)))
+    assert response.status_code == 401
+    assert response.json()["error"]["code"] == "unauthenticated"
