@@ -110,17 +110,22 @@ class ChangeRequestApproveView(TenantAPIView):
 
 
 class ChangeRequestRejectView(TenantAPIView):
-    scope = "flags:read"  # the real check is below: flags:approve, or the author withdrawing with flags:write
+    scope = "flags:read"  # the real check is read_change_reason: flags:approve, or flags:write for the author
     throttle_classes = (WriteRateThrottle,)
+
+    def read_change_reason(self, request: Request) -> None:
+        """A write whatever its nominal scope: the scope check first, then `X-Change-Reason` as on
+        every write (kept on the audit entry, required where the tenant requires reasons)."""
+        if not self.principal.has_scope("flags:approve") and not self.principal.has_scope("flags:write"):
+            raise InsufficientScope(
+                "This route needs the `flags:approve` scope (or `flags:write` for the author)."
+            )
+        self.record_change_reason(request)
 
     @extend_schema(request=None, responses={200: ChangeRequestSerializer})
     def post(self, request: Request, cr_id: str) -> Response:
         """Reject a change request (`flags:approve`); its author may withdraw it with `flags:write`."""
         may_approve = self.principal.has_scope("flags:approve")
-        if not may_approve and not self.principal.has_scope("flags:write"):
-            raise InsufficientScope(
-                "This route needs the `flags:approve` scope (or `flags:write` for the author)."
-            )
         cr = change_requests.change_request_reject(
             tenant=self.tenant, cr_id=int(cr_id), actor=self.actor, may_reject_others=may_approve
         )

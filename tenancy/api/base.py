@@ -50,6 +50,11 @@ class TenantAPIView(APIView):
         method = request.method or "GET"
         if method in SAFE_METHODS or not is_write_scope(required_scope(self, method)):
             return  # a read, or a POST that changes nothing (evaluate, preview, usage)
+        self.record_change_reason(request)
+
+    def record_change_reason(self, request: Request) -> None:
+        """Read, check and keep `X-Change-Reason` (a write route whose scope is checked in the view
+        calls it from its own `read_change_reason`)."""
         raw = request.META.get(REASON_META)
         reason = parse_change_reason(header_text(raw) if raw is not None else None)
         context.current_reason.set(reason)

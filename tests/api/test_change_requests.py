@@ -405,3 +405,49 @@ def test_a_different_write_by_the_same_author_clears_the_approval(
     changed = author.patch("/v1/flags/checkout", {"state": "on", "name": "Other"}, format="json").json()
     assert changed["id"] == cr["id"]
     assert (changed["status"], changed["approvals"]) == ("pending", [])
+
+
+def test_reject__change_reason_kept_on_the_audit_entry(
+    author: APIClient, reviewer: APIClient, protected: Flag, tenant: Tenant
+) -> None:
+    cr = _open(author)
+    response = reviewer.post(
+        f"/v1/change-requests/{cr['id']}/reject", HTTP_X_CHANGE_REASON="breaks the EU checkout"
+    )
+    assert response.status_code == 200
+    entry = AuditEntry.objects.for_tenant(tenant).filter(entity="change_request").latest("seq")
+    assert (entry.action, entry.reason) == ("reject", "breaks the EU checkout")
+
+
+def test_reject__reason_too_long__422_nothing_rejected(
+    author: APIClient, reviewer: APIClient, protected: Flag, tenant: Tenant
+) -> None:
+    cr = _open(author)
+    response = reviewer.post(f"/v1/change-requests/{cr['id']}/reject", HTTP_X_CHANGE_REASON="x" * 600)
+    assert response.status_code == 422
+    assert ChangeRequest.objects.for_tenant(tenant).get(pk=int(cr["id"])).status == "pending"
+
+
+def test_reject__tenant_requires_reasons__422_naming_reason_without_one(
+    author: APIClient, reviewer: APIClient, protected: Flag, tenant: Tenant
+) -> None:
+    from tenancy.services import tenant_update
+
+    cr = _open(author)
+    tenant_update(tenant=tenant, require_change_reason=True)
+    response = reviewer.post(f"/v1/change-requests/{cr['id']}/reject")
+    assert response.status_code == 422
+    assert "reason" in response.json()["error"]["details"]["fields"]
+    assert ChangeRequest.objects.for_tenant(tenant).get(pk=int(cr["id"])).status == "pending"
+
+
+def test_reject__reader_without_approve_or_write__403_before_the_reason_is_asked(
+    author: APIClient, make_api: Any, tenant: Tenant, protected: Flag
+) -> None:
+    from tenancy.services import tenant_update
+
+    cr = _open(author)
+    tenant_update(tenant=tenant, require_change_reason=True)
+    reader = make_api(tenant, ("flags:read",))
+    response = reader.post(f"/v1/change-requests/{cr['id']}/reject")
+    assert (response.status_code, response.json()["error"]["code"]) == (403, "insufficient_scope")
