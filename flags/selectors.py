@@ -11,6 +11,7 @@ from django.db.models import Q, QuerySet, TextField
 from django.db.models.functions import Cast
 
 from flags.models import Flag, FlagVersion, PurgedFlagKey, segment_keys_in
+from kernel import text_match
 from segments.selectors import attributes_in, segment_attributes
 from tenancy.models import Tenant
 
@@ -44,7 +45,7 @@ def flag_list(
     if tag:
         qs = with_tag(qs, tag)
     if key_prefix:
-        qs = qs.filter(key__startswith=key_prefix)
+        qs = qs.filter(text_match.starts_with("key", key_prefix))
     if q:
         qs = qs.filter(Q(key__icontains=q) | Q(name__icontains=q) | Q(description__icontains=q))
     return qs
@@ -72,7 +73,7 @@ def with_tag(qs: QuerySet[Flag], tag: str) -> QuerySet[Flag]:
     """
     if connection.vendor == "postgresql":
         return qs.filter(tags__contains=[tag])
-    return qs.filter(tags_index__contains=f"\n{tag}\n")
+    return qs.filter(text_match.contains("tags_index", f"\n{tag}\n"))
 
 
 def live_flag_contents(

@@ -7,6 +7,7 @@ from typing import Any
 
 from django.db.models import Q, QuerySet
 
+from kernel import text_match
 from kernel.documents import objects_in
 from segments.models import Segment
 from tenancy.models import Tenant
@@ -25,7 +26,7 @@ def segment_list(
 ) -> QuerySet[Segment]:
     qs = segment_queryset(tenant=tenant)
     if key_prefix:
-        qs = qs.filter(key__startswith=key_prefix)
+        qs = qs.filter(text_match.starts_with("key", key_prefix))
     if q:
         qs = qs.filter(Q(key__icontains=q) | Q(name__icontains=q) | Q(description__icontains=q))
     return qs
