@@ -38,6 +38,8 @@ entry is about 80 bytes of JSON: some 8 MB, and one to two seconds of one core."
 MAX_PREVIEW_TRACE_BYTES = 8 * 1024 * 1024
 """The traces' size as JSON, counted as they are made: conditions echo values and attributes."""
 MAX_BULK_KEYS = 1000
+_NOT_FOUND_ENTRY = {"variant": None, "value": None, "reason": "ERROR", "error_code": "FLAG_NOT_FOUND"}
+"""A requested key that is unknown or archived, in a bulk answer (api.md, Evaluation)."""
 
 
 def _user(raw: Any, path: str = "user") -> dict[str, Any]:
@@ -84,6 +86,9 @@ def evaluate_bulk(
     reasons: Counter[str] = Counter()
     for key, result in results.items():
         reasons[result.reason] += 1
+        if result.error_code == "FLAG_NOT_FOUND":
+            flags[key] = dict(_NOT_FOUND_ENTRY)  # exactly api.md's object: no rule, no details
+            continue
         body = result.to_dict()
         body.pop("flag_key", None)
         flags[key] = body

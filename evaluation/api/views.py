@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from drf_spectacular.utils import extend_schema
+from flagsvc_sdk.engine.results import FLAG_NOT_FOUND, NOT_BUCKETABLE
 from flagsvc_sdk.engine.results import REASONS as ENGINE_REASONS
 from rest_framework import serializers
 from rest_framework.request import Request
@@ -46,6 +47,9 @@ class EvaluationSerializer(serializers.Serializer[Any]):
     reason = serializers.ChoiceField(REASONS)
     rule_id = serializers.CharField(allow_null=True)
     details = EvaluationDetailsSerializer()
+    error_code = serializers.ChoiceField(
+        [NOT_BUCKETABLE], required=False, help_text="with reason ERROR: the bucket_by attribute is missing"
+    )
 
 
 class BulkEntrySerializer(serializers.Serializer[Any]):
@@ -54,9 +58,9 @@ class BulkEntrySerializer(serializers.Serializer[Any]):
     variant = serializers.CharField(allow_null=True)
     value = serializers.JSONField(allow_null=True)
     reason = serializers.ChoiceField(REASONS)
-    rule_id = serializers.CharField(allow_null=True)
-    details = EvaluationDetailsSerializer()
-    error_code = serializers.ChoiceField(["FLAG_NOT_FOUND"], required=False)
+    rule_id = serializers.CharField(allow_null=True, required=False, help_text="absent for FLAG_NOT_FOUND")
+    details = EvaluationDetailsSerializer(required=False, help_text="absent for FLAG_NOT_FOUND")
+    error_code = serializers.ChoiceField([FLAG_NOT_FOUND, NOT_BUCKETABLE], required=False)
 
 
 class BulkRequestSerializer(serializers.Serializer[Any]):
