@@ -19,7 +19,7 @@ from typing import Any
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
-from flagsvc_sdk.engine import validate_flag
+from flagsvc_sdk.engine import MAX_SAFE_INTEGER, validate_flag
 
 from audit.models import AuditAction
 from audit.receivers import set_audit_action
@@ -330,7 +330,8 @@ def flag_rollback(*, tenant: Tenant, key: str, version: int, actor: str | None =
     """Make version N's content current, as a new version (checked like any update)."""
     with acting_as(actor), ruleset_change(tenant) as change:
         flag = _locked(tenant, key)
-        stored = selectors.flag_version_get(tenant=tenant, flag=flag, version=version)
+        in_range = 0 < version <= MAX_SAFE_INTEGER  # others never existed (and overflow the column)
+        stored = selectors.flag_version_get(tenant=tenant, flag=flag, version=version) if in_range else None
         if stored is None:
             raise NotFound(f"Flag {key!r} has no version {version}.", details={"version": version})
         old = {k: v for k, v in stored.document.items() if k in FLAG_CONTENT_FIELDS}

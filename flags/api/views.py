@@ -223,7 +223,11 @@ class FlagRollbackView(TenantAPIView):
         body = json_object(request)
         if "version" not in body:
             raise Invalid({"version": ['Name the version to roll back to: {"version": N}.']})
-        version = parse_version(body["version"], "version")
+        raw = body["version"]
+        # Any integer names a version, and one no version has (0, -1, 10**30) "never existed": 404
+        # from the service, as api.md says; only what is not a version number at all is a 422.
+        is_integer = isinstance(raw, int) and not isinstance(raw, bool)
+        version = raw if is_integer else parse_version(raw, "version")
         try:
             return _flag_response(
                 self.tenant,

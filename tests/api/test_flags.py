@@ -288,6 +288,31 @@ def test_rollback__to_a_version_that_never_existed__404_not_found(api):
     assert response.json()["error"]["code"] == "not_found"
 
 
+@pytest.mark.parametrize("version", [0, -1, 2**53 - 1])
+def test_rollback__an_integer_no_version_has__404_not_found(api, version):
+    api.post("/v1/flags", FLAG, format="json")
+    response = api.post("/v1/flags/checkout-redesign/rollback", {"version": version}, format="json")
+    assert response.status_code == 404, response.content
+    assert response.json()["error"]["code"] == "not_found"
+
+
+@pytest.mark.parametrize("version", ["latest", True, 1.5, None, [1]])
+def test_rollback__not_a_version_number__422_at_version(api, version):
+    api.post("/v1/flags", FLAG, format="json")
+    response = api.post("/v1/flags/checkout-redesign/rollback", {"version": version}, format="json")
+    assert response.status_code == 422, response.content
+    assert "version" in response.json()["error"]["details"]["fields"]
+
+
+def test_rollback__version_as_a_numeric_string__accepted(api):
+    api.post("/v1/flags", FLAG, format="json")
+    changed = api.patch("/v1/flags/checkout-redesign", {"name": "Renamed"}, format="json")
+    assert changed.json()["version"] == 2
+    response = api.post("/v1/flags/checkout-redesign/rollback", {"version": "1"}, format="json")
+    assert response.status_code == 200
+    assert (response.json()["version"], response.json()["name"]) == (3, FLAG.get("name", ""))
+
+
 def test_list__paginates_by_key_and_caps_limit(api):
     for index in range(5):
         api.post("/v1/flags", {"key": f"f-{index}"}, format="json")
