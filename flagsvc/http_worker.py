@@ -17,6 +17,10 @@ without blocking (as a buffering reverse proxy does) and only a complete request
 - a chunked body is taken in whole and handed on with a `Content-Length`, so Django reads it;
 - the errors gunicorn answers itself (bad header 400, request line 414, headers 431, ...) are in
   the API's error shape with a request id, never gunicorn's HTML page.
+
+Every answer written here keeps the contract the middleware keeps for the others (api.md,
+Conventions and Operations): the caller's `X-Request-ID` passed through when the head was read far
+enough to know it (`read_head`), and one `flagsvc.access` line for the request.
 """
 
 from __future__ import annotations
@@ -29,14 +33,20 @@ import json
 import re
 import selectors
 import socket
+import threading
 import time
-import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
+from urllib.parse import unquote_to_bytes
 
+from django.utils.encoding import repercent_broken_unicode
 from gunicorn import util
 from gunicorn.workers.gthread import _DEFER, ThreadWorker
+
+if TYPE_CHECKING:
+    from django.http import HttpRequest
 
 LINGER_SECONDS: Final = 5.0
 LINGER_MAX_BYTES: Final = 64 * 1024 * 1024
@@ -59,6 +69,8 @@ _HINTS: Final = {
     431: "The request headers are too large: at most 100 fields of at most 8190 bytes each.",
 }
 _STATUS_LINE: Final = re.compile(rb"HTTP/1\.[01] (\d{3}) ([^\r]*)\r\n")
+_TOKEN: Final = re.compile(rb"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+_NOT_FIELD_TEXT: Final = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
 _HTML_MESSAGE: Final = re.compile(rb"</h1>\s*(.*?)\s*</body>", re.S)
 
 
@@ -161,6 +173,24 @@ class _Reading:
     deadline: float
     data: bytearray = field(default_factory=bytearray)
     sent_continue: bool = False
+    started: float = field(default_factory=time.perf_counter)
+    """When the worker began to read the request: its `duration_ms` counts from here."""
+
+
+@dataclass(frozen=True)
+class _Ready:
+    """A request read whole, waiting for a thread."""
+
+    data: bytes
+    sent_continue: bool
+    started: float
+
+
+class _Serving(threading.local):
+    """The request a thread is serving, for `handle_error`, which gunicorn gives only the socket."""
+
+    data: bytes = b""
+    started: float = 0.0
 
 
 @dataclass
@@ -171,13 +201,93 @@ class _Lingering:
     drained: int = 0
 
 
+@dataclass(frozen=True)
+class RequestHead:
+    """What the worker knows of a request it answers itself, read as a parser reads a head, in order.
+
+    The request line counts when it is whole, well-formed and within `max_line`; the header fields
+    only once the whole head has arrived, and only those before the first line a parser refuses (a
+    name that is not a token, a NUL or other control character in a value): it never got past that
+    line, so what follows is not known. Unknown is `None` (no headers): a request id is then made
+    anew and the log line says null. gunicorn parses every request again; this is only for the
+    answers written before or instead of that.
+    """
+
+    method: str | None = None
+    path: str | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+    """Lower-case names; a repeated field joined with commas, as WSGI does."""
+
+
+def read_head(data: bytes | bytearray, max_line: int) -> RequestHead:
+    line_end = data.find(b"\r\n")
+    if line_end < 0 or 0 < max_line < line_end:
+        return RequestHead()
+    parts = bytes(data[:line_end]).split(b" ")
+    if len(parts) != 3 or not _TOKEN.fullmatch(parts[0]) or not parts[1]:
+        return RequestHead()
+    method, path = parts[0].decode("ascii"), _path(parts[1])
+    head_end = data.find(_HEAD_END, line_end)
+    if head_end < 0:
+        return RequestHead(method, path)
+    headers: dict[str, str] = {}
+    for line in bytes(data[line_end + 2 : head_end]).split(b"\r\n"):
+        name, colon, value = line.partition(b":")
+        if not colon or not _TOKEN.fullmatch(name) or _NOT_FIELD_TEXT.search(value):
+            break
+        if b"_" in name:
+            continue  # gunicorn drops such a field (`header_map = "drop"`): X_Request_ID is not X-Request-ID
+        key, text = name.decode("ascii").lower(), value.strip(b" \t").decode("latin-1")
+        headers[key] = f"{headers[key]},{text}" if key in headers else text
+    return RequestHead(method, path, headers)
+
+
+def _path(target: bytes) -> str | None:
+    """The path as Django's `request.path` has it: no query string, percent-decoded, UTF-8."""
+    try:
+        path = util.split_request_uri(target.decode("latin-1")).path
+    except ValueError:
+        return None
+    return repercent_broken_unicode(unquote_to_bytes(path)).decode() or "/"
+
+
+@contextlib.contextmanager
+def _request(data: bytes | bytearray, peer: Any, max_line: int) -> Iterator[tuple[HttpRequest, str]]:
+    """A request the worker answers itself, as the middleware sees one: `META`, method and path
+    for its log line (`flagsvc.middleware.log_request`), its id by the middleware's rule
+    (`incoming_request_id`, the one home of that rule), and the request context set meanwhile (no
+    tenant or actor: nothing was authenticated), so that every line logged inside carries the id."""
+    from django.http import HttpRequest
+
+    from flagsvc.middleware import incoming_request_id
+    from kernel import context
+
+    head = read_head(data, max_line)
+    request = HttpRequest()
+    request.method = head.method
+    request.path = head.path  # type: ignore[assignment]  # None when not read: the log line says null
+    request.META = {f"HTTP_{name.upper().replace('-', '_')}": value for name, value in head.headers.items()}
+    request.META["REMOTE_ADDR"] = str(peer[0]) if isinstance(peer, tuple) and peer else ""
+    request_id = incoming_request_id(request)
+    tokens = (
+        context.current_request_id.set(request_id),
+        context.current_tenant.set(None),
+        context.current_actor.set(None),
+    )
+    try:
+        yield request, request_id
+    finally:
+        context.current_request_id.reset(tokens[0])
+        context.current_tenant.reset(tokens[1])
+        context.current_actor.reset(tokens[2])
+
+
 def error_response(
-    status: int, message: str, reason: str = "", details: dict[str, Any] | None = None
+    status: int, message: str, reason: str = "", details: dict[str, Any] | None = None, *, request_id: str
 ) -> bytes:
     """A complete HTTP/1.1 response in the API's error shape, closing the connection."""
     from kernel.errors import error_body
 
-    request_id = uuid.uuid4().hex
     body = json.dumps(
         error_body(
             _CODES.get(status, "internal_error" if status >= 500 else "malformed_request"),
@@ -228,7 +338,8 @@ class BufferingThreadWorker(ThreadWorker):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._reading: dict[Any, _Reading] = {}
-        self._ready: dict[Any, tuple[bytes, bool]] = {}
+        self._ready: dict[Any, _Ready] = {}
+        self._serving = _Serving()
         self._lingering: dict[Any, _Lingering] = {}
         self._body_limit = 0
         self._read_timeout = 10.0
@@ -324,10 +435,10 @@ class BufferingThreadWorker(ThreadWorker):
             return
         self._stop_reading(conn)
         if verdict == Framing.TOO_LARGE:
-            self._refuse_too_large(conn, reading.framing)
+            self._refuse_too_large(conn, reading)
             return
         conn.data_ready = True
-        self._ready[conn] = (bytes(reading.data), reading.sent_continue)
+        self._ready[conn] = _Ready(bytes(reading.data), reading.sent_continue, reading.started)
         self.enqueue_req(conn)
 
     def _stop_reading(self, conn: Any) -> None:
@@ -335,13 +446,13 @@ class BufferingThreadWorker(ThreadWorker):
         with contextlib.suppress(KeyError, ValueError, OSError):
             self.poller.unregister(conn.sock)
 
-    def _refuse_too_large(self, conn: Any, framing: Framing) -> None:
+    def _refuse_too_large(self, conn: Any, reading: _Reading) -> None:
         from kernel.errors import body_too_large_message
 
+        framing = reading.framing
         length = None if framing.chunked else framing.announced
         message = body_too_large_message(length, framing.limit)
-        self.log.warning("413 from ip=%s: %s", conn.client[0] if conn.client else "", message)
-        self._send(conn, error_response(413, message, details={"limit_bytes": framing.limit}))
+        self._answer(conn, reading, 413, message, details={"limit_bytes": framing.limit})
         try:
             conn.sock.shutdown(socket.SHUT_WR)
         except OSError:
@@ -368,6 +479,16 @@ class BufferingThreadWorker(ThreadWorker):
             self.poller.unregister(conn.sock)
         self._close(conn)
 
+    def _answer(
+        self, conn: Any, reading: _Reading, status: int, message: str, details: dict[str, Any] | None = None
+    ) -> None:
+        """Answer a request the event loop refuses, with its id and its one log line."""
+        from flagsvc.middleware import log_request
+
+        with _request(reading.data, conn.client, self.cfg.limit_request_line) as (request, request_id):
+            log_request(request, status, reading.started)
+        self._send(conn, error_response(status, message, details=details, request_id=request_id))
+
     def _send(self, conn: Any, data: bytes) -> None:
         """Best effort on a non-blocking socket: a short answer fits the send buffer."""
         with contextlib.suppress(OSError):
@@ -386,9 +507,7 @@ class BufferingThreadWorker(ThreadWorker):
             if reading.deadline <= now:
                 self._stop_reading(conn)
                 if reading.data:
-                    message = _HINTS[408].format(timeout=self._read_timeout)
-                    self.log.warning("408 from ip=%s: %s", conn.client[0] if conn.client else "", message)
-                    self._send(conn, error_response(408, message))
+                    self._answer(conn, reading, 408, _HINTS[408].format(timeout=self._read_timeout))
                 self._close(conn)
         for conn, lingering in list(self._lingering.items()):
             if lingering.deadline <= now:
@@ -399,11 +518,16 @@ class BufferingThreadWorker(ThreadWorker):
     def handle(self, conn: Any) -> Any:
         ready = self._ready.pop(conn, None)
         conn.sent_continue = False
+        self._serving.data, self._serving.started = b"", time.perf_counter()
         if ready is not None:
-            data, conn.sent_continue = ready
+            conn.sent_continue = ready.sent_continue
+            self._serving.data, self._serving.started = ready.data, ready.started
             conn.init()  # a new connection gets its parser (and turns blocking: gunicorn's handle does too)
-            conn.parser.unreader.unread(data)
-        return super().handle(conn)
+            conn.parser.unreader.unread(ready.data)
+        try:
+            return super().handle(conn)
+        finally:
+            self._serving.data = b""  # not held (up to API_MAX_BODY_BYTES) while the thread waits
 
     def handle_request(self, req: Any, conn: Any) -> Any:
         if getattr(conn, "sent_continue", False):
@@ -413,11 +537,19 @@ class BufferingThreadWorker(ThreadWorker):
         return super().handle_request(req, conn)
 
     def handle_error(self, req: Any, client: Any, addr: Any, exc: BaseException) -> None:
-        """gunicorn's own answer to a request it cannot serve, in the API's error shape."""
+        """gunicorn's own answer to a request it cannot serve, in the API's error shape.
+
+        gunicorn logs why (a `gunicorn.error` line, with the request id here); the request's own
+        line is the access line, as for every other request.
+        """
+        from flagsvc.middleware import log_request
+
         capture = _ErrorCapture()
-        super().handle_error(req, capture, addr, exc)
-        status_line = _STATUS_LINE.match(capture.data)
-        status = int(status_line[1]) if status_line else 500
+        with _request(self._serving.data, addr, self.cfg.limit_request_line) as (request, request_id):
+            super().handle_error(req, capture, addr, exc)
+            status_line = _STATUS_LINE.match(capture.data)
+            status = int(status_line[1]) if status_line else 500
+            log_request(request, status, self._serving.started)
         reason = status_line[2].decode("latin-1") if status_line else ""
         detail_match = _HTML_MESSAGE.search(capture.data)
         detail = html.unescape(detail_match[1].decode("utf-8", "replace")) if detail_match else ""
@@ -425,7 +557,7 @@ class BufferingThreadWorker(ThreadWorker):
         if detail:
             message += f" ({detail[:200]})"
         try:
-            util.write_nonblock(client, error_response(status, message, reason))
+            util.write_nonblock(client, error_response(status, message, reason, request_id=request_id))
         except Exception:
             self.log.debug("Failed to send error message.")
 

@@ -56,7 +56,7 @@ class RequestIds:
 _new_request_id = RequestIds().new
 
 
-def _incoming_request_id(request: HttpRequest) -> str:
+def incoming_request_id(request: HttpRequest) -> str:
     supplied = request.META.get("HTTP_X_REQUEST_ID", "")  # request.headers would copy every header
     if supplied and _REQUEST_ID.match(supplied):
         return supplied
@@ -75,7 +75,7 @@ class RequestContextMiddleware:
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         started = time.perf_counter()
-        rid = _incoming_request_id(request)
+        rid = incoming_request_id(request)
         request.request_id = rid  # type: ignore[attr-defined]
         rid_token = context.current_request_id.set(rid)
         actor_token = context.current_actor.set(None)
@@ -86,7 +86,7 @@ class RequestContextMiddleware:
             if is_api_path(request) and response.status_code in (404, 405, 500) and not _is_json(response):
                 response = _json_fallback(response.status_code)
             response["X-Request-ID"] = rid
-            _log_request(request, response.status_code, started)
+            log_request(request, response.status_code, started)
             # This line is the request's log line: Django's own "django.request" line for 4xx/5xx
             # responses would repeat it (its stack, if any, was logged where it was raised).
             response._has_been_logged = True  # type: ignore[attr-defined]
@@ -124,7 +124,7 @@ def _json_fallback(status: int) -> HttpResponse:
     return error_response("internal_error", "An unexpected error occurred.", 500)
 
 
-def _log_request(request: HttpRequest, status: int, started: float) -> None:
+def log_request(request: HttpRequest, status: int, started: float) -> None:
     """One line per request, probes and scrapes included (api.md: "Every request gives one line")."""
     level = logging.ERROR if status >= 500 else logging.WARNING if status >= 400 else logging.INFO
     access_logger.log(
