@@ -16,6 +16,7 @@ from flags.approvals import ApprovalRequired
 from flags.models import Flag, FlagState, FlagType, FlagVersion
 from flags.staleness import stale_flags, usage_documents
 from kernel.errors import FlagNotFound, Invalid
+from kernel.http_caching import if_none_match_matches
 from kernel.pagination import LimitOffsetPage
 from kernel.timefmt import iso
 from tenancy.api.base import TenantAPIView
@@ -118,7 +119,7 @@ class FlagDetailView(TenantAPIView):
         )
         if flag is None:
             raise FlagNotFound(f"No flag {key!r} in this tenant.")
-        if request.META.get("HTTP_IF_NONE_MATCH", "").strip() == etag(flag.version):
+        if if_none_match_matches(request.META.get("HTTP_IF_NONE_MATCH"), etag(flag.version)):
             return Response(status=status.HTTP_304_NOT_MODIFIED, headers={"ETag": etag(flag.version)})
         return _flag_response(self.tenant, flag)
 

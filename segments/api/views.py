@@ -10,6 +10,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from kernel.errors import NotFound
+from kernel.http_caching import if_none_match_matches
 from kernel.pagination import LimitOffsetPage
 from segments import selectors, services
 from segments.models import Segment
@@ -75,10 +76,12 @@ class SegmentDetailView(TenantAPIView):
 
     @extend_schema(responses={200: SegmentSerializer})
     def get(self, request: Request, key: str) -> Response:
-        """One segment with its `ETag`."""
+        """One segment with its `ETag`; `If-None-Match` with the current version answers 304."""
         segment = selectors.segment_get(tenant=self.tenant, key=key)
         if segment is None:
             raise NotFound(f"No segment {key!r} in this tenant.")
+        if if_none_match_matches(request.META.get("HTTP_IF_NONE_MATCH"), etag(segment.version)):
+            return Response(status=status.HTTP_304_NOT_MODIFIED, headers={"ETag": etag(segment.version)})
         return _segment_response(segment)
 
     @extend_schema(request=SegmentSerializer, responses={200: SegmentSerializer})

@@ -402,6 +402,23 @@ def test_get__if_none_match_current_version__304(api):
     assert api.get("/v1/flags/checkout-redesign", HTTP_IF_NONE_MATCH='"1"').status_code == 200
 
 
+def test_get__if_none_match_weak_or_in_a_list__304(api):
+    api.post("/v1/flags", FLAG, format="json")
+    assert api.get("/v1/flags/checkout-redesign", HTTP_IF_NONE_MATCH='W/"1"').status_code == 304
+    assert api.get("/v1/flags/checkout-redesign", HTTP_IF_NONE_MATCH='"7", "1"').status_code == 304
+    assert api.get("/v1/flags/checkout-redesign", HTTP_IF_NONE_MATCH='"7"').status_code == 200
+
+
+def test_segment_get__if_none_match_current_version__304(api):
+    api.post("/v1/segments", {"key": "beta", "included": ["u1"]}, format="json")
+    first = api.get("/v1/segments/beta")
+    assert first["ETag"] == '"1"'
+    again = api.get("/v1/segments/beta", HTTP_IF_NONE_MATCH=first["ETag"])
+    assert (again.status_code, again["ETag"], again.content) == (304, '"1"', b"")
+    api.patch("/v1/segments/beta", {"included": ["u2"]}, format="json")
+    assert api.get("/v1/segments/beta", HTTP_IF_NONE_MATCH=first["ETag"]).status_code == 200
+
+
 def test_create__idempotency_key_older_than_24h__is_not_replayed(api, tenant):
     from datetime import timedelta
 
