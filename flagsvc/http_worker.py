@@ -16,7 +16,9 @@ without blocking (as a buffering reverse proxy does) and only a complete request
   of a connection reset;
 - a chunked body is taken in whole and handed on with a `Content-Length`, so Django reads it;
 - the errors gunicorn answers itself (bad header 400, request line 414, headers 431, ...) are in
-  the API's error shape with a request id, never gunicorn's HTML page.
+  the API's error shape with a request id, never gunicorn's HTML page;
+- an event-stream request (`GET /v1/events` accepting `text/event-stream`) is relayed to the stream
+  process instead of taking a request thread for hours (flagsvc.stream_relay).
 
 Every answer written here keeps the contract the middleware keeps for the others (api.md,
 Conventions and Operations): the caller's `X-Request-ID` passed through when the head was read far
@@ -39,11 +41,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import partial
 from typing import TYPE_CHECKING, Any, Final
-from urllib.parse import unquote_to_bytes
 
-from django.utils.encoding import repercent_broken_unicode
 from gunicorn import util
 from gunicorn.workers.gthread import _DEFER, ThreadWorker
+
+from flagsvc.request_head import HEAD_END as _HEAD_END
+from flagsvc.request_head import read_head
+from flagsvc.stream_relay import StreamRelay, asks_for_event_stream
 
 if TYPE_CHECKING:
     from django.http import HttpRequest
@@ -51,7 +55,6 @@ if TYPE_CHECKING:
 LINGER_SECONDS: Final = 5.0
 LINGER_MAX_BYTES: Final = 64 * 1024 * 1024
 """How long and how much of a refused body is read and discarded before the connection closes."""
-_HEAD_END: Final = b"\r\n\r\n"
 _RECV_BYTES: Final = 256 * 1024
 _CODES: Final = {
     400: "malformed_request",
@@ -62,6 +65,7 @@ _CODES: Final = {
     417: "expectation_failed",
     431: "headers_too_large",
     501: "not_implemented",
+    503: "unavailable",
 }
 _HINTS: Final = {
     408: "The request did not arrive whole within {timeout:g} s: send the head and body without pauses.",
@@ -69,8 +73,8 @@ _HINTS: Final = {
     431: "The request headers are too large: at most 100 fields of at most 8190 bytes each.",
 }
 _STATUS_LINE: Final = re.compile(rb"HTTP/1\.[01] (\d{3}) ([^\r]*)\r\n")
-_TOKEN: Final = re.compile(rb"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
-_NOT_FIELD_TEXT: Final = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
+_EVENTS_REQUEST: Final = b"GET /v1/events"
+"""How an event-stream request starts: only those are parsed for the relay (flagsvc.stream_relay)."""
 _HTML_MESSAGE: Final = re.compile(rb"</h1>\s*(.*?)\s*</body>", re.S)
 
 
@@ -201,56 +205,6 @@ class _Lingering:
     drained: int = 0
 
 
-@dataclass(frozen=True)
-class RequestHead:
-    """What the worker knows of a request it answers itself, read as a parser reads a head, in order.
-
-    The request line counts when it is whole, well-formed and within `max_line`; the header fields
-    only once the whole head has arrived, and only those before the first line a parser refuses (a
-    name that is not a token, a NUL or other control character in a value): it never got past that
-    line, so what follows is not known. Unknown is `None` (no headers): a request id is then made
-    anew and the log line says null. gunicorn parses every request again; this is only for the
-    answers written before or instead of that.
-    """
-
-    method: str | None = None
-    path: str | None = None
-    headers: dict[str, str] = field(default_factory=dict)
-    """Lower-case names; a repeated field joined with commas, as WSGI does."""
-
-
-def read_head(data: bytes | bytearray, max_line: int) -> RequestHead:
-    line_end = data.find(b"\r\n")
-    if line_end < 0 or 0 < max_line < line_end:
-        return RequestHead()
-    parts = bytes(data[:line_end]).split(b" ")
-    if len(parts) != 3 or not _TOKEN.fullmatch(parts[0]) or not parts[1]:
-        return RequestHead()
-    method, path = parts[0].decode("ascii"), _path(parts[1])
-    head_end = data.find(_HEAD_END, line_end)
-    if head_end < 0:
-        return RequestHead(method, path)
-    headers: dict[str, str] = {}
-    for line in bytes(data[line_end + 2 : head_end]).split(b"\r\n"):
-        name, colon, value = line.partition(b":")
-        if not colon or not _TOKEN.fullmatch(name) or _NOT_FIELD_TEXT.search(value):
-            break
-        if b"_" in name:
-            continue  # gunicorn drops such a field (`header_map = "drop"`): X_Request_ID is not X-Request-ID
-        key, text = name.decode("ascii").lower(), value.strip(b" \t").decode("latin-1")
-        headers[key] = f"{headers[key]},{text}" if key in headers else text
-    return RequestHead(method, path, headers)
-
-
-def _path(target: bytes) -> str | None:
-    """The path as Django's `request.path` has it: no query string, percent-decoded, UTF-8."""
-    try:
-        path = util.split_request_uri(target.decode("latin-1")).path
-    except ValueError:
-        return None
-    return repercent_broken_unicode(unquote_to_bytes(path)).decode() or "/"
-
-
 @contextlib.contextmanager
 def _request(data: bytes | bytearray, peer: Any, max_line: int) -> Iterator[tuple[HttpRequest, str]]:
     """A request the worker answers itself, as the middleware sees one: `META`, method and path
@@ -283,7 +237,13 @@ def _request(data: bytes | bytearray, peer: Any, max_line: int) -> Iterator[tupl
 
 
 def error_response(
-    status: int, message: str, reason: str = "", details: dict[str, Any] | None = None, *, request_id: str
+    status: int,
+    message: str,
+    reason: str = "",
+    details: dict[str, Any] | None = None,
+    *,
+    request_id: str,
+    retry_after: int | None = None,
 ) -> bytes:
     """A complete HTTP/1.1 response in the API's error shape, closing the connection."""
     from kernel.errors import error_body
@@ -301,7 +261,8 @@ def error_response(
         "Connection: close\r\n"
         "Content-Type: application/json\r\n"
         f"Content-Length: {len(body)}\r\n"
-        f"X-Request-ID: {request_id}\r\n\r\n"
+        + (f"Retry-After: {retry_after}\r\n" if retry_after is not None else "")
+        + f"X-Request-ID: {request_id}\r\n\r\n"
     )
     return head.encode("latin-1") + body
 
@@ -313,6 +274,7 @@ _REASONS: Final = {
     414: "URI Too Long",
     431: "Request Header Fields Too Large",
     500: "Internal Server Error",
+    503: "Service Unavailable",
 }
 
 
@@ -341,6 +303,7 @@ class BufferingThreadWorker(ThreadWorker):
         self._ready: dict[Any, _Ready] = {}
         self._serving = _Serving()
         self._lingering: dict[Any, _Lingering] = {}
+        self._relay = StreamRelay(("", 0), 0)  # set up in load_wsgi, with the settings
         self._body_limit = 0
         self._read_timeout = 10.0
 
@@ -350,6 +313,12 @@ class BufferingThreadWorker(ThreadWorker):
 
         self._body_limit = int(settings.API_MAX_BODY_BYTES)
         self._read_timeout = float(settings.REQUEST_READ_TIMEOUT_SECONDS)
+        own_ports = {sock.getsockname()[1] for sock in self.sockets if sock.family != socket.AF_UNIX}
+        relay_to_self = int(settings.EVENTS_PORT) in own_ports
+        self._relay = StreamRelay(
+            (str(settings.EVENTS_HOST), int(settings.EVENTS_PORT)),
+            0 if relay_to_self else int(settings.EVENTS_RELAY_MAX),
+        )
 
     # --- the event loop: reading requests -----------------------------------------------------
 
@@ -437,9 +406,35 @@ class BufferingThreadWorker(ThreadWorker):
         if verdict == Framing.TOO_LARGE:
             self._refuse_too_large(conn, reading)
             return
+        if (
+            self._relay.enabled
+            and reading.data.startswith(_EVENTS_REQUEST)
+            and self._relay_stream(conn, reading)
+        ):
+            return
         conn.data_ready = True
         self._ready[conn] = _Ready(bytes(reading.data), reading.sent_continue, reading.started)
         self.enqueue_req(conn)
+
+    def _relay_stream(self, conn: Any, reading: _Reading) -> bool:
+        """Hand an event-stream request to the stream process (flagsvc.stream_relay), if it is one."""
+        head = read_head(reading.data, self.cfg.limit_request_line)
+        if not asks_for_event_stream(head.method, head.path, head.headers.get("accept")):
+            return False
+        if not self._relay.take(
+            conn.sock, bytes(reading.data), partial(self._relay_error, reading, conn.client)
+        ):
+            return False
+        self._close(conn)  # the relay holds its own handle of the socket
+        return True
+
+    def _relay_error(self, reading: _Reading, peer: Any, status: int, message: str) -> bytes:
+        """The relay's answer when the stream process does not answer, with the request's id and line."""
+        from flagsvc.middleware import log_request
+
+        with _request(reading.data, peer, self.cfg.limit_request_line) as (request, request_id):
+            log_request(request, status, reading.started)
+        return error_response(status, message, request_id=request_id, retry_after=2)
 
     def _stop_reading(self, conn: Any) -> None:
         self._reading.pop(conn, None)

@@ -268,6 +268,9 @@ EVENTS_POLL_INTERVAL_WITH_REDIS = env.env_float("EVENTS_POLL_INTERVAL_WITH_REDIS
 EVENTS_HOST = env.env_str("EVENTS_HOST", HOST)
 EVENTS_PORT = env.env_int("EVENTS_PORT", PORT + 1)
 EVENTS_BACKLOG = env.env_int("EVENTS_BACKLOG", 2048)
+# Event streams asked of gunicorn's port that each worker process relays to the stream process at once
+# (flagsvc.stream_relay; a thread each, none of the request threads); 0 turns relaying off (406 there).
+EVENTS_RELAY_MAX = env.env_int("EVENTS_RELAY_MAX", 200)
 EVENTS_GRACEFUL_TIMEOUT = env.env_int("EVENTS_GRACEFUL_TIMEOUT", 3)
 # Requests the stream process starts at once (each takes a thread and a database connection until
 # its stream begins): keep it well under PostgreSQL's max_connections.

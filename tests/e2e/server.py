@@ -67,6 +67,8 @@ class Server:
     port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
     log_path: Path | None = None
+    events_port: int | None = None
+    """Where gunicorn relays event streams (flagsvc.stream_relay); None: its own port, no relay."""
 
     @property
     def base(self) -> str:
@@ -80,7 +82,7 @@ class Server:
         env = {
             **self.env,
             "PORT": str(self.port),
-            "EVENTS_PORT": str(self.port),
+            "EVENTS_PORT": str(self.events_port or self.port),
             "WEB_CONCURRENCY": str(workers),
             "GUNICORN_THREADS": str(threads),
         }

@@ -63,6 +63,10 @@ class SseClient:
         except (OSError, ValueError, AttributeError):
             return
 
+    def body(self) -> str:
+        """The whole body of an answer that is not a stream (an error)."""
+        return self.response.read().decode() if self.status != 200 else ""
+
     def next(self, timeout: float = 5.0, *, events_only: bool = True) -> Frame:
         deadline = time.monotonic() + timeout
         while True:

@@ -14,7 +14,15 @@ import psycopg
 import pytest
 
 from tests.e2e.conftest import ADMIN_URL, allow_connections
-from tests.e2e.server import DEFAULT_SCOPES, Server, StreamServer, bootstrap_tenant, manage, service_env
+from tests.e2e.server import (
+    DEFAULT_SCOPES,
+    Server,
+    StreamServer,
+    bootstrap_tenant,
+    free_port,
+    manage,
+    service_env,
+)
 from tests.e2e.sse import SseClient
 
 pytestmark = pytest.mark.e2e
@@ -63,8 +71,8 @@ def stack(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
     env = service_env(database_url, **extra)
     manage(env, "migrate", "--noinput")
     logs = tmp_path_factory.mktemp("events")
-    web = Server(env).start(logs / "web.log")
     stream = StreamServer(env).start(logs / "stream.log")
+    web = Server(env, events_port=stream.port).start(logs / "web.log")  # relays streams asked of it
     try:
         yield Stack(env, database_url, web, stream)
     finally:
@@ -190,3 +198,88 @@ def test_stream__without_the_scope__403_in_the_error_shape(stack):
         assert body["error"]["code"] == "insufficient_scope"
     finally:
         subscriber.close()
+
+
+def test_stream_asked_of_gunicorns_port__relayed_to_the_stream_process(stack):
+    """api.md names one base URL: a subscriber that asks gunicorn gets the same stream."""
+    headers = stack.client(_tenant())
+    subscriber = SseClient(stack.web.port, headers)
+    try:
+        assert subscriber.status == 200, subscriber.body()
+        assert (subscriber.response.getheader("Content-Type") or "").startswith("text/event-stream")
+        assert subscriber.next(events_only=False).comment == "events"
+        stack.write_flag(headers, "relayed")
+        frame = subscriber.next(timeout=5)
+        assert frame.event == "flag.created"
+        assert json.loads(frame.data or "")["key"] == "relayed"
+        assert subscriber.next(events_only=False, timeout=5).comment is not None, "keep-alive comments pass"
+    finally:
+        subscriber.close()
+
+
+def test_stream_relayed__another_tenant_and_a_missing_token__as_on_the_stream_process(stack):
+    headers_a = stack.client(_tenant())
+    headers_b = stack.client(_tenant())
+    subscriber_b = SseClient(stack.web.port, headers_b)
+    try:
+        assert subscriber_b.status == 200
+        stack.write_flag(headers_a, "secret")
+        assert subscriber_b.none_within(1.5)
+    finally:
+        subscriber_b.close()
+    anonymous = SseClient(stack.web.port, {"X-Tenant-ID": "acme"})
+    try:
+        assert anonymous.status == 401
+        assert json.loads(anonymous.body())["error"]["code"] == "unauthenticated"
+    finally:
+        anonymous.close()
+
+
+def test_json_poll_on_gunicorns_port__served_by_gunicorn_not_relayed(stack):
+    headers = stack.client(_tenant())
+    stack.write_flag(headers, "polled")
+    status, _, page = stack.web.request(
+        "GET", "/v1/events?after=0", None, {**headers, "Accept": "application/json"}
+    )
+    assert status == 200
+    assert [event["key"] for event in page["events"]] == ["polled"]
+
+
+def test_stream_relayed__stream_process_not_answering__503_with_retry_after_and_the_callers_id(
+    stack, tmp_path
+):
+    headers = stack.client(_tenant())
+    web = Server(stack.env, events_port=free_port()).start(tmp_path / "web.log")  # nothing listens there
+    try:
+        subscriber = SseClient(web.port, {**headers, "X-Request-ID": "sse-1"})
+        assert subscriber.status == 503
+        assert subscriber.response.getheader("Retry-After") == "2"
+        assert subscriber.response.getheader("X-Request-ID") == "sse-1"
+        error = json.loads(subscriber.body())["error"]
+        assert error["code"] == "unavailable"
+        subscriber.close()
+    finally:
+        web.stop()
+    lines = [
+        json.loads(line) for line in (tmp_path / "web.log").read_text().splitlines() if line.startswith("{")
+    ]
+    [access] = [
+        line for line in lines if line.get("logger") == "flagsvc.access" and line["path"] != "/healthz"
+    ]
+    assert (access["status"], access["path"], access["request_id"]) == (503, "/v1/events", "sse-1")
+
+
+def test_stream_relay__every_slot_taken__406_naming_the_stream_process(stack, tmp_path):
+    headers = stack.client(_tenant())
+    web = Server({**stack.env, "EVENTS_RELAY_MAX": "1"}, events_port=stack.stream.port)
+    web.start(tmp_path / "web.log")
+    first = SseClient(web.port, headers)
+    try:
+        assert first.status == 200
+        second = SseClient(web.port, headers)
+        assert second.status == 406
+        assert json.loads(second.body())["error"]["code"] == "not_acceptable"
+        second.close()
+    finally:
+        first.close()
+        web.stop()

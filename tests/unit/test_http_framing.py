@@ -7,7 +7,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from flagsvc.http_worker import Framing, RequestHead, read_head
+from flagsvc.http_worker import Framing
+from flagsvc.request_head import RequestHead, read_head
 
 HEAD = b"POST /v1/flags HTTP/1.1\r\nHost: h\r\n"
 
