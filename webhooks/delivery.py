@@ -7,11 +7,14 @@
 The request goes only to the addresses `destinations.pin` checked (never to a second DNS answer), with the
 Host header and TLS SNI of the URL's name, so certificates are verified against the name. No redirect is
 followed (a 3xx is a failure), proxies from the environment are ignored (they would connect elsewhere),
-each phase has the timeout (5 s by default), and at most 64 KiB of the answer is read. Only a 2xx counts.
+and at most 64 KiB of the answer is read. Only a 2xx counts, and only within the timeout (5 s by default),
+which is a deadline for the whole attempt: resolving the name, connecting, sending, the status line, the
+headers and the body together (api.md: "a 2xx within 5 s"). A slower answer is a failed attempt, retried.
 """
 
 from __future__ import annotations
 
+import asyncio
 import ssl
 import time
 from dataclasses import dataclass
@@ -37,6 +40,10 @@ class Outcome:
     error: str
     duration_ms: int
 
+    @classmethod
+    def failure(cls, error: str, *, status_code: int | None = None, duration_ms: int = 0) -> Outcome:
+        return cls(ok=False, status_code=status_code, error=_clip(error), duration_ms=duration_ms)
+
 
 def tls_context() -> ssl.SSLContext:
     """The verifying TLS context for an attempt: the public CAs (certifi), plus the operator's own
@@ -59,6 +66,8 @@ def sign(*, secret: str, message_id: str, timestamp: datetime, body: str) -> str
 
 
 def send(*, url: str, secret: str, message_id: str, body: str, timeout: float) -> Outcome:
+    """One attempt, which never takes much longer than `timeout` seconds and never raises for anything
+    the URL or the receiver does: every such failure is an Outcome with the reason in `error`."""
     started = time.monotonic()
 
     def elapsed_ms() -> int:
@@ -67,7 +76,7 @@ def send(*, url: str, secret: str, message_id: str, body: str, timeout: float) -
     try:
         pinned = pin(url)
     except DestinationRefused as error:
-        return Outcome(ok=False, status_code=None, error=_clip(f"refused: {error}"), duration_ms=elapsed_ms())
+        return Outcome.failure(f"refused: {error}", duration_ms=elapsed_ms())
     destination = pinned.destination
     default_port = 443 if destination.scheme == "https" else 80
     host = f"[{destination.host}]" if ":" in destination.host else destination.host
@@ -81,45 +90,23 @@ def send(*, url: str, secret: str, message_id: str, body: str, timeout: float) -
         "webhook-timestamp": str(int(now.timestamp())),
         "webhook-signature": sign(secret=secret, message_id=message_id, timestamp=now, body=body),
     }
-    extensions = {"sni_hostname": destination.host} if destination.scheme == "https" else {}
-    content = body.encode("utf-8")
-    for index, address in enumerate(pinned.addresses):
-        request_url = httpx.URL(url).copy_with(host=str(address))
-        try:
-            with (
-                httpx.Client(
-                    timeout=httpx.Timeout(timeout),
-                    follow_redirects=False,
-                    trust_env=False,
-                    verify=tls_context(),
-                ) as client,
-                client.stream(
-                    "POST", request_url, content=content, headers=headers, extensions=extensions
-                ) as response,
-            ):
-                snippet = _read_capped(response, deadline=started + timeout)
-                status_code = response.status_code
-            break
-        except httpx.ConnectError as error:
-            if index + 1 < len(pinned.addresses):
-                continue  # nothing was sent: the next checked address
-            return Outcome(
-                ok=False, status_code=None, error=_clip(f"ConnectError: {error}"), duration_ms=elapsed_ms()
-            )
-        except httpx.TimeoutException:
-            return Outcome(
-                ok=False,
-                status_code=None,
-                error=f"timed out (no answer within {timeout:g} s)",
-                duration_ms=elapsed_ms(),
-            )
-        except httpx.HTTPError as error:
-            return Outcome(
-                ok=False,
-                status_code=None,
-                error=_clip(f"{type(error).__name__}: {error}"),
-                duration_ms=elapsed_ms(),
-            )
+    request = _Request(
+        urls=tuple(httpx.URL(url).copy_with(host=str(address)) for address in pinned.addresses),
+        headers=headers,
+        content=body.encode("utf-8"),
+        extensions={"sni_hostname": destination.host} if destination.scheme == "https" else {},
+        tls=tls_context(),
+    )
+    try:
+        status_code, snippet = asyncio.run(_post(request, deadline=started + timeout, timeout=timeout))
+    except (TimeoutError, httpx.TimeoutException):
+        return Outcome.failure(
+            f"timed out: no complete answer within the {timeout:g} s deadline "
+            "(connecting, sending, the headers and the body together)",
+            duration_ms=elapsed_ms(),
+        )
+    except httpx.HTTPError as error:
+        return Outcome.failure(f"{type(error).__name__}: {error}", duration_ms=elapsed_ms())
     if 200 <= status_code < 300:
         return Outcome(ok=True, status_code=status_code, error="", duration_ms=elapsed_ms())
     reason = f"HTTP {status_code}"
@@ -127,18 +114,61 @@ def send(*, url: str, secret: str, message_id: str, body: str, timeout: float) -
         reason += " (redirects are not followed)"
     if snippet:
         reason += f": {snippet}"
-    return Outcome(ok=False, status_code=status_code, error=_clip(reason), duration_ms=elapsed_ms())
+    return Outcome.failure(reason, status_code=status_code, duration_ms=elapsed_ms())
 
 
-def _read_capped(response: httpx.Response, *, deadline: float) -> str:
-    """At most MAX_RESPONSE_BYTES of the answer, and nothing once the deadline has passed."""
+@dataclass(frozen=True)
+class _Request:
+    urls: tuple[httpx.URL, ...]  # the URL once per checked address, in the order to try them
+    headers: dict[str, str]
+    content: bytes
+    extensions: dict[str, str]
+    tls: ssl.SSLContext
+
+
+async def _post(request: _Request, *, deadline: float, timeout: float) -> tuple[int, str]:
+    """The status code and the start of the answer, all within the deadline (TimeoutError if not).
+
+    httpx's timeout bounds each network operation, not the request (encode/httpx#1450): a receiver that
+    drips its status line a byte at a time never trips it. `asyncio.timeout` cancels the attempt wherever
+    it is waiting once the deadline passes, so it also covers a second address tried after the first
+    refused the connection; httpx's own timeout stays as the bound of each step."""
+    async with (
+        asyncio.timeout(max(deadline - time.monotonic(), 0.0)),
+        httpx.AsyncClient(
+            timeout=httpx.Timeout(timeout), follow_redirects=False, trust_env=False, verify=request.tls
+        ) as client,
+    ):
+        for index, url in enumerate(request.urls):
+            try:
+                async with client.stream(
+                    "POST",
+                    url,
+                    content=request.content,
+                    headers=request.headers,
+                    extensions=request.extensions,
+                ) as response:
+                    return response.status_code, await _read_capped(response)
+            except httpx.ConnectError:
+                if index + 1 == len(request.urls):
+                    raise
+                # nothing was sent: the next checked address
+    raise httpx.ConnectError("no address to connect to")
+
+
+async def _read_capped(response: httpx.Response) -> str:
+    """The start of the answer, for the error; at most MAX_RESPONSE_BYTES are read (the deadline of
+    `_post` bounds how long that may take)."""
     received = bytearray()
-    for chunk in response.iter_raw():
+    async for chunk in response.aiter_raw():
         received += chunk
-        if len(received) >= MAX_RESPONSE_BYTES or time.monotonic() > deadline:
+        if len(received) >= MAX_RESPONSE_BYTES:
             break
     return bytes(received[:ERROR_CHARS]).decode("utf-8", errors="replace").strip()
 
 
 def _clip(text: str) -> str:
-    return text if len(text) <= ERROR_CHARS else text[: ERROR_CHARS - 1] + "…"
+    """`text` fit for `last_error` and a log line: control characters escaped (PostgreSQL refuses a NUL
+    in a text column, and a receiver's body or an exception message may hold one), at most ERROR_CHARS."""
+    shown = "".join(char if char.isprintable() else repr(char)[1:-1] for char in text)
+    return shown if len(shown) <= ERROR_CHARS else shown[: ERROR_CHARS - 1] + "…"

@@ -13,13 +13,20 @@ lifts the refusal (a receiver on the same network, the tests' receivers on loopb
 from __future__ import annotations
 
 import ipaddress
+import re
 import socket
+import unicodedata
 from dataclasses import dataclass
-from urllib.parse import urlsplit
 
+import httpx
 from django.conf import settings
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+MAX_URL_CHARS = 2000
+MAX_HOST_CHARS = 253
+MAX_LABEL_CHARS = 63
+_LABEL = re.compile(r"[a-z0-9_](?:[a-z0-9_-]*[a-z0-9_])?", re.IGNORECASE)
 
 
 class DestinationRefused(Exception):
@@ -29,7 +36,7 @@ class DestinationRefused(Exception):
 @dataclass(frozen=True)
 class Destination:
     scheme: str
-    host: str  # as written in the URL (a name, or an address without brackets)
+    host: str  # a name in its ASCII (IDNA) form, or an address without brackets
     port: int
 
 
@@ -63,26 +70,89 @@ def refusal(address: IPAddress) -> str | None:
 
 
 def parse(url: str) -> Destination:
-    """The scheme, host and port of an http(s) URL, or DestinationRefused naming what is wrong."""
-    if len(url) > 2000:
-        raise DestinationRefused("At most 2000 characters.")
+    """The scheme, host and port of an http(s) URL, or DestinationRefused naming what is wrong.
+
+    The URL is read by httpx, the library that sends it, so a URL accepted here is one the worker can
+    send: a URL that the two read differently, or that only one can read, would be accepted on create and
+    then fail every attempt. Whitespace and invisible characters are refused outright rather than quietly
+    percent-encoded: they are almost always a paste mistake, and the stored URL should be the one shown."""
+    if len(url) > MAX_URL_CHARS:
+        raise DestinationRefused(f"At most {MAX_URL_CHARS} characters.")
+    _refuse_invisible(url)
     try:
-        parts = urlsplit(url)
-        port = parts.port
-    except ValueError as error:
+        parts = httpx.URL(url)
+        parts.host  # noqa: B018 (decodes an xn-- name: IDNAError if it is not valid punycode)
+    except (httpx.InvalidURL, UnicodeError) as error:  # idna.IDNAError is a UnicodeError
         raise DestinationRefused(f"Not a valid URL: {error}.") from None
     if parts.scheme not in ("http", "https"):
         raise DestinationRefused("Use an http:// or https:// URL.")
-    if not parts.hostname:
+    host = parts.raw_host.decode("ascii")  # the IDNA (xn--) form of a non-ASCII name
+    if not host:
         raise DestinationRefused("The URL has no host.")
-    if parts.username is not None or parts.password is not None:
+    if parts.userinfo:
         raise DestinationRefused(
             "Credentials in the URL are not supported; put a token in the path or query."
         )
     if parts.fragment:
         raise DestinationRefused("A URL with a #fragment is not supported.")
+    if parts.port is not None and not 1 <= parts.port <= 65535:
+        raise DestinationRefused(f"The port must be from 1 to 65535, not {parts.port}.")
+    _check_host(host)
     default_port = 443 if parts.scheme == "https" else 80
-    return Destination(scheme=parts.scheme, host=parts.hostname, port=port or default_port)
+    return Destination(scheme=parts.scheme, host=host, port=parts.port or default_port)
+
+
+def _refuse_invisible(url: str) -> None:
+    """Whitespace, control characters (C0, DEL, C1) and invisible format characters (zero-width,
+    bidirectional overrides) anywhere in the URL, named with their code point and position."""
+    for index, char in enumerate(url):
+        category = unicodedata.category(char)
+        if char == " ":
+            what = "a space"
+        elif char.isspace() or category in ("Zl", "Zp", "Zs"):
+            what = "whitespace"
+        elif category in ("Cc", "Cs"):
+            what = "a control character"
+        elif category == "Cf":
+            what = "an invisible formatting character"
+        else:
+            continue
+        raise DestinationRefused(
+            f"The URL contains {what} (U+{ord(char):04X}) at character {index + 1}; "
+            "remove it, or percent-encode it if the receiver expects it."
+        )
+
+
+def _check_host(host: str) -> None:
+    """An IPv6 or IPv4 address, or a DNS name of letters, digits, hyphens and underscores in labels of
+    1 to 63 characters, 253 in all (RFC 1035 2.3.4): a name no resolver would look up is refused now
+    rather than at every attempt."""
+    if ":" in host:
+        try:
+            address = ipaddress.IPv6Address(host)
+        except ValueError:
+            raise DestinationRefused(f"[{host}] is not a valid IPv6 address.") from None
+        if address.scope_id:
+            raise DestinationRefused("An IPv6 address with a zone (%...) is not supported.")
+        return
+    if literal_address(host) is not None:
+        return
+    name = host[:-1] if host.endswith(".") else host
+    if len(name) > MAX_HOST_CHARS:
+        raise DestinationRefused(f"The host name is longer than {MAX_HOST_CHARS} characters.")
+    for label in name.split("."):
+        if not label:
+            raise DestinationRefused(f"The host name {host} has an empty label (two dots in a row).")
+        if len(label) > MAX_LABEL_CHARS:
+            raise DestinationRefused(
+                f"Each label of the host name (the parts between dots) is at most {MAX_LABEL_CHARS} "
+                f"characters; {label[:20]}... has {len(label)}."
+            )
+        if not _LABEL.fullmatch(label):
+            raise DestinationRefused(
+                f"The host name {host} may contain only letters, digits, hyphens and underscores "
+                "between its dots, and no label may start or end with a hyphen."
+            )
 
 
 def literal_address(host: str) -> IPAddress | None:

@@ -25,6 +25,7 @@ from __future__ import annotations
 import json
 import logging
 import random
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -227,25 +228,36 @@ class Worker:
         return claims
 
     def attempt(self, claim: Claim) -> Outcome:
+        """Send one claimed delivery and record the outcome, whatever happens on the way: an attempt
+        that raises is recorded as a failed one and retried like any other, because an exception
+        escaping here would leave the rest of the batch (other tenants' deliveries too) leased and
+        unsent until the lease ends, and this delivery pending with no reason, forever."""
+        started = time.monotonic()
         try:
-            secret = secrets.decrypt(claim.secret_encrypted)
-        except InvalidToken:
-            outcome = Outcome(
-                ok=False,
-                status_code=None,
-                error="the signing secret cannot be decrypted: WEBHOOK_SECRET_KEYS lost the key it was made with",
-                duration_ms=0,
-            )
-        else:
-            outcome = send(
-                url=claim.url,
-                secret=secret,
-                message_id=claim.message_id,
-                body=claim.body,
-                timeout=self.timeout,
+            outcome = self._send(claim)
+        except Exception as error:
+            logger.exception("webhook attempt raised", extra={"delivery_id": claim.delivery_id})
+            outcome = Outcome.failure(
+                f"the attempt could not be made: {type(error).__name__}: {error}",
+                duration_ms=int((time.monotonic() - started) * 1000),
             )
         self.record(claim, outcome)
         return outcome
+
+    def _send(self, claim: Claim) -> Outcome:
+        try:
+            secret = secrets.decrypt(claim.secret_encrypted)
+        except InvalidToken:
+            return Outcome.failure(
+                "the signing secret cannot be decrypted: WEBHOOK_SECRET_KEYS lost the key it was made with"
+            )
+        return send(
+            url=claim.url,
+            secret=secret,
+            message_id=claim.message_id,
+            body=claim.body,
+            timeout=self.timeout,
+        )
 
     def record(self, claim: Claim, outcome: Outcome) -> None:
         now = self.clock()

@@ -109,6 +109,65 @@ def test_webhook_update__private_url__422(api):
     assert "loopback" in response.json()["error"]["details"]["fields"]["url"][0]
 
 
+@pytest.mark.parametrize(
+    ("url", "says"),
+    [
+        ("http://127.0.0.1:18190/x\u0001y", "a control character (U+0001) at character 25"),
+        ("http://127.0.0.1:18190/x\ty", "whitespace (U+0009)"),
+        ("http://127.0.0.1:18190/x\u007fy", "a control character (U+007F)"),
+        ("http://127.0.0.1:18190/x\u0085y", "whitespace (U+0085)"),
+        ("http://exa mple.com/", "a space (U+0020) at character 11"),
+        ("http://example.com/a b", "a space (U+0020)"),
+        ("http://example.com/a\u00a0b", "whitespace (U+00A0)"),
+        ("http://exa\u200bmple.com/", "an invisible formatting character (U+200B)"),
+        ("http://example.com/\u202egnp.exe", "an invisible formatting character (U+202E)"),
+        ("http://" + "a" * 64 + ".example.com/", "at most 63 characters"),
+        ("http://" + ("a" * 60 + ".") * 5 + "com/", "longer than 253 characters"),
+        ("http://exa%41mple.com/", "only letters, digits, hyphens and underscores"),
+        ("http://-hook.example.com/", "start or end with a hyphen"),
+        ("http://hooks..example.com/", "empty label"),
+        ("http://xn--zz.example.com/", "Not a valid URL"),
+        ("http://127.0.0.1:99999/", "port must be from 1 to 65535"),
+        ("http://127.0.0.1:0/", "port must be from 1 to 65535"),
+        ("http://[fe80::1%25eth0]/", "zone"),
+    ],
+)
+def test_webhook_create__url_the_worker_could_not_send__422_at_url_saying_why(
+    api, tenant, settings, url, says
+):
+    """Even where private networks are allowed (so that only the URL's form is judged): a URL httpx
+    cannot send, or that no resolver would look up, is refused now rather than failing every attempt."""
+    settings.WEBHOOK_ALLOW_PRIVATE_NETWORKS = True
+
+    response = create(api, url=url)
+
+    assert response.status_code == 422, response.content
+    error = response.json()["error"]
+    assert error["code"] == "validation_error"
+    assert list(error["details"]["fields"]) == ["url"]
+    assert says in error["details"]["fields"]["url"][0], error["details"]["fields"]["url"]
+    assert not Webhook.objects.for_tenant(tenant).exists()
+
+
+def test_webhook_update__url_with_a_control_character__422_at_url_and_unchanged(api, tenant):
+    created = create(api).json()
+
+    response = api.patch(
+        f"/v1/webhooks/{created['id']}", {"url": "https://93.184.215.14/x\u0001y"}, format="json"
+    )
+
+    assert response.status_code == 422, response.content
+    assert "control character (U+0001)" in response.json()["error"]["details"]["fields"]["url"][0]
+    assert Webhook.objects.for_tenant(tenant).get().url == PUBLIC
+
+
+def test_webhook_create__international_name_or_surrounding_spaces__201_stored_as_written(api, tenant):
+    """The check refuses what cannot be sent, not what merely looks unusual."""
+    assert create(api, url="https://bücher.example/hooks?x=%20y").status_code == 201
+    assert create(api, url="  https://93.184.215.14/hooks/flags  ").json()["url"] == PUBLIC
+    assert create(api, url="https://hooks_1.example.com.:8443/a").status_code == 201
+
+
 def test_webhook_create__private_networks_allowed_by_the_operator__201(api, settings):
     settings.WEBHOOK_ALLOW_PRIVATE_NETWORKS = True
     assert create(api, url="http://localhost:8080/hook").status_code == 201
