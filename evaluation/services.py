@@ -11,6 +11,7 @@ from django.conf import settings
 from django.utils import timezone
 from flagsvc_sdk.engine import (
     CompiledRuleset,
+    EvaluationResult,
     ValidationFailed,
     evaluate,
     evaluate_many,
@@ -66,6 +67,16 @@ def evaluate_one(*, tenant: Tenant, flag_key: Any, user: Any) -> dict[str, Any]:
     return result.to_dict()
 
 
+def bulk_entry(result: EvaluationResult) -> dict[str, Any]:
+    """One flag's answer in a bulk evaluation (api.md): the result without its key, and for an unknown
+    or archived key exactly `{"variant", "value", "reason", "error_code"}`, no rule and no details."""
+    if result.error_code == "FLAG_NOT_FOUND":
+        return dict(_NOT_FOUND_ENTRY)
+    body = result.to_dict()
+    body.pop("flag_key", None)
+    return body
+
+
 def evaluate_bulk(
     *, tenant: Tenant, user: Any, flag_keys: Any = None, record_metrics: bool = True
 ) -> dict[str, Any]:
@@ -86,12 +97,7 @@ def evaluate_bulk(
     reasons: Counter[str] = Counter()
     for key, result in results.items():
         reasons[result.reason] += 1
-        if result.error_code == "FLAG_NOT_FOUND":
-            flags[key] = dict(_NOT_FOUND_ENTRY)  # exactly api.md's object: no rule, no details
-            continue
-        body = result.to_dict()
-        body.pop("flag_key", None)
-        flags[key] = body
+        flags[key] = bulk_entry(result)
     if record_metrics:  # the admin's playground is not traffic: neither metrics nor usage
         for reason, count in reasons.items():
             metrics.count_evaluations(reason, count)
