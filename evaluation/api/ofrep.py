@@ -78,6 +78,7 @@ _BAD_REQUEST = OpenApiResponse(
 class OfrepView(TenantAPIView):
     scope = "evaluate"
     throttle_classes = (OfrepRateThrottle,)
+    reads_body_through_drf = False  # `body` reads it, with OFREP's PARSE_ERROR / INVALID_CONTEXT
 
     def get_exception_handler(self) -> Any:
         return ofrep_exception_handler

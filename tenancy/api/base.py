@@ -32,6 +32,16 @@ class TenantAPIView(APIView):
 
     tenant: Tenant
     principal: ApiPrincipal
+    reads_body_through_drf = True
+    """False for a view that reads its raw body itself (OFREP, whose errors have their own shape)."""
+
+    def initial(self, request: Request, *args: object, **kwargs: object) -> None:
+        """Besides DRF's checks: a write's body is parsed before the view runs, also where the route
+        reads none (approve, restore, pause...), so one that is not JSON is the 400 every route
+        gives (api.md, Conventions) rather than ignored, and a route that does read it parses once."""
+        super().initial(request, *args, **kwargs)
+        if self.reads_body_through_drf and request.method not in SAFE_METHODS and request.stream is not None:
+            request.data  # noqa: B018  (parses: 400 malformed_request, 415, 413 raise here)
 
     def check_permissions(self, request: Request) -> None:
         principal = request.user
