@@ -85,8 +85,30 @@ class TenantAdmin(ServiceWriteAdmin[Tenant], TenantScopedAdmin[Tenant]):
 
     def get_list_display(self, request: HttpRequest) -> Any:
         if admin_access(request).is_superuser:
-            return ("slug", "name", "is_active", "created_at")
-        return ("slug", "name", "is_active", "role_here")
+            return ("slug", "name", "is_active", "require_change_reason", "protect_new_flags", "created_at")
+        return ("slug", "name", "is_active", "require_change_reason", "protect_new_flags", "role_here")
+
+    def get_fieldsets(self, request: HttpRequest, obj: Tenant | None = None) -> Any:
+        """The tenant, then its change policies, which its owners set (the rest is the superuser's)."""
+        policies = ("require_change_reason", "protect_new_flags")
+        tenant_fields = ["slug", "name", "is_active"] + (["ruleset_version", "created_at"] if obj else [])
+        owner_only = obj is not None and not admin_access(request).is_superuser
+        return [
+            (None, {"fields": tenant_fields}),
+            (
+                "Change policies",
+                {
+                    "fields": policies,
+                    "description": (
+                        "How people and services may change this tenant's flags. Owners of the tenant "
+                        "set these; the name and whether the tenant is active are set by a superuser."
+                        if owner_only
+                        else "How people and services may change this tenant's flags. Owners of the "
+                        "tenant can change these too."
+                    ),
+                },
+            ),
+        ]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Tenant]:
         qs = super().get_queryset(request)

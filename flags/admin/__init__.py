@@ -358,7 +358,7 @@ class FlagAdmin(ServiceWriteAdmin[Flag], TenantScopedAdmin[Flag]):
     def protect(self, request: HttpRequest, queryset: QuerySet[Flag]) -> None:
         actor = actor_of(request)
         self._each(
-            request, queryset, "Protected",
+            request, queryset, "Protected (each later change needs another person's approval)",
             lambda f: f.archived_at is None and not f.protected,
             lambda f: flag_protect(tenant=f.tenant, key=f.key, actor=actor),
         )  # fmt: skip

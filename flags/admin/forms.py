@@ -151,12 +151,18 @@ class FlagForm(ServiceForm):
         if not policy:
             return
         field = self.fields["protected"]
-        field.help_text = (
-            f"{field.help_text} New flags of {', '.join(policy)} are always created protected "
-            "(the tenant's policy), whatever this box says."
-        )
-        if len(policy) == choices.count():
+        if len(policy) == choices.count():  # every tenant the person may choose protects new flags
             self.initial["protected"] = True
+            field.disabled = True  # ticked and fixed: the box shows what will happen
+            field.help_text = (
+                f"New flags of {', '.join(policy)} are always created protected (the tenant's policy): "
+                "every later change of this flag opens a change request that another person approves."
+            )
+            return
+        field.help_text = (
+            f"New flags of {', '.join(policy)} are always created protected (the tenant's policy), "
+            f"whatever this box says. {field.help_text}"
+        )
 
     def field_for_path(self, path: str) -> str | None:
         part = _TARGET_PART.match(path)

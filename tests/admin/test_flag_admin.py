@@ -414,17 +414,36 @@ def test_preview__viewer__evaluates_the_stored_flag(viewer, acme_flag):
     assert (body["draft"], body["result"]["reason"], body["sample"]) == (False, "OFF", None)
 
 
-def test_add__tenant_protects_new_flags__unticked_box_still_creates_a_protected_flag(editor, tenant):
+def test_add__tenant_protects_new_flags__box_ticked_and_fixed__flag_created_protected(editor, tenant):
     from tenancy.services import tenant_update
 
     tenant_update(tenant=tenant, protect_new_flags=True)
     client = signed_in(editor)
     form = client.get("/admin/flags/flag/add/").context["adminform"].form
     assert form.initial["protected"] is True
+    assert form.fields["protected"].disabled, "the box shows what will happen; it cannot be unticked"
     assert "New flags of acme are always created protected" in str(form.fields["protected"].help_text)
     response = client.post("/admin/flags/flag/add/", {"tenant": tenant.pk, **form_data()})
     assert response.status_code == 302, _errors(response)
     assert Flag.objects.for_tenant(tenant).get(key="checkout-redesign").protected is True
+
+
+def test_add__superuser_with_tenants_of_both_policies__box_free__policy_still_applies(
+    superuser, tenant, other_tenant
+):
+    from tenancy.services import tenant_update
+
+    tenant_update(tenant=tenant, protect_new_flags=True)
+    client = signed_in(superuser)
+    form = client.get("/admin/flags/flag/add/").context["adminform"].form
+    assert not form.fields["protected"].disabled
+    assert "New flags of acme are always created protected" in str(form.fields["protected"].help_text)
+    response = client.post("/admin/flags/flag/add/", {"tenant": tenant.pk, **form_data()})
+    assert response.status_code == 302, _errors(response)
+    assert Flag.objects.for_tenant(tenant).get(key="checkout-redesign").protected is True
+    response = client.post("/admin/flags/flag/add/", {"tenant": other_tenant.pk, **form_data()})
+    assert response.status_code == 302, _errors(response)
+    assert Flag.objects.for_tenant(other_tenant).get(key="checkout-redesign").protected is False
 
 
 def test_add__no_policy__unticked_box_creates_an_unprotected_flag(editor, tenant):
