@@ -12,12 +12,12 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 
 import pytest
 
 from tests.factories import make_flag
 from tests.receiver import running_receiver
+from tests.webhook_worker_support import Clock
 from webhooks.models import DeliveryStatus, WebhookDelivery
 from webhooks.services import webhook_create
 from webhooks.worker import Worker
@@ -117,22 +117,6 @@ def padded_head(status: bytes, body_length: int, header_bytes: int) -> bytes:
     """A status line and headers of about `header_bytes` bytes (a long padding header), then the blank line."""
     start = status + b"\r\nContent-Length: " + str(body_length).encode() + b"\r\nX-Padding: "
     return start + b"p" * max(header_bytes - len(start) - 4, 0) + b"\r\n\r\n"
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = datetime(2026, 12, 1, 10, 0, tzinfo=UTC)
-
-    def __call__(self) -> datetime:
-        return self.now
-
-
-@pytest.fixture
-def loopback_allowed(settings):
-    settings.WEBHOOK_ALLOW_PRIVATE_NETWORKS = True
-    settings.WEBHOOK_BACKOFF_BASE_SECONDS = 10
-    settings.WEBHOOK_BACKOFF_MAX_SECONDS = 3600
-    settings.WEBHOOK_RETRY_HOURS = 24
 
 
 def only_delivery(tenant) -> WebhookDelivery:

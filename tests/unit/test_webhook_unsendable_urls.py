@@ -8,12 +8,13 @@ deliveries of the batch (other tenants' too) leased and unsent.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pytest
 
 from tests.factories import make_flag
 from tests.receiver import running_receiver
+from tests.webhook_worker_support import Clock
 from webhooks import worker as worker_module
 from webhooks.delivery import Outcome, send
 from webhooks.destinations import parse
@@ -22,22 +23,6 @@ from webhooks.services import webhook_create
 from webhooks.worker import Worker
 
 pytestmark = pytest.mark.django_db
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = datetime(2026, 12, 1, 10, 0, tzinfo=UTC)
-
-    def __call__(self) -> datetime:
-        return self.now
-
-
-@pytest.fixture
-def loopback_allowed(settings):
-    settings.WEBHOOK_ALLOW_PRIVATE_NETWORKS = True
-    settings.WEBHOOK_BACKOFF_BASE_SECONDS = 10
-    settings.WEBHOOK_BACKOFF_MAX_SECONDS = 3600
-    settings.WEBHOOK_RETRY_HOURS = 24
 
 
 def store_url_unchecked(tenant, webhook_id: int, url: str) -> None:

@@ -6,7 +6,7 @@ Backoff is stepped through with an injectable clock; nothing here sleeps for a r
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pytest
 from cryptography.fernet import Fernet
@@ -17,30 +17,12 @@ from audit.models import ChangeEvent
 from segments.services import segment_delete
 from tests.factories import make_flag, make_segment
 from tests.receiver import HANG, running_receiver
+from tests.webhook_worker_support import Clock
 from webhooks.models import DeliveryStatus, WebhookDelivery
 from webhooks.services import delivery_redeliver, webhook_create, webhook_update
 from webhooks.worker import Worker, backoff
 
 pytestmark = pytest.mark.django_db
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = datetime(2026, 12, 1, 10, 0, tzinfo=UTC)
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, **delta: float) -> None:
-        self.now += timedelta(**delta)
-
-
-@pytest.fixture
-def loopback_allowed(settings):
-    settings.WEBHOOK_ALLOW_PRIVATE_NETWORKS = True
-    settings.WEBHOOK_BACKOFF_BASE_SECONDS = 10
-    settings.WEBHOOK_BACKOFF_MAX_SECONDS = 3600
-    settings.WEBHOOK_RETRY_HOURS = 24
 
 
 @pytest.fixture
