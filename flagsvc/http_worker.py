@@ -73,6 +73,8 @@ _HINTS: Final = {
     431: "The request headers are too large: at most 100 fields of at most 8190 bytes each.",
 }
 _STATUS_LINE: Final = re.compile(rb"HTTP/1\.[01] (\d{3}) ([^\r]*)\r\n")
+_MAX_LENGTH_DIGITS: Final = 18
+"""A Content-Length longer than this (leading zeros aside) is over any body cap: refused unread."""
 _EVENTS_REQUEST: Final = b"GET /v1/events"
 """How an event-stream request starts: only those are parsed for the relay (flagsvc.stream_relay)."""
 _HTML_MESSAGE: Final = re.compile(rb"</h1>\s*(.*?)\s*</body>", re.S)
@@ -137,7 +139,10 @@ class Framing:
             return None
         if len(lengths) > 1 or (lengths and not lengths[0].isdigit()):
             return self.PARSE
-        self.content_length = int(lengths[0]) if lengths else 0
+        digits = lengths[0].lstrip(b"0") if lengths else b""
+        if len(digits) > _MAX_LENGTH_DIGITS:  # int() refuses past 4,300 digits; no body is that big
+            return self.TOO_LARGE
+        self.content_length = int(digits or b"0")
         if self.content_length > self.limit:
             self.announced = self.content_length
             return self.TOO_LARGE
@@ -513,6 +518,7 @@ class BufferingThreadWorker(ThreadWorker):
     def handle(self, conn: Any) -> Any:
         ready = self._ready.pop(conn, None)
         conn.sent_continue = False
+        conn.read_whole = ready is not None
         self._serving.data, self._serving.started = b"", time.perf_counter()
         if ready is not None:
             conn.sent_continue = ready.sent_continue
@@ -523,6 +529,15 @@ class BufferingThreadWorker(ThreadWorker):
             return super().handle(conn)
         finally:
             self._serving.data = b""  # not held (up to API_MAX_BODY_BYTES) while the thread waits
+
+    def _keepalive_after(self, conn: Any, keepalive: bool) -> bool:
+        """Keep the connection when gunicorn would: a request the loop read whole has its unread body
+        in memory, so it is drained whole. gunicorn drains at most 64 KiB (against a client still
+        sending) and then closes a connection it has already answered with keep-alive: the next
+        request on it went unanswered after a view that reads no body was sent a larger one."""
+        if keepalive and getattr(conn, "read_whole", False):
+            return bool(conn.parser.finish_body())
+        return bool(super()._keepalive_after(conn, keepalive))
 
     def handle_request(self, req: Any, conn: Any) -> Any:
         if getattr(conn, "sent_continue", False):

@@ -243,3 +243,54 @@ def test_connection_that_sends_nothing__closed_without_an_answer_or_a_log_line(s
 
 def test_log_has_no_traceback(server):
     assert "Traceback" not in Path(server.log_path or "").read_text()
+
+
+def test_content_length_of_thousands_of_digits__413_in_the_error_shape_not_a_dropped_connection(server):
+    """int() refuses more than 4,300 digits: the loop logged a traceback and closed without a word."""
+    head = (
+        b"POST /v1/flags HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Request-ID: e2e-digits\r\n"
+        + b"Content-Type: application/json\r\nContent-Length: "
+        + b"9" * 5000
+        + b"\r\n\r\n"
+    )
+    status, headers, body = exchange(server, head)
+    assert status == 413
+    assert_error_shape(headers, body, "payload_too_large")
+    assert_one_access_line(server, "e2e-digits", 413, "POST", "/v1/flags")
+    assert "Traceback" not in Path(server.log_path or "").read_text()
+
+
+def _responses(data: bytes) -> list[int]:
+    """The statuses of the responses one after another in `data` (each with a Content-Length)."""
+    statuses = []
+    while data:
+        head, _, rest = data.partition(b"\r\n\r\n")
+        lines = head.decode("latin-1").split("\r\n")
+        statuses.append(int(lines[0].split()[1]))
+        length = next(
+            (int(line.split(":", 1)[1]) for line in lines[1:] if line.lower().startswith("content-length:")),
+            0,
+        )
+        data = rest[length:]
+    return statuses
+
+
+def test_keep_alive__an_unread_body_over_64_kib__the_next_request_is_still_answered(server):
+    """gunicorn drains at most 64 KiB of a body the view did not read, then closed a connection it had
+    answered with keep-alive: the next request on it was lost."""
+    body = b'{"a": "' + b"x" * 70_000 + b'"}'
+    first = (
+        b"POST /v1/flags HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        + f"Content-Length: {len(body)}\r\n\r\n".encode()
+        + body
+    )
+    second = b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    sock = connect(server)
+    try:
+        sock.sendall(first + second)
+        received = b""
+        while piece := sock.recv(65536):
+            received += piece
+    finally:
+        sock.close()
+    assert _responses(received) == [401, 200]  # no token: answered without reading the body

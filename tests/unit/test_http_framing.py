@@ -35,6 +35,20 @@ def test_framing__announced_body_over_the_limit__too_large_before_it_arrives() -
     assert verdicts(HEAD + b"Content-Length: 101\r\n\r\n") == ["too_large"]
 
 
+def test_framing__content_length_of_thousands_of_digits__too_large_never_an_exception() -> None:
+    """int() refuses a string of more than 4,300 digits: the loop logged a traceback and dropped the
+    connection without an answer."""
+    assert verdicts(HEAD + b"Content-Length: " + b"9" * 5000 + b"\r\n\r\n") == ["too_large"]
+    assert verdicts(HEAD + b"Content-Length: " + b"1" + b"0" * 30 + b"\r\n\r\n") == ["too_large"]
+
+
+def test_framing__content_length_with_thousands_of_leading_zeros__its_value() -> None:
+    assert verdicts(HEAD + b"Content-Length: " + b"0" * 5000 + b"3\r\n\r\nab", b"c") == [
+        "incomplete",
+        "complete",
+    ]
+
+
 def test_framing__chunked__complete_after_the_last_chunk_and_trailers() -> None:
     head = HEAD + b"Transfer-Encoding: chunked\r\n\r\n"
     assert verdicts(head, b"3\r\nabc\r\n", b"2;ext=1\r\nde\r\n", b"0\r\n", b"\r\n") == [
