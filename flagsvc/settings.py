@@ -217,6 +217,8 @@ SPECTACULAR_SETTINGS = {
         "OpenFeatureReasonEnum": "evaluation.api.ofrep.OPENFEATURE_REASONS",
         "OfrepErrorCodeEnum": "evaluation.api.ofrep.OFREP_ERROR_CODES",
         "OfrepFlagNotFoundCodeEnum": "evaluation.api.ofrep.FLAG_NOT_FOUND_CODE",
+        "EvaluationErrorCodeEnum": "evaluation.api.views.EVALUATION_ERROR_CODES",
+        "BulkEntryErrorCodeEnum": "evaluation.api.views.BULK_ERROR_CODES",
     },
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",

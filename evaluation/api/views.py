@@ -40,6 +40,12 @@ class EvaluationDetailsSerializer(serializers.Serializer[Any]):
     flag_version = serializers.IntegerField(required=False)
 
 
+EVALUATION_ERROR_CODES = [NOT_BUCKETABLE]
+"""The error codes of an evaluation served (an unknown flag is a 404 there)."""
+BULK_ERROR_CODES = [FLAG_NOT_FOUND, NOT_BUCKETABLE]
+"""The error codes of a bulk answer's entries."""
+
+
 class EvaluationSerializer(serializers.Serializer[Any]):
     flag_key = serializers.CharField()
     variant = serializers.CharField(allow_null=True)
@@ -48,7 +54,9 @@ class EvaluationSerializer(serializers.Serializer[Any]):
     rule_id = serializers.CharField(allow_null=True)
     details = EvaluationDetailsSerializer()
     error_code = serializers.ChoiceField(
-        [NOT_BUCKETABLE], required=False, help_text="with reason ERROR: the bucket_by attribute is missing"
+        EVALUATION_ERROR_CODES,
+        required=False,
+        help_text="with reason ERROR: the bucket_by attribute is missing",
     )
 
 
@@ -60,7 +68,7 @@ class BulkEntrySerializer(serializers.Serializer[Any]):
     reason = serializers.ChoiceField(REASONS)
     rule_id = serializers.CharField(allow_null=True, required=False, help_text="absent for FLAG_NOT_FOUND")
     details = EvaluationDetailsSerializer(required=False, help_text="absent for FLAG_NOT_FOUND")
-    error_code = serializers.ChoiceField([FLAG_NOT_FOUND, NOT_BUCKETABLE], required=False)
+    error_code = serializers.ChoiceField(BULK_ERROR_CODES, required=False)
 
 
 class BulkRequestSerializer(serializers.Serializer[Any]):
