@@ -97,6 +97,18 @@ class JsonFormatter(logging.Formatter):
         return redact(json.dumps(payload, default=str))
 
 
+class ExpectedRefusal(logging.Filter):
+    """A refusal the caller caused, such as a `Host` the service does not serve: Django logs it at
+    ERROR with a traceback, which says nothing about our code and drowned the real errors when a
+    scanner or a misconfigured probe came by. It stays one WARNING line (the access line has the 400)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.levelno, record.levelname = logging.WARNING, "WARNING"
+        record.exc_info = record.exc_text = None
+        record.__dict__.pop("request", None)  # a WSGIRequest, shown as its repr; the access line has it
+        return True
+
+
 def configure(config: dict[str, Any]) -> None:
     """Django's LOGGING_CONFIG: the LOGGING dict, and Python warnings routed into it as JSON lines too."""
     logging.config.dictConfig(config)

@@ -15,8 +15,8 @@ from django.conf import settings
 from django.contrib.auth import middleware as auth_middleware
 from django.contrib.messages import middleware as messages_middleware
 from django.contrib.sessions import middleware as sessions_middleware
-from django.http import HttpRequest, HttpResponse, HttpResponseForbidden
-from django.middleware import clickjacking, csrf
+from django.http import HttpRequest, HttpResponse, HttpResponseForbidden, HttpResponsePermanentRedirect
+from django.middleware import clickjacking, common, csrf
 from django_prometheus import middleware as prometheus_middleware
 from django_prometheus import utils as prometheus_utils
 from whitenoise import middleware as whitenoise_middleware
@@ -196,6 +196,21 @@ class _BrowserOnly:
 
 class WhiteNoiseMiddleware(_BrowserOnly, whitenoise_middleware.WhiteNoiseMiddleware):
     pass
+
+
+PROBE_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
+"""Asked by load balancers, orchestrators and Prometheus, which name the process by its address."""
+
+
+class CommonMiddleware(common.CommonMiddleware):
+    """Django's, which also checks `Host` against ALLOWED_HOSTS, except on the probes: a Kubernetes
+    probe or a scraper sends `Host: <pod address>:<port>`, and a 400 there kept a healthy process out
+    of rotation. Those routes build no URL from the host, which is what the check protects."""
+
+    def process_request(self, request: HttpRequest) -> HttpResponsePermanentRedirect | None:
+        if request.path in PROBE_PATHS:
+            return None
+        return super().process_request(request)
 
 
 class SessionMiddleware(_BrowserOnly, sessions_middleware.SessionMiddleware):

@@ -80,7 +80,7 @@ MIDDLEWARE = [
     "flagsvc.middleware.WhiteNoiseMiddleware",  # browser-only: skips /v1, as do those marked below
     "flagsvc.middleware.ApiBodyLimitMiddleware",
     "flagsvc.middleware.SessionMiddleware",  # browser-only
-    "django.middleware.common.CommonMiddleware",  # also checks the Host against ALLOWED_HOSTS
+    "flagsvc.middleware.CommonMiddleware",  # also checks the Host against ALLOWED_HOSTS (not on probes)
     "flagsvc.middleware.CsrfViewMiddleware",  # browser-only: /v1 takes bearer tokens, never cookies
     "flagsvc.middleware.AuthenticationMiddleware",  # browser-only
     "flagsvc.middleware.AdminActorMiddleware",
@@ -307,12 +307,19 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"json": {"()": "flagsvc.logging.JsonFormatter"}},
+    "filters": {"expected_refusal": {"()": "flagsvc.logging.ExpectedRefusal"}},
     "handlers": {"stdout": {"class": "logging.StreamHandler", "stream": sys.stdout, "formatter": "json"}},
     "root": {"handlers": ["stdout"], "level": LOG_LEVEL},
     "loggers": {
         "django.request": {"level": "ERROR", "handlers": ["stdout"], "propagate": False},
         "django.server": {"level": "WARNING", "handlers": ["stdout"], "propagate": False},
         "django.db.backends": {"level": "WARNING"},
+        "django.security.DisallowedHost": {
+            "level": "WARNING",
+            "handlers": ["stdout"],
+            "filters": ["expected_refusal"],
+            "propagate": False,
+        },
     },
 }
 
