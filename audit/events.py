@@ -51,6 +51,8 @@ EVENT_TYPES: dict[tuple[str, str], str] = {
 """(entity, audit action) → event type. Every event the outbox holds today has one of these."""
 
 TYPE_NAMES: tuple[str, ...] = tuple(EVENT_TYPES.values())
+ENTITIES: tuple[str, ...] = tuple(dict.fromkeys(entity for entity, _ in EVENT_TYPES))
+"""The `entity` an event can name (flag, segment, killswitch, change_request), in EVENT_TYPES' order."""
 
 
 def event_type(entity: str, action: str) -> str:

@@ -24,15 +24,12 @@ def query_param(request: Request | HttpRequest, name: str) -> str | None:
 def whole_number_param(
     request: Request | HttpRequest, name: str, *, minimum: int, cap: int | None = None
 ) -> int | None:
-    """A whole number of decimal digits, at least `minimum`; None when absent. A larger number than
-    `cap` is read as `cap`; without a cap, one past 2**53 - 1 (the largest every client holds
-    exactly) is a 422, as it is in a body. Present but empty (`?offset=`) is a 422 too: a number
-    was promised and none given (the schema says integer; quietly serving page one hides a bug)."""
+    """A whole number of decimal digits, at least `minimum`; None when absent or empty (`?offset=`
+    means "not given", as every query parameter does: the schema says `allowEmptyValue`). A larger
+    number than `cap` is read as `cap`; without a cap, one past 2**53 - 1 (the largest every client
+    holds exactly) is a 422, as it is in a body."""
     raw = query_param(request, name)
     if raw is None:
-        params = request.query_params if isinstance(request, Request) else request.GET
-        if params.get(name) == "":
-            raise Invalid({name: [f"must be a whole number of at least {minimum}; got nothing"]})
         return None
     if not (raw.isascii() and raw.isdigit()):
         raise Invalid({name: [f"must be a whole number of at least {minimum}; got {raw[:20]!r}"]})

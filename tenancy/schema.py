@@ -123,26 +123,12 @@ _ERRORS_OF_VERSIONED_WRITES = {
     "412": "`precondition_failed`: `If-Match` names a version that is not current."
 }
 
-_IF_MATCH = {
-    "name": "If-Match",
-    "in": "header",
-    "required": False,
-    "description": 'the version you read (`"<version>"`, from `ETag`); a stale one answers 412',
-    "schema": {"type": "string", "pattern": r'^\s*(W/)?"?[1-9][0-9]{0,17}"?\s*$'},
-}
 _IF_NONE_MATCH = {
     "name": "If-None-Match",
     "in": "header",
     "required": False,
     "description": "the `ETag` you hold; the current one answers 304 without a body",
     "schema": {"type": "string"},
-}
-_IDEMPOTENCY_KEY = {
-    "name": "Idempotency-Key",
-    "in": "header",
-    "required": False,
-    "description": "a key of yours: the first response is kept 24 h and replayed (`Idempotent-Replayed: true`)",
-    "schema": {"type": "string", "maxLength": 200},
 }
 
 
@@ -195,14 +181,19 @@ def document_errors_and_headers(
                 errors["429"] = "`rate_limited`: too many token requests from this address (`Retry-After`)."
             if "{" in path or path.startswith("/v1/evaluate"):
                 errors.update(_ERRORS_OF_DETAIL_ROUTES)
-            if method in ("put", "patch", "delete") and "{" in path:
+            if any(p.get("name") == "If-Match" for p in operation.get("parameters", [])):
+                # Declared by the views that read it (tenancy.api.helpers.IF_MATCH_HEADER), and only them.
                 errors.update(_ERRORS_OF_VERSIONED_WRITES)
-                _add_parameter(operation, _IF_MATCH)
-            if method == "post" and "{" not in path and protected and not path.startswith("/v1/evaluate"):
-                _add_parameter(operation, _IDEMPOTENCY_KEY)
+            if "requestBody" in operation:
+                # No body is not JSON: 400 on every `/v1` route that reads one (tenancy.api.helpers.json_object).
+                operation["requestBody"]["required"] = True
             responses = operation.setdefault("responses", {})
             for status_code, description in errors.items():
                 responses.setdefault(status_code, _error_response(description))
+            for status_code, response in responses.items():
+                if status_code.startswith(("4", "5")) and "content" not in response:
+                    # An error a view declares itself (e.g. apply's 412) has the one error shape too.
+                    response.update(_error_response(response.get("description", "")))
             if method == "get" and "{key}" in path and path.count("/") == 3:
                 _add_parameter(operation, _IF_NONE_MATCH)
                 responses.setdefault(
@@ -277,5 +268,7 @@ class FlagsvcAutoSchema(AutoSchema):
             required = set(schema.get("required", ()))
             for name, field_schema in schema.get("properties", {}).items():
                 if name not in required:
+                    if "$ref" in field_schema:  # a `$ref` takes no siblings (OpenAPI 3.0)
+                        field_schema["allOf"] = [{"$ref": field_schema.pop("$ref")}]
                     field_schema["nullable"] = True
         return schema

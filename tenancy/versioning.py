@@ -6,11 +6,19 @@ writes, so the API, the admin, the importer and the commands refuse a stale vers
 
 from __future__ import annotations
 
+from typing import ClassVar, Protocol
+
 from kernel.errors import PreconditionFailed
-from tenancy.entities import VersionedTenantEntity
 
 
-def check_version(entity: VersionedTenantEntity, expected_version: int | None) -> None:
+class Versioned(Protocol):
+    """What has a version a caller can expect: a flag, a segment (`VersionedTenantEntity`), a webhook."""
+
+    entity_name: ClassVar[str]
+    version: int
+
+
+def check_version(entity: Versioned, expected_version: int | None) -> None:
     """A stale expectation is a 412 `precondition_failed` naming the current version; nothing is written."""
     if expected_version is not None and expected_version != entity.version:
         raise PreconditionFailed(

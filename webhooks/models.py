@@ -7,7 +7,7 @@ so a worker killed in the middle of an attempt leaves a row that becomes due aga
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 from django.db import models
 
@@ -17,6 +17,8 @@ from tenancy.scoping import TenantScopedManager
 
 
 class Webhook(models.Model):
+    entity_name: ClassVar[str] = "webhook"
+
     tenant = models.ForeignKey(Tenant, on_delete=models.PROTECT, related_name="+")
     url = models.CharField(max_length=2000)
     events = models.JSONField(default=list)
@@ -27,6 +29,9 @@ class Webhook(models.Model):
     secret_rotated_at = models.DateTimeField()
     # The last change event (ChangeEvent.pk) the worker has turned into deliveries for this webhook.
     event_cursor = models.BigIntegerField(default=0)
+    # Up by one on each change a caller makes (PATCH, a new secret): the `ETag` that `If-Match` names.
+    # The worker's cursor moves without it.
+    version = models.PositiveIntegerField(default=1)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -47,6 +52,7 @@ class Webhook(models.Model):
             "events": list(self.events),
             "active": self.active,
             "description": self.description,
+            "version": self.version,
             "secret_rotated_at": _iso(self.secret_rotated_at),
             "created_at": _iso(self.created_at),
             "updated_at": _iso(self.updated_at),

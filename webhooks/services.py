@@ -21,6 +21,7 @@ from audit.models import AuditAction, ChangeEvent
 from audit.records import audit_record
 from kernel.errors import Conflict, Invalid, NotFound
 from tenancy.models import Tenant
+from tenancy.versioning import check_version
 from webhooks import secrets
 from webhooks.destinations import DestinationRefused, check_url
 from webhooks.exposures import EXPOSURE
@@ -55,25 +56,31 @@ def webhook_create(*, tenant: Tenant, data: dict[str, Any]) -> WebhookWithSecret
     return WebhookWithSecret(webhook=webhook, secret=secret)
 
 
-def webhook_update(*, tenant: Tenant, webhook_id: int, data: dict[str, Any]) -> Webhook:
-    """Change some of `url`, `events`, `active`, `description` (PATCH)."""
+def webhook_update(
+    *, tenant: Tenant, webhook_id: int, data: dict[str, Any], expected_version: int | None = None
+) -> Webhook:
+    """Change some of `url`, `events`, `active`, `description` (PATCH): a new version when any of them
+    changes. A stale `expected_version` (`If-Match`) is a 412 and changes nothing."""
     clean = _validated(data, partial=True)
     with transaction.atomic():
         webhook = _locked(tenant, webhook_id)
+        check_version(webhook, expected_version)
         before = webhook.to_document()
         for name, value in clean.items():
             setattr(webhook, name, value)
-        webhook.save()
-        after = webhook.to_document()
-        if _changed(before, after):
-            _audit(webhook, AuditAction.UPDATE, before, after)
+        if _changed(before, webhook.to_document()):
+            webhook.version += 1
+            webhook.save()
+            _audit(webhook, AuditAction.UPDATE, before, webhook.to_document())
     return webhook
 
 
-def webhook_delete(*, tenant: Tenant, webhook_id: int) -> None:
-    """Delete a webhook and its delivery log; pending deliveries are dropped with it."""
+def webhook_delete(*, tenant: Tenant, webhook_id: int, expected_version: int | None = None) -> None:
+    """Delete a webhook and its delivery log; pending deliveries are dropped with it. A stale
+    `expected_version` (`If-Match`) is a 412 and deletes nothing."""
     with transaction.atomic():
         webhook = _locked(tenant, webhook_id)
+        check_version(webhook, expected_version)
         before = webhook.to_document()
         WebhookDelivery.objects.for_tenant(tenant).filter(webhook=webhook).delete()
         webhook.delete()
@@ -89,7 +96,8 @@ def webhook_rotate_secret(*, tenant: Tenant, webhook_id: int) -> WebhookWithSecr
         before = webhook.to_document()
         webhook.secret_encrypted = secrets.encrypt(secret)
         webhook.secret_rotated_at = timezone.now()
-        webhook.save(update_fields=["secret_encrypted", "secret_rotated_at", "updated_at"])
+        webhook.version += 1
+        webhook.save(update_fields=["secret_encrypted", "secret_rotated_at", "version", "updated_at"])
         _audit(webhook, AuditAction.UPDATE, before, webhook.to_document())
     return WebhookWithSecret(webhook=webhook, secret=secret)
 
@@ -134,7 +142,8 @@ def _locked(tenant: Tenant, webhook_id: int) -> Webhook:
 
 def _validated(data: dict[str, Any], *, partial: bool) -> dict[str, Any]:
     errors: dict[str, list[str]] = {}
-    unknown = sorted(set(data) - set(FIELDS) - {"id", "secret_rotated_at", "created_at", "updated_at"})
+    read_only = {"id", "version", "secret_rotated_at", "created_at", "updated_at"}
+    unknown = sorted(set(data) - set(FIELDS) - read_only)
     for name in unknown:
         errors[name] = ["Unknown field."]
     clean: dict[str, Any] = {}

@@ -8,6 +8,7 @@ error shape, whatever the client accepts.
 
 from __future__ import annotations
 
+import re
 from types import SimpleNamespace
 from typing import Any
 
@@ -23,7 +24,7 @@ from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from audit.events import TYPE_NAMES, event_document
+from audit.events import ENTITIES, TYPE_NAMES, event_document
 from audit.outbox import MAX_CURSOR_DIGITS, events_after, resume_point
 from audit.stream import async_events, stream_headers, sync_events
 from kernel.errors import Invalid, NotAcceptable
@@ -33,6 +34,11 @@ from tenancy.api.base import TenantAPIView
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
 LAST_EVENT_ID = "HTTP_LAST_EVENT_ID"
+CURSOR = re.compile(rf"[0-9]{{1,{MAX_CURSOR_DIGITS}}}")
+"""What `after` and `Last-Event-ID` must be: the schema's pattern, and the one check of it."""
+CURSOR_SCHEMA = {"type": "string", "pattern": f"^{CURSOR.pattern}$"}
+LAST_EVENT_ID_SCHEMA = {"type": "string", "pattern": f"^({CURSOR.pattern})?$"}
+"""An empty `Last-Event-ID` is no cursor (the SSE spec's "no last event id"): `after`, else the present."""
 
 
 class EventStreamRenderer(BaseRenderer):
@@ -58,7 +64,7 @@ class EventSerializer(serializers.Serializer[Any]):
     id = serializers.CharField(help_text="the cursor: a decimal string, increasing in commit order")
     type = serializers.ChoiceField(list(TYPE_NAMES))
     tenant = serializers.CharField()
-    entity = serializers.ChoiceField(["flag", "segment"])
+    entity = serializers.ChoiceField(list(ENTITIES))
     key = serializers.CharField()
     version = serializers.IntegerField(allow_null=True)
     ruleset_version = serializers.CharField(
@@ -93,7 +99,7 @@ def requested_cursor(request: Request) -> int | None:
         name = "after"
     if not raw:
         return None
-    if not (raw.isascii() and raw.isdigit()) or len(raw.lstrip("0")) > MAX_CURSOR_DIGITS:
+    if CURSOR.fullmatch(raw) is None:
         raise Invalid({name: [f"must be an event id (a cursor of decimal digits); got {raw[:24]!r}"]})
     return int(raw)
 
@@ -112,15 +118,15 @@ class EventsView(TenantAPIView):
     @extend_schema(
         parameters=[
             OpenApiParameter("format", exclude=True),
-            OpenApiParameter("after", OpenApiTypes.STR, description="a cursor (an event's `id`)"),
+            OpenApiParameter("after", CURSOR_SCHEMA, description="a cursor (an event's `id`)"),
             OpenApiParameter(
                 "limit",
-                OpenApiTypes.INT,
-                description=f"JSON only: default {DEFAULT_LIMIT}, at most {MAX_LIMIT}",
+                {"type": "integer", "minimum": 1},
+                description=f"JSON only: default {DEFAULT_LIMIT}, a larger value is capped at {MAX_LIMIT}",
             ),
             OpenApiParameter(
                 "Last-Event-ID",
-                OpenApiTypes.STR,
+                LAST_EVENT_ID_SCHEMA,
                 location=OpenApiParameter.HEADER,
                 description="a cursor; wins over `after` (a reconnecting EventSource sends it)",
             ),

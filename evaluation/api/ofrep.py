@@ -16,7 +16,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from evaluation.ofrep import OfrepProblem, bulk_etag, ofrep_evaluate_flag, ofrep_evaluate_flags, read_body
-from kernel.errors import api_exception_handler
+from kernel.errors import MalformedRequest, api_exception_handler
 from kernel.http_caching import if_none_match_matches
 from tenancy.api.base import TenantAPIView
 from tenancy.api.throttles import OfrepRateThrottle
@@ -28,15 +28,29 @@ FLAG_NOT_FOUND_CODE = ["FLAG_NOT_FOUND"]
 
 
 def ofrep_exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
+    """OFREP's shape for every 400 (api.md: 400 is OFREP's, 401 / 403 / 413 / 429 / 503 are `/v1`'s).
+
+    A 400 our layers raise before the view reads the body (no `X-Tenant-ID`) is `INVALID_CONTEXT`,
+    one of the three codes api.md names for OFREP's 400 (the tenant is part of what an evaluation is
+    asked in); its details name the header to send.
+    """
     if isinstance(exc, OfrepProblem):
         return Response(exc.body(), status=exc.status)
+    if isinstance(exc, MalformedRequest):
+        return Response(OfrepProblem(exc.status, "INVALID_CONTEXT", exc.message).body(), status=exc.status)
     return api_exception_handler(exc, context)
+
+
+class OfrepContextSerializer(serializers.Serializer[Any]):
+    """The evaluation context: `targetingKey` is the user id (required: 400 `TARGETING_KEY_MISSING`
+    without it); every other field is an attribute."""
+
+    targetingKey = serializers.CharField()
 
 
 class OfrepEvaluationSerializer(serializers.Serializer[Any]):
     # DRF's metaclass takes declared fields out of the class, so this does not shadow `Serializer.context`.
-    context = serializers.DictField(  # type: ignore[assignment]
-        required=False,
+    context = OfrepContextSerializer(  # type: ignore[assignment]
         help_text='`{"targetingKey": "<user id>", ...attributes}`: every field but `targetingKey` is an attribute',
     )
 
@@ -71,7 +85,7 @@ class OfrepBulkSerializer(serializers.Serializer[Any]):
 _BAD_REQUEST = OpenApiResponse(
     OfrepFailureSerializer,
     description="OFREP's shape: `PARSE_ERROR` (not JSON, or not `application/json`), `INVALID_CONTEXT`, "
-    "`TARGETING_KEY_MISSING`",
+    "`TARGETING_KEY_MISSING` (`INVALID_CONTEXT` also when `X-Tenant-ID` is missing)",
 )
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -136,7 +136,15 @@ class ChangeRequestApplyView(TenantAPIView):
     scope = "flags:write"
     throttle_classes = (WriteRateThrottle,)
 
-    @extend_schema(request=None, responses={200: ChangeRequestSerializer})
+    @extend_schema(
+        request=None,
+        responses={
+            200: ChangeRequestSerializer,
+            412: OpenApiResponse(
+                description="`precondition_failed`: the flag moved since the request was opened."
+            ),
+        },
+    )
     def post(self, request: Request, cr_id: str) -> Response:
         """Apply an approved change request as a new version of the flag (a moved base version → 412)."""
         cr, flag = change_requests.change_request_apply(

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from flags import killswitch
+from flags.attributes import KILL_CATEGORY, KILL_CATEGORY_RULE, check_kill_category
 from kernel.errors import Invalid, NotFound
 from kernel.pagination import LimitOffsetPage
 from tenancy.api.base import TenantAPIView
@@ -68,16 +69,25 @@ def no_body(request: Request) -> None:
         )
 
 
+CATEGORY = OpenApiParameter(
+    "category",
+    {"type": "string", "pattern": f"^{KILL_CATEGORY.pattern}$"},
+    OpenApiParameter.PATH,
+    description=f"the kill category: {KILL_CATEGORY_RULE} (flags.attributes, as a flag's `kill_category`)",
+)
+
+
 class KillSwitchDetailView(KillSwitchAPIView):
-    @extend_schema(responses={200: KillSwitchSerializer})
+    @extend_schema(parameters=[CATEGORY], responses={200: KillSwitchSerializer})
     def get(self, request: Request, category: str) -> Response:
-        """One engaged kill switch; 404 when the category is not engaged."""
+        """One engaged kill switch; 404 when the category is not engaged, 422 when it is no category."""
+        check_kill_category(category, "category")
         found = killswitch.engaged_switch(tenant=self.tenant, category=category)
         if found is None:
             raise NotFound(f"The kill switch {category!r} is not engaged.", details={"category": category})
         return Response(found)
 
-    @extend_schema(request=None, responses={201: KillSwitchSerializer})
+    @extend_schema(request=None, parameters=[CATEGORY], responses={201: KillSwitchSerializer})
     def post(self, request: Request, category: str) -> Response:
         """Engage: every live flag of the category that is on is turned off, in one transaction.
 
@@ -92,7 +102,7 @@ class KillSwitchDetailView(KillSwitchAPIView):
         response["Location"] = f"/v1/killswitch/{switch.category}"
         return response
 
-    @extend_schema(responses={200: ReleasedSerializer})
+    @extend_schema(parameters=[CATEGORY], responses={200: ReleasedSerializer})
     def delete(self, request: Request, category: str) -> Response:
         """Release: each flag the switch turned off is put back to its state from before (action
         `unkill`), unless its state was changed by hand meanwhile (kept, and listed in `kept`).

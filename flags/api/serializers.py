@@ -8,10 +8,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from flags.attributes import KILL_CATEGORY
 from tenancy.schema import StrictBody
+
+FLAG_TYPES = ["boolean", "string", "number", "json"]
+FLAG_STATES = ["on", "off"]
 
 
 class VariantSerializer(StrictBody, serializers.Serializer[Any]):
@@ -39,9 +43,9 @@ class UsageSerializer(serializers.Serializer[Any]):
 class FlagSerializer(StrictBody, serializers.Serializer[Any]):
     key = serializers.RegexField(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
     name = serializers.CharField(required=False)
-    description = serializers.CharField(required=False)
-    type = serializers.ChoiceField(["boolean", "string", "number", "json"], required=False)
-    state = serializers.ChoiceField(["on", "off"], required=False)
+    description = serializers.CharField(required=False, allow_blank=True)
+    type = serializers.ChoiceField(FLAG_TYPES, required=False)
+    state = serializers.ChoiceField(FLAG_STATES, required=False)
     variants = VariantSerializer(many=True, required=False)
     off_variant = serializers.CharField(required=False)
     targets = serializers.JSONField(required=False)
@@ -75,11 +79,40 @@ class FlagSerializer(StrictBody, serializers.Serializer[Any]):
     archived_at = serializers.DateTimeField(read_only=True, allow_null=True)
 
 
+@extend_schema_field({"$ref": "#/components/schemas/FlagTypeEnum"})
+class _FlagTypeField(serializers.ChoiceField):
+    """The flag's `type` in a second component: a reference to `Flag`'s enum, whose name drf-spectacular
+    could otherwise only make unique with a hash (other components have a `type` of other choices)."""
+
+
+@extend_schema_field({"$ref": "#/components/schemas/FlagStateEnum"})
+class _FlagStateField(serializers.ChoiceField):
+    """The flag's `state` in a second component (see `_FlagTypeField`)."""
+
+
+class FlagReplaceSerializer(FlagSerializer):
+    """`PUT /v1/flags/{key}`: the path names the flag, so the body may leave `key` out (a different
+    one is a 422: keys are immutable)."""
+
+    key = serializers.RegexField(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$", required=False)
+    type = _FlagTypeField(FLAG_TYPES, required=False)
+    state = _FlagStateField(FLAG_STATES, required=False)
+
+
+class StoredFlagSerializer(FlagSerializer):
+    """A flag as one of its versions stored it: the document without `usage`, which is the live flag's
+    (how it is evaluated now), not something a version holds."""
+
+    usage = None  # type: ignore[assignment]  # DRF: None drops the inherited field
+    type = _FlagTypeField(FLAG_TYPES, required=False)
+    state = _FlagStateField(FLAG_STATES, required=False)
+
+
 class FlagVersionSerializer(serializers.Serializer[Any]):
     version = serializers.IntegerField()
     created_at = serializers.DateTimeField()
     actor = serializers.CharField()
-    flag = FlagSerializer()
+    flag = StoredFlagSerializer()
 
 
 class RollbackSerializer(serializers.Serializer[Any]):

@@ -11,7 +11,12 @@ from rest_framework.response import Response
 
 from flags import selectors, services
 from flags.api.change_requests import ChangeRequestSerializer, accepted
-from flags.api.serializers import FlagSerializer, FlagVersionSerializer, RollbackSerializer
+from flags.api.serializers import (
+    FlagReplaceSerializer,
+    FlagSerializer,
+    FlagVersionSerializer,
+    RollbackSerializer,
+)
 from flags.approvals import ApprovalRequired
 from flags.models import Flag, FlagState, FlagType, FlagVersion
 from flags.staleness import stale_flags, usage_documents
@@ -21,6 +26,8 @@ from kernel.pagination import LimitOffsetPage
 from kernel.timefmt import iso
 from tenancy.api.base import TenantAPIView
 from tenancy.api.helpers import (
+    IDEMPOTENCY_KEY_HEADER,
+    IF_MATCH_HEADER,
     WriteRateThrottle,
     bool_param,
     choice_param,
@@ -85,7 +92,11 @@ class FlagCollectionView(TenantAPIView):
             page = paginator.paginate_queryset(qs, request, view=self) or []
         return paginator.get_paginated_response(_documents(self.tenant, list(page)))
 
-    @extend_schema(request=FlagSerializer, responses={201: FlagSerializer, 200: FlagSerializer})
+    @extend_schema(
+        request=FlagSerializer,
+        parameters=[IDEMPOTENCY_KEY_HEADER],
+        responses={201: FlagSerializer, 200: FlagSerializer},
+    )
     def post(self, request: Request) -> Response:
         """Create a flag. The same body again answers 200 with the stored flag.
 
@@ -123,7 +134,11 @@ class FlagDetailView(TenantAPIView):
             return Response(status=status.HTTP_304_NOT_MODIFIED, headers={"ETag": etag(flag.version)})
         return _flag_response(self.tenant, flag)
 
-    @extend_schema(request=FlagSerializer, responses={200: FlagSerializer, 202: ChangeRequestSerializer})
+    @extend_schema(
+        request=FlagReplaceSerializer,
+        parameters=[IF_MATCH_HEADER],
+        responses={200: FlagSerializer, 202: ChangeRequestSerializer},
+    )
     def put(self, request: Request, key: str) -> Response:
         """Replace a flag's definition; `If-Match` (or `version`) must name the current version, else 412.
 
@@ -131,7 +146,11 @@ class FlagDetailView(TenantAPIView):
         """
         return self._update(request, key, partial=False)
 
-    @extend_schema(request=FlagSerializer, responses={200: FlagSerializer, 202: ChangeRequestSerializer})
+    @extend_schema(
+        request=FlagSerializer,
+        parameters=[IF_MATCH_HEADER],
+        responses={200: FlagSerializer, 202: ChangeRequestSerializer},
+    )
     def patch(self, request: Request, key: str) -> Response:
         """Change some fields of a flag; `If-Match` (or `version`) must name the current version, else 412.
 
@@ -154,7 +173,7 @@ class FlagDetailView(TenantAPIView):
             return accepted(exc)
         return _flag_response(self.tenant, flag)
 
-    @extend_schema(responses={204: None, 202: ChangeRequestSerializer})
+    @extend_schema(parameters=[IF_MATCH_HEADER], responses={204: None, 202: ChangeRequestSerializer})
     def delete(self, request: Request, key: str) -> Response:
         """Archive a flag: it stops evaluating (404 `flag_not_found`) and can be restored.
 

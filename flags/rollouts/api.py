@@ -131,6 +131,40 @@ BREAKER = inline_serializer(
 )
 
 
+BREAKER_REASON_MAX_LENGTH = 500
+BREAKER_REQUEST: dict[str, Any] = {
+    "description": "Pause (`paused: true`) with a `reason` (required, some text), or release "
+    "(`paused: false`; a reason is optional and not kept).",
+    "oneOf": [
+        {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["paused", "reason"],
+            "properties": {
+                "paused": {"type": "boolean", "enum": [True]},
+                "reason": {
+                    "type": "string",
+                    "pattern": r"\S",
+                    "maxLength": BREAKER_REASON_MAX_LENGTH,
+                    "description": "why automation is paused (api.md, Safe change: a reason is required)",
+                },
+            },
+        },
+        {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["paused"],
+            "properties": {
+                "paused": {"type": "boolean", "enum": [False]},
+                "reason": {"type": "string", "nullable": True, "maxLength": BREAKER_REASON_MAX_LENGTH},
+            },
+        },
+    ],
+}
+"""`PUT /v1/automation`'s body: a reason is required to pause and only to pause (ADR 0016), which one
+object schema with `reason` required (or optional) could not say."""
+
+
 class AutomationView(TenantAPIView):
     """The tenant's circuit breaker for automation (an extension of api.md, ADR 0016)."""
 
@@ -143,7 +177,7 @@ class AutomationView(TenantAPIView):
         either pauses the tenant's rollouts now."""
         return Response(selectors.breaker_document(tenant=self.tenant))
 
-    @extend_schema(request=BREAKER, responses={200: BREAKER})
+    @extend_schema(request={"application/json": BREAKER_REQUEST}, responses={200: BREAKER})
     def put(self, request: Request) -> Response:
         """`{"paused": true, "reason": "incident 42"}` holds every rollout of the tenant (no step is
         applied) until `{"paused": false}`. A reason is required to pause. Audited."""
@@ -153,11 +187,13 @@ class AutomationView(TenantAPIView):
             for field in body
             if field not in ("paused", "reason")
         }
-        paused, reason = body.get("paused"), body.get("reason") or ""
+        paused, reason = body.get("paused"), body.get("reason")
         if not isinstance(paused, bool):
             errors["paused"] = ["true or false."]
-        if not isinstance(reason, str):
-            errors["reason"] = ["A text of at most 500 characters."]
+        if reason is None:
+            reason = ""
+        elif not isinstance(reason, str):  # `{}`, `0`, `false` are no reason (they read as none before)
+            errors["reason"] = [f"A text of at most {BREAKER_REASON_MAX_LENGTH} characters."]
         if errors:
             raise Invalid(errors)
         services.breaker_set(tenant=self.tenant, engaged=bool(paused), reason=str(reason), actor=self.actor)

@@ -15,18 +15,33 @@ from kernel.pagination import LimitOffsetPage
 from segments import selectors, services
 from segments.models import Segment
 from tenancy.api.base import TenantAPIView
-from tenancy.api.helpers import WriteRateThrottle, etag, expected_version, idempotent, json_object, text_param
+from tenancy.api.helpers import (
+    IDEMPOTENCY_KEY_HEADER,
+    IF_MATCH_HEADER,
+    WriteRateThrottle,
+    etag,
+    expected_version,
+    idempotent,
+    json_object,
+    text_param,
+)
 from tenancy.schema import StrictBody, paginated
 
 
 class SegmentSerializer(StrictBody, serializers.Serializer[Any]):
     key = serializers.RegexField(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
     name = serializers.CharField(required=False)
-    description = serializers.CharField(required=False)
+    description = serializers.CharField(required=False, allow_blank=True)
     included = serializers.ListField(child=serializers.CharField(), required=False)
     excluded = serializers.ListField(child=serializers.CharField(), required=False)
     when = serializers.JSONField(required=False, allow_null=True, help_text="a condition (rules.md)")
     version = serializers.IntegerField(read_only=True)
+
+
+class SegmentReplaceSerializer(SegmentSerializer):
+    """`PUT /v1/segments/{key}`: the path names the segment, so the body may leave `key` out."""
+
+    key = serializers.RegexField(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$", required=False)
 
 
 def _segment_response(segment: Segment, status_code: int = status.HTTP_200_OK) -> Response:
@@ -51,7 +66,11 @@ class SegmentCollectionView(TenantAPIView):
         page = paginator.paginate_queryset(qs, request, view=self) or []
         return paginator.get_paginated_response([segment.to_document() for segment in page])
 
-    @extend_schema(request=SegmentSerializer, responses={201: SegmentSerializer, 200: SegmentSerializer})
+    @extend_schema(
+        request=SegmentSerializer,
+        parameters=[IDEMPOTENCY_KEY_HEADER],
+        responses={201: SegmentSerializer, 200: SegmentSerializer},
+    )
     def post(self, request: Request) -> Response:
         """Create a segment; the same body again answers 200 with the stored segment.
 
@@ -84,12 +103,16 @@ class SegmentDetailView(TenantAPIView):
             return Response(status=status.HTTP_304_NOT_MODIFIED, headers={"ETag": etag(segment.version)})
         return _segment_response(segment)
 
-    @extend_schema(request=SegmentSerializer, responses={200: SegmentSerializer})
+    @extend_schema(
+        request=SegmentReplaceSerializer, parameters=[IF_MATCH_HEADER], responses={200: SegmentSerializer}
+    )
     def put(self, request: Request, key: str) -> Response:
         """Replace a segment's definition; `If-Match` must name the current version, else 412."""
         return self._update(request, key, partial=False)
 
-    @extend_schema(request=SegmentSerializer, responses={200: SegmentSerializer})
+    @extend_schema(
+        request=SegmentSerializer, parameters=[IF_MATCH_HEADER], responses={200: SegmentSerializer}
+    )
     def patch(self, request: Request, key: str) -> Response:
         """Change some fields of a segment; `If-Match` must name the current version, else 412."""
         return self._update(request, key, partial=True)
@@ -106,7 +129,7 @@ class SegmentDetailView(TenantAPIView):
         )
         return _segment_response(segment)
 
-    @extend_schema(responses={204: None})
+    @extend_schema(parameters=[IF_MATCH_HEADER], responses={204: None})
     def delete(self, request: Request, key: str) -> Response:
         """Delete a segment; 409 `conflict` while a live flag uses it."""
         services.segment_delete(

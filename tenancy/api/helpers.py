@@ -12,6 +12,7 @@ from typing import Any
 from django.conf import settings
 from django.db import DatabaseError, IntegrityError, transaction
 from django.utils import timezone
+from drf_spectacular.utils import OpenApiParameter
 from flagsvc_sdk.engine import MAX_SAFE_INTEGER
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -64,6 +65,18 @@ def expected_version(request: Request, body: dict[str, Any] | None = None) -> in
     return None
 
 
+IF_MATCH_HEADER = OpenApiParameter(
+    "If-Match",
+    # `*` (any version) is no precondition; a version has at most 15 digits here (the server reads up to
+    # 2**53 - 1, which no version reaches, and a pattern cannot say that bound exactly).
+    {"type": "string", "pattern": r'^\s*(\*|(W/)?"?[1-9][0-9]{0,14}"?)\s*$'},
+    OpenApiParameter.HEADER,
+    description='the version you read (`"<version>"`, from `ETag`); a stale one answers 412 '
+    "`precondition_failed`, one that is no version 422",
+)
+"""The schema's `If-Match` of every route that reads it through `expected_version` (and only those)."""
+
+
 def etag(version: int) -> str:
     return f'"{version}"'
 
@@ -99,7 +112,27 @@ def text_param(request: Request, name: str, max_length: int = 200) -> str | None
 
 
 IDEMPOTENCY_HEADER = "HTTP_IDEMPOTENCY_KEY"
+IDEMPOTENCY_KEY_MAX_LENGTH = 200
+IDEMPOTENCY_KEY_HEADER = OpenApiParameter(
+    "Idempotency-Key",
+    {"type": "string", "maxLength": IDEMPOTENCY_KEY_MAX_LENGTH},
+    OpenApiParameter.HEADER,
+    description="a key of yours: the first successful response is kept 24 h and replayed "
+    "(`Idempotent-Replayed: true`); the key with another request, or while its first is in flight, is 409",
+)
+"""The schema's `Idempotency-Key` of every route that honours it (through `idempotent`, and only those)."""
 logger = logging.getLogger("flagsvc.idempotency")
+
+
+def idempotency_key(request: Request) -> str | None:
+    """The request's `Idempotency-Key`, None when absent or empty; a 422 naming the header when it is
+    longer than the schema's `maxLength`. The one check of the header."""
+    key = request.META.get(IDEMPOTENCY_HEADER)
+    if not key:
+        return None
+    if len(key) > IDEMPOTENCY_KEY_MAX_LENGTH:
+        raise Invalid({"Idempotency-Key": [f"At most {IDEMPOTENCY_KEY_MAX_LENGTH} characters."]})
+    return str(key)
 
 
 def idempotent(
@@ -113,11 +146,9 @@ def idempotent(
     flight" when they are the same request and the first has not answered yet (retry it: the replay
     follows). A first request that fails (not 2xx) frees the key again.
     """
-    key = request.META.get(IDEMPOTENCY_HEADER)
-    if not key:
+    key = idempotency_key(request)
+    if key is None:
         return handler()
-    if len(key) > 200:
-        raise Invalid({"Idempotency-Key": ["At most 200 characters."]})
     body = request.data if isinstance(request.data, dict | list) else None
     fingerprint = hashlib.sha256(
         json.dumps([request.method, request.path, body], sort_keys=True, default=str).encode()

@@ -238,8 +238,9 @@ def test_ofrep__auth_as_v1(client, make_api, tenant, other_tenant, flags, path):
     no_scope = make_api(tenant, scopes=["flags:read"]).post(path, CONTEXT, format="json")
     assert no_scope.status_code == 403 and no_scope.json()["error"]["code"] == "insufficient_scope"
 
+    # 400 is OFREP's own shape (api.md): tests/api/test_openapi_agreement.py
     no_tenant = make_api(tenant, tenant_header="").post(path, CONTEXT, format="json")
-    assert no_tenant.status_code == 400 and no_tenant.json()["error"]["code"] == "malformed_request"
+    assert no_tenant.status_code == 400 and no_tenant.json()["errorCode"] == "INVALID_CONTEXT"
 
     assert make_api(tenant, scopes=["evaluate"]).post(path, CONTEXT, format="json").status_code == 200
 

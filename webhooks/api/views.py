@@ -12,7 +12,14 @@ from rest_framework.response import Response
 from kernel.errors import NotFound
 from kernel.pagination import LimitOffsetPage
 from tenancy.api.base import TenantAPIView
-from tenancy.api.helpers import WriteRateThrottle, choice_param, json_object
+from tenancy.api.helpers import (
+    IF_MATCH_HEADER,
+    WriteRateThrottle,
+    choice_param,
+    etag,
+    expected_version,
+    json_object,
+)
 from tenancy.schema import StrictBody, paginated
 from webhooks import selectors, services
 from webhooks.models import DeliveryStatus, Webhook
@@ -27,6 +34,9 @@ class WebhookSerializer(StrictBody, serializers.Serializer[Any]):
     )
     active = serializers.BooleanField(required=False, default=True)
     description = serializers.CharField(required=False, allow_blank=True, max_length=500)
+    version = serializers.IntegerField(
+        read_only=True, help_text="up by one on each change (PATCH, a new secret); `ETag` names it"
+    )
     secret_rotated_at = serializers.DateTimeField(read_only=True)
     created_at = serializers.DateTimeField(read_only=True)
     updated_at = serializers.DateTimeField(read_only=True)
@@ -55,8 +65,12 @@ def _with_secret(created: WebhookWithSecret, status_code: int) -> Response:
     return Response(
         {**created.webhook.to_document(), "secret": created.secret},
         status=status_code,
-        headers={"Cache-Control": "no-store"},
+        headers={"Cache-Control": "no-store", "ETag": etag(created.webhook.version)},
     )
+
+
+def _webhook_response(webhook: Webhook) -> Response:
+    return Response(webhook.to_document(), headers={"ETag": etag(webhook.version)})
 
 
 class WebhookAPIView(TenantAPIView):
@@ -92,21 +106,34 @@ class WebhookCollectionView(WebhookAPIView):
 class WebhookDetailView(WebhookAPIView):
     @extend_schema(responses={200: WebhookSerializer})
     def get(self, request: Request, webhook_id: str) -> Response:
-        """One webhook (never its secret)."""
-        return Response(self.webhook(webhook_id).to_document())
+        """One webhook (never its secret), with its version as `ETag`."""
+        return _webhook_response(self.webhook(webhook_id))
 
-    @extend_schema(request=WebhookSerializer(partial=True), responses={200: WebhookSerializer})
+    @extend_schema(
+        request=WebhookSerializer(partial=True),
+        parameters=[IF_MATCH_HEADER],
+        responses={200: WebhookSerializer},
+    )
     def patch(self, request: Request, webhook_id: str) -> Response:
-        """Change some of `url`, `events`, `active`, `description`."""
+        """Change some of `url`, `events`, `active`, `description`; `If-Match` (or `version`) must name
+        the current version, else 412."""
+        body = json_object(request)
         webhook = services.webhook_update(
-            tenant=self.tenant, webhook_id=self.webhook(webhook_id).pk, data=json_object(request)
+            tenant=self.tenant,
+            webhook_id=self.webhook(webhook_id).pk,
+            data=body,
+            expected_version=expected_version(request, body),
         )
-        return Response(webhook.to_document())
+        return _webhook_response(webhook)
 
-    @extend_schema(responses={204: None})
+    @extend_schema(parameters=[IF_MATCH_HEADER], responses={204: None})
     def delete(self, request: Request, webhook_id: str) -> Response:
-        """Delete a webhook with its delivery log."""
-        services.webhook_delete(tenant=self.tenant, webhook_id=self.webhook(webhook_id).pk)
+        """Delete a webhook with its delivery log; `If-Match` must name the current version, else 412."""
+        services.webhook_delete(
+            tenant=self.tenant,
+            webhook_id=self.webhook(webhook_id).pk,
+            expected_version=expected_version(request),
+        )
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
