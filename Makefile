@@ -76,10 +76,14 @@ test-sqlite: dev-install browser
 	TEST_REDIS_URL=$(TEST_REDIS_URL) DEBUG=0 JWT_SECRET=test-only-jwt-secret-of-at-least-32-bytes SECRET_KEY=test-only-secret-key DATABASE_URL= $(BIN)/pytest -n 2 --ignore=tests/e2e $(PYTEST_ARGS)
 
 # On the compiled engine (compiled-sdk); tests/conftest.py stops the run if it is not the one imported.
+# The in-process tests on both cores (a test database per worker); then the end-to-end tests, one at a
+# time, since each starts its own servers and some measure how fast a change arrives.
+PG_TEST_ENV = PYTHONPATH=$(CURDIR)/$(SDK_COMPILED) FLAGSVC_REQUIRE_COMPILED_ENGINE=1 TEST_REDIS_URL=$(TEST_REDIS_URL) \
+	DEBUG=0 JWT_SECRET=test-only-jwt-secret-of-at-least-32-bytes SECRET_KEY=test-only-secret-key DATABASE_URL=$(PG_TEST_URL)
 test-postgres: dev-install browser compiled-sdk
 	@$(BIN)/python scripts/require_services.py "$(PG_TEST_URL)" "$(TEST_REDIS_URL)"
-	PYTHONPATH=$(CURDIR)/$(SDK_COMPILED) FLAGSVC_REQUIRE_COMPILED_ENGINE=1 TEST_REDIS_URL=$(TEST_REDIS_URL) \
-	DEBUG=0 JWT_SECRET=test-only-jwt-secret-of-at-least-32-bytes SECRET_KEY=test-only-secret-key DATABASE_URL=$(PG_TEST_URL) $(BIN)/pytest -p no:cacheprovider $(PYTEST_ARGS) tests
+	$(PG_TEST_ENV) $(BIN)/pytest -p no:cacheprovider -n 2 --ignore=tests/e2e $(PYTEST_ARGS) tests
+	$(PG_TEST_ENV) $(BIN)/pytest -p no:cacheprovider $(PYTEST_ARGS) tests/e2e
 
 # The SDK installs and passes its tests alone, in a virtual environment without Django, as the
 # mypyc-compiled build a user gets from `pip install` (test-sqlite runs the same tests on the source).
